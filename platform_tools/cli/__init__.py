@@ -1,0 +1,1 @@
+"""The `parhelion` command line."""

@@ -1,0 +1,137 @@
+"""`parhelion`: run and inspect the platform, validate its configuration.
+
+    parhelion config validate FILE     every error, with file:line:column: field: message
+    parhelion config schema [--write]  the JSON schema of platform.yaml
+    parhelion up [--config FILE]       run the local platform in the foreground
+    parhelion status | down            inspect or stop a running local platform
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .. import __version__
+
+DEFAULT_CONFIG = Path("hub_config/platform.local.yaml")
+
+
+def _config_validate(args: argparse.Namespace) -> int:
+    from ..config import ConfigError, load_platform
+
+    status = 0
+    for path in args.files:
+        try:
+            platform = load_platform(path)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                print(issue, file=sys.stderr)
+            print(f"{path}: {len(exc.issues)} error(s)", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{path}: valid ({len(platform.profiles)} profiles, {len(platform.groups)} groups, "
+              f"{len(platform.archives)} archives)")
+    return status
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    from ..config.schema import SCHEMA_PATH, render_schema, write_schema
+
+    if args.write:
+        print(f"wrote {write_schema()}")
+    elif args.check:
+        current = SCHEMA_PATH.read_text() if SCHEMA_PATH.exists() else ""
+        if current != render_schema():
+            print(f"{SCHEMA_PATH} is stale: run `parhelion config schema --write`", file=sys.stderr)
+            return 1
+        print(f"{SCHEMA_PATH} is up to date")
+    else:
+        sys.stdout.write(render_schema())
+    return 0
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    """--state-dir, else the one the configuration names."""
+    if args.state_dir:
+        return args.state_dir
+    from ..config import ConfigError, load_platform
+
+    try:
+        return load_platform(args.config).local.state_dir
+    except ConfigError:
+        return Path(".parhelion")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from ..local.launcher import UpOptions, run_up
+
+    return run_up(UpOptions(config=args.config, state_dir=args.state_dir, hub_port=args.port,
+                            free_ports=args.free_ports))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ..local.status import status_report
+
+    running, text = status_report(_state_dir(args))
+    print(text)
+    return 0 if running else 3
+
+
+def _down(args: argparse.Namespace) -> int:
+    from ..local.launcher import run_down
+
+    return run_down(_state_dir(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parhelion", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"parhelion {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    config = commands.add_parser("config", help="validate platform.yaml, print its schema")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    validate = config_commands.add_parser("validate", help="check files; print every error")
+    validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    validate.set_defaults(func=_config_validate)
+    schema = config_commands.add_parser("schema", help="the JSON schema of platform.yaml")
+    group = schema.add_mutually_exclusive_group()
+    group.add_argument("--write", action="store_true", help="write the committed schema file")
+    group.add_argument("--check", action="store_true", help="fail if the committed file is stale")
+    schema.set_defaults(func=_config_schema)
+
+    def local_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                         help=f"platform.yaml (default: {DEFAULT_CONFIG})")
+        sub.add_argument("--state-dir", type=Path, help="overrides local.state_dir")
+
+    up = commands.add_parser("up", help="run the local platform in the foreground")
+    local_options(up)
+    up.add_argument("--port", type=int, help="the hub's public port (overrides local.ports.hub)")
+    up.add_argument("--free-ports", action="store_true",
+                    help="ignore configured ports and pick free ones")
+    up.set_defaults(func=_up)
+
+    status = commands.add_parser("status", help="what the local platform runs")
+    local_options(status)
+    status.set_defaults(func=_status)
+    down = commands.add_parser("down", help="stop the local platform")
+    local_options(down)
+    down.set_defaults(func=_down)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""The one configuration model for a Parhelion deployment: ``platform.yaml``.
+
+Every component reads this model and nothing else: the local launcher, the hub
+configuration, the dask-gateway configuration and (later) the accounting service, the
+Helm chart's values schema and the Ansible playbooks that write the file. A difference
+between the single-machine platform and Kubernetes is a backend choice inside this
+model, never a second configuration.
+
+Named collections (images, profiles, groups, archives) are mappings keyed by name, so
+error messages read ``profiles.small.cpu_limit`` and Ansible can merge them per key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    model_validator,
+)
+
+from .references import ReferenceIssues, reference_issues
+
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+IMAGE_PATTERN = (
+    r"^[a-z0-9]([a-z0-9._/-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*"
+    r":[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+)
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+URL_PATTERN = r"^https?://[^\s/]+(/.*)?$"
+
+#: What each pattern means, in words: validation messages say this, not the regex.
+PATTERN_MEANINGS = {
+    USERNAME_PATTERN: "a username is 1-64 lower-case letters, digits, '.', '_', '@' or '-', "
+    "starting with a letter or digit",
+    NAME_PATTERN: "a name is 1-63 lower-case letters, digits or '-', "
+    "starting and ending with a letter or digit",
+    IMAGE_PATTERN: "an image reference is repository:tag, with an explicit tag that is not "
+    "'latest'",
+    BUCKET_PATTERN: "a bucket name is 3-63 lower-case letters, digits, '.' or '-'",
+    REGION_PATTERN: "a region looks like us-east-1",
+    URL_PATTERN: "an endpoint is an http:// or https:// URL",
+}
+
+#: A JupyterHub username. Lower case, because JupyterHub normalizes names to lower case
+#: and a roster with ``Alice`` and ``alice`` must not become two accounts.
+Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
+
+#: A name used as a key (image, profile, group, archive). DNS-label-like, so the same
+#: name is a valid Kubernetes label value and a valid Helm/Ansible key.
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+def _not_latest(reference: str) -> str:
+    if reference.rsplit(":", 1)[-1] == "latest":
+        raise ValueError(f"{reference!r}: the tag 'latest' moves; pin a version tag")
+    return reference
+
+
+#: An image reference with an explicit tag and no ``latest``: a notebook and its Dask
+#: workers must run the very same image, which a moving tag cannot promise.
+ImageReference = Annotated[
+    str, StringConstraints(pattern=IMAGE_PATTERN), AfterValidator(_not_latest)
+]
+
+BucketName = Annotated[str, StringConstraints(pattern=BUCKET_PATTERN)]
+
+
+class StrictModel(BaseModel):
+    """Base of every section: unknown keys are errors (a typo must never be ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+# --------------------------------------------------------------------------- hub
+
+
+class HubAuth(StrictModel):
+    """How people log in.
+
+    ``shared-password`` is JupyterHub's own SharedPasswordAuthenticator, fit for a small
+    group: the listed users log in with one user password, admins with a separate admin
+    password. On the local platform both passwords are generated on first start, printed
+    once and kept in the state directory.
+    """
+
+    type: Literal["shared-password"] = "shared-password"
+
+
+class HubConfig(StrictModel):
+    """The hub: who may log in, who administers, and when idle servers are stopped."""
+
+    admin_users: list[Username] = Field(
+        default_factory=list, description="Users with admin rights on the hub."
+    )
+    users: list[Username] = Field(
+        default_factory=list,
+        description="Users allowed to log in, besides admins and group members.",
+    )
+    auth: HubAuth = Field(default_factory=HubAuth)
+    cull_idle_servers_after_minutes: Annotated[int, Field(ge=0)] = Field(
+        60,
+        description="Stop a user's server after this many idle minutes (0: never).",
+    )
+    default_ui: Literal["lab", "notebook"] = Field(
+        "lab", description="The interface a server opens: JupyterLab or Notebook 7."
+    )
+
+
+# ---------------------------------------------------------------------- profiles
+
+
+class Profile(StrictModel):
+    """A server size users pick when they start a server, with its price."""
+
+    display_name: str = Field(min_length=1, description="The name users see.")
+    description: str = ""
+    cpu_guarantee: PositiveFloat = Field(description="CPU cores reserved for the server.")
+    cpu_limit: PositiveFloat = Field(description="CPU cores the server may use at most.")
+    mem_guarantee_gib: PositiveFloat = Field(description="Memory reserved, in GiB.")
+    mem_limit_gib: PositiveFloat = Field(description="Memory the server may use at most, GiB.")
+    image: Name = Field(description="Key of the image in `images`.")
+    price_per_hour_usd: NonNegativeFloat = Field(
+        description="The price shown to users for one hour of this server, in US dollars."
+    )
+    default: bool = Field(False, description="The profile selected by default.")
+
+    @model_validator(mode="after")
+    def _guarantees_within_limits(self) -> Profile:
+        if self.cpu_guarantee > self.cpu_limit:
+            raise ValueError(
+                f"cpu_guarantee ({self.cpu_guarantee}) is larger than cpu_limit ({self.cpu_limit})"
+            )
+        if self.mem_guarantee_gib > self.mem_limit_gib:
+            raise ValueError(
+                f"mem_guarantee_gib ({self.mem_guarantee_gib}) is larger than "
+                f"mem_limit_gib ({self.mem_limit_gib})"
+            )
+        return self
+
+
+# ------------------------------------------------------------------------ groups
+
+
+class Group(StrictModel):
+    """A set of users sharing what they may run.
+
+    Quotas (servers, clusters, aggregate Dask cores and memory, storage) and dollar
+    budgets are per group with per-user overrides; they live here, beside ``profiles``,
+    as ``quota`` and ``budget`` sections (added with the quotas and budgets feature).
+    """
+
+    description: str = ""
+    members: list[Username] = Field(default_factory=list)
+    profiles: list[Name] | None = Field(
+        None, description="Profiles the members may use (absent: all profiles)."
+    )
+
+
+# ---------------------------------------------------------------------- archives
+
+
+class LocalArchive(StrictModel):
+    """A bucket served on this machine by the local platform's S3 server (rclone)."""
+
+    seed: Literal["sample", "empty"] = Field(
+        "sample",
+        description="Fill the bucket on first start with the sample heliophysics archive.",
+    )
+    sample_files: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        288, description="Number of images in the generated AIA-like series."
+    )
+    sample_image_size: Annotated[int, Field(ge=64, le=4096, multiple_of=64)] = Field(
+        512, description="Side of the generated square images, in pixels (AIA: 4096)."
+    )
+    sample_cadence_minutes: Annotated[int, Field(ge=1, le=1440)] = Field(
+        20, description="Minutes between two generated images."
+    )
+
+
+class Archive(StrictModel):
+    """An S3 bucket that users' notebooks and Dask workers read."""
+
+    description: str = ""
+    bucket: BucketName
+    region: Annotated[str, StringConstraints(pattern=REGION_PATTERN)] = "us-east-1"
+    endpoint_url: Annotated[str, StringConstraints(pattern=URL_PATTERN)] | None = Field(
+        None, description="An S3-compatible endpoint; absent for AWS itself."
+    )
+    access: Literal["anonymous", "keyed"] = Field(
+        "anonymous", description="Public data is read anonymously; keyed needs credentials."
+    )
+    local: LocalArchive | None = Field(
+        None,
+        description="Serve this bucket from the local platform (its endpoint and keys are "
+        "then made at start).",
+    )
+    default: bool = Field(
+        False, description="Notebooks and workers get this archive's endpoint by default."
+    )
+
+    @model_validator(mode="after")
+    def _local_has_no_endpoint(self) -> Archive:
+        if self.local is not None and self.endpoint_url is not None:
+            raise ValueError(
+                "a local archive gets its endpoint from the local platform: remove endpoint_url"
+            )
+        return self
+
+
+# ------------------------------------------------------------------ dask-gateway
+
+
+class Range(StrictModel):
+    """A bounded user choice with its default."""
+
+    min: PositiveFloat
+    max: PositiveFloat
+    default: PositiveFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not self.min <= self.default <= self.max:
+            raise ValueError(
+                f"need min <= default <= max, got min={self.min}, default={self.default}, "
+                f"max={self.max}"
+            )
+        return self
+
+
+class DaskGatewayConfig(StrictModel):
+    """What users may ask of dask-gateway, per cluster."""
+
+    enabled: bool = True
+    worker_cores: Range = Field(default_factory=lambda: Range(min=1, max=4, default=1))
+    worker_memory_gib: Range = Field(default_factory=lambda: Range(min=1, max=8, default=2))
+    max_workers_per_cluster: PositiveInt = 8
+    idle_timeout_minutes: Annotated[int, Field(ge=0)] = Field(
+        30, description="Shut a cluster down after this many idle minutes (0: never)."
+    )
+
+
+# --------------------------------------------------------------- local platform
+
+
+class LocalPorts(StrictModel):
+    """Ports on 127.0.0.1; absent means a free port picked at start."""
+
+    hub: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        8000, description="The public port people open in a browser."
+    )
+    hub_api: Annotated[int, Field(ge=1, le=65535)] | None = None
+    proxy_api: Annotated[int, Field(ge=1, le=65535)] | None = None
+    gateway: Annotated[int, Field(ge=1, le=65535)] | None = None
+    gateway_scheduler: Annotated[int, Field(ge=1, le=65535)] | None = None
+    s3: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+class LocalPlatform(StrictModel):
+    """Settings only the single-machine platform (`parhelion up`) reads."""
+
+    state_dir: Path = Field(
+        Path(".parhelion"),
+        description="Where all state lives: hub database, archive, homes, logs, secrets. "
+        "Relative paths are relative to the directory `parhelion up` runs in.",
+    )
+    ports: LocalPorts = Field(default_factory=LocalPorts)
+    spawner: Literal["simple", "system-users"] = Field(
+        "simple",
+        description="simple: every server runs as the hub's own OS user (works as root, "
+        "with no system accounts); system-users: each hub user is the OS user of that "
+        "name (JupyterHub's LocalProcessSpawner).",
+    )
+
+
+# ------------------------------------------------------------------------- root
+
+
+class PlatformConfig(StrictModel):
+    """``platform.yaml``: the whole description of one Parhelion deployment."""
+
+    version: Literal[1] = Field(1, description="Version of this file's format.")
+    name: Name = Field(description="The deployment's name.")
+    hub: HubConfig = Field(default_factory=HubConfig)
+    images: dict[Name, ImageReference] = Field(
+        min_length=1, description="Image name -> reference (repository:tag)."
+    )
+    profiles: dict[Name, Profile] = Field(min_length=1)
+    groups: dict[Name, Group] = Field(default_factory=dict)
+    archives: dict[Name, Archive] = Field(default_factory=dict)
+    dask_gateway: DaskGatewayConfig = Field(default_factory=DaskGatewayConfig)
+    local: LocalPlatform = Field(default_factory=LocalPlatform)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> PlatformConfig:
+        issues = reference_issues(self)
+        if issues:
+            raise ReferenceIssues(issues)
+        return self
+
+    # ------------------------------------------------------------ derived views
+
+    @property
+    def default_profile(self) -> str:
+        """The profile preselected for users: the one marked default, else the first."""
+        for name, profile in self.profiles.items():
+            if profile.default:
+                return name
+        return next(iter(self.profiles))
+
+    @property
+    def default_archive(self) -> str | None:
+        """The archive whose endpoint servers and workers get by default."""
+        for name, archive in self.archives.items():
+            if archive.default:
+                return name
+        return next(iter(self.archives), None)
+
+    @property
+    def allowed_users(self) -> set[str]:
+        """Everyone who may log in: admins, listed users and members of any group."""
+        users = set(self.hub.admin_users) | set(self.hub.users)
+        for group in self.groups.values():
+            users.update(group.members)
+        return users

@@ -1,0 +1,64 @@
+"""The environment that lets a notebook or a Dask worker reach data and Dask with no setup.
+
+Standard variables only, so every library does the right thing unprompted:
+
+* ``AWS_ENDPOINT_URL_S3`` and the ``AWS_*`` keys are read by botocore itself, so
+  ``s3fs.S3FileSystem()``, ``fsspec.open("s3://...")``, astropy's ``use_fsspec`` and
+  boto3 all reach the default archive with no arguments;
+* ``FSSPEC_S3`` (JSON) carries fsspec's own defaults, e.g. anonymous access to public
+  AWS Open Data buckets;
+* ``DASK_GATEWAY__*`` is dask's config, so ``dask_gateway.Gateway()`` needs no
+  arguments;
+* ``PARHELION_ARCHIVE`` names the default archive's bucket for notebooks.
+
+The same dictionary goes to users' servers (hub) and to their Dask schedulers and
+workers (gateway): a notebook and its workers see the same data.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .config.models import Archive, PlatformConfig
+
+
+def archive_environment(
+    archive: Archive,
+    *,
+    endpoint_url: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+) -> dict[str, str]:
+    """Variables for reaching ``archive`` by default; ``endpoint_url`` overrides its own."""
+    env = {
+        "PARHELION_ARCHIVE": f"s3://{archive.bucket}",
+        "AWS_DEFAULT_REGION": archive.region,
+        # S3-compatible servers (rclone, MinIO) do not send the CRC checksums newer
+        # botocore validates by default; ranged reads then fail without these.
+        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+    }
+    endpoint = endpoint_url or archive.endpoint_url
+    if endpoint:
+        env["AWS_ENDPOINT_URL_S3"] = endpoint
+    if archive.access == "keyed" and access_key and secret_key:
+        env["AWS_ACCESS_KEY_ID"] = access_key
+        env["AWS_SECRET_ACCESS_KEY"] = secret_key
+    elif archive.access == "anonymous":
+        env["FSSPEC_S3"] = json.dumps({"anon": True})
+    return env
+
+
+def gateway_client_environment(address: str, proxy_address: str, public_address: str) -> dict[str, str]:
+    """dask config so ``Gateway()`` finds the gateway and authenticates through the hub."""
+    return {
+        "DASK_GATEWAY__ADDRESS": address,
+        "DASK_GATEWAY__PROXY_ADDRESS": proxy_address,
+        "DASK_GATEWAY__PUBLIC_ADDRESS": public_address,
+        "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
+    }
+
+
+def default_archive(platform: PlatformConfig) -> Archive | None:
+    name = platform.default_archive
+    return platform.archives[name] if name else None

@@ -1,0 +1,52 @@
+"""dask-gateway on one machine: local backend, JupyterHub auth, behind the hub's proxy.
+
+``configure_local_gateway(c)`` is all hub_config/dask_gateway_config.py does locally.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import PlatformConfig, load_platform
+from ..hub.local import GATEWAY_SERVICE, user_data_environment
+from ..local.runtime import GATEWAY_PREFIX, HOST, LocalRuntime
+from ..local.statedir import StateDir
+from .options import cluster_options
+
+
+def configure_local_gateway(c: Any, platform: PlatformConfig | None = None,
+                            runtime: LocalRuntime | None = None) -> None:
+    runtime = runtime or LocalRuntime.from_environment()
+    state = StateDir(runtime.state_dir)
+    platform = platform or load_platform(state.platform_file)
+    gateway = platform.dask_gateway
+    venv_bin = Path(sys.executable).parent
+
+    c.DaskGateway.address = f"{HOST}:0"  # private API, reached through the gateway's proxy
+    c.Proxy.address = f"{HOST}:{runtime.ports.gateway}"
+    c.Proxy.tcp_address = f"{HOST}:{runtime.ports.gateway_scheduler}"
+    c.Proxy.prefix = GATEWAY_PREFIX
+
+    # As root with no system accounts, clusters run as the gateway's own user.
+    c.DaskGateway.backend_class = (
+        "dask_gateway_server.backends.local.LocalBackend"
+        if platform.local.spawner == "system-users"
+        else "dask_gateway_server.backends.local.UnsafeLocalBackend"
+    )
+    c.LocalBackend.clusters_directory = str(state.gateway / "clusters")
+    (state.gateway / "clusters").mkdir(parents=True, exist_ok=True)
+    # distributed no longer ships dask-scheduler / dask-worker scripts.
+    c.LocalClusterConfig.scheduler_cmd = [str(venv_bin / "dask"), "scheduler"]
+    c.LocalClusterConfig.worker_cmd = [str(venv_bin / "dask"), "worker"]
+
+    c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
+    c.JupyterHubAuthenticator.jupyterhub_api_url = runtime.hub_api_url
+    c.JupyterHubAuthenticator.jupyterhub_api_token = state.secret("gateway-api-token")[0]
+    c.JupyterHubAuthenticator.jupyterhub_service_name = GATEWAY_SERVICE
+
+    c.ClusterConfig.environment = user_data_environment(platform, runtime, state)
+    c.ClusterConfig.cluster_max_workers = gateway.max_workers_per_cluster
+    c.ClusterConfig.idle_timeout = gateway.idle_timeout_minutes * 60
+    c.Backend.cluster_options = cluster_options(gateway)

@@ -1,0 +1,1 @@
+"""What hub_config/jupyterhub_config.py calls: JupyterHub configured from platform.yaml."""

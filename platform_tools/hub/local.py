@@ -1,0 +1,163 @@
+"""JupyterHub on one machine: every trait set from platform.yaml and the runtime.
+
+``configure_local_hub(c)`` is all hub_config/jupyterhub_config.py does locally. It
+wires the proxy, database and secrets into the state directory, the shared-password
+login, the spawner, the environment that reaches the archive and the gateway, the
+dask-gateway and idle-culler services and the roles they need.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import PlatformConfig, load_platform
+from ..environment import archive_environment, default_archive, gateway_client_environment
+from ..local.runtime import GATEWAY_PREFIX, HOST, LocalRuntime
+from ..local.statedir import StateDir
+from .homes import provide_notebooks
+
+GATEWAY_SERVICE = "dask-gateway"
+CULLER_SERVICE = "idle-culler"
+
+
+def configure_local_hub(c: Any, platform: PlatformConfig | None = None,
+                        runtime: LocalRuntime | None = None) -> None:
+    runtime = runtime or LocalRuntime.from_environment()
+    state = StateDir(runtime.state_dir)
+    platform = platform or load_platform(state.platform_file)
+    ports = runtime.ports
+
+    # Network: the public proxy, the hub's own API and the proxy's API, all on loopback
+    # unless the admin chose a public host for the proxy.
+    c.JupyterHub.bind_url = f"http://{runtime.public_host}:{ports.hub}"
+    c.JupyterHub.hub_bind_url = f"http://{HOST}:{ports.hub_api}"
+    c.ConfigurableHTTPProxy.api_url = f"http://{HOST}:{ports.proxy_api}"
+    c.ConfigurableHTTPProxy.command = [runtime.proxy_command]
+    c.ConfigurableHTTPProxy.auth_token = state.secret("proxy-auth-token")[0]
+    c.ConfigurableHTTPProxy.pid_file = str(state.hub / "proxy.pid")
+
+    # State
+    c.JupyterHub.db_url = f"sqlite:///{state.hub / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state.secret_path("cookie-secret"))
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.cleanup_proxy = True
+
+    # Who logs in
+    c.JupyterHub.authenticator_class = "shared-password"
+    c.SharedPasswordAuthenticator.user_password = state.secret("user-password")[0]
+    c.SharedPasswordAuthenticator.admin_password = state.secret("admin-password")[0]
+    c.Authenticator.admin_users = set(platform.hub.admin_users)
+    c.Authenticator.allowed_users = platform.allowed_users
+    c.JupyterHub.template_vars = {
+        "announcement_login": f"Parhelion &middot; {platform.name}",
+    }
+
+    _configure_spawner(c, platform, runtime, state)
+    _configure_services(c, platform, runtime, state)
+
+
+def _configure_spawner(c: Any, platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> None:
+    venv_bin = Path(sys.executable).parent
+    system_users = platform.local.spawner == "system-users"
+    c.JupyterHub.spawner_class = "localprocess" if system_users else "simple"
+    c.Spawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
+    c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 and not system_users else []
+    c.Spawner.default_url = "/lab" if platform.hub.default_ui == "lab" else "/tree"
+    # Many servers start at once on two cores (a class at 9:00): be patient.
+    c.Spawner.start_timeout = 180
+    c.Spawner.http_timeout = 180
+    if not system_users:
+        c.SimpleLocalProcessSpawner.home_dir_template = str(state.homes / "{username}")
+
+    profile = platform.profiles[platform.default_profile]
+    c.Spawner.cpu_limit = profile.cpu_limit
+    c.Spawner.cpu_guarantee = profile.cpu_guarantee
+    c.Spawner.mem_limit = int(profile.mem_limit_gib * 2**30)
+    c.Spawner.mem_guarantee = int(profile.mem_guarantee_gib * 2**30)
+
+    environment = {
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PARHELION_PROFILE": platform.default_profile,
+        "PARHELION_IMAGE": platform.images[profile.image],
+    }
+    environment.update(user_data_environment(platform, runtime, state))
+    if platform.dask_gateway.enabled:
+        environment.update(
+            gateway_client_environment(
+                address=runtime.gateway_public_url,
+                proxy_address=runtime.gateway_scheduler_address,
+                public_address=f"{GATEWAY_PREFIX}/",
+            )
+        )
+    c.Spawner.environment = environment
+
+    notebooks = Path(runtime.notebooks_dir)
+
+    def prepare_home(spawner: Any) -> None:
+        if system_users:
+            account = pwd.getpwnam(spawner.user.name)
+            provide_notebooks(Path(account.pw_dir), notebooks, account.pw_uid, account.pw_gid)
+        else:
+            provide_notebooks(Path(spawner.home_dir), notebooks)
+
+    c.Spawner.pre_spawn_hook = prepare_home
+
+
+def user_data_environment(platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> dict[str, str]:
+    """Archive variables for servers and Dask workers (local archives get the rclone URL)."""
+    archive = default_archive(platform)
+    if archive is None:
+        return {}
+    if archive.local is None:
+        return archive_environment(archive)
+    return archive_environment(
+        archive,
+        endpoint_url=runtime.s3_url,
+        access_key=state.secret("s3-access-key")[0],
+        secret_key=state.secret("s3-secret-key")[0],
+    )
+
+
+def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> None:
+    services = []
+    roles = [
+        {
+            "name": "user",
+            "description": "Standard user privileges, and the use of dask-gateway",
+            "scopes": ["self"],
+        },
+        {
+            "name": "server",
+            "description": "A user's server: activity, and dask-gateway from its kernels",
+            "scopes": ["users:activity!user", "access:servers!server"],
+        },
+    ]
+    if platform.dask_gateway.enabled:
+        services.append(
+            {
+                "name": GATEWAY_SERVICE,
+                "url": runtime.gateway_url,
+                "api_token": state.secret("gateway-api-token")[0],
+                "display": False,
+            }
+        )
+        for role in roles:
+            role["scopes"].append(f"access:services!service={GATEWAY_SERVICE}")
+    if platform.hub.cull_idle_servers_after_minutes:
+        # Started by `parhelion up` itself (not hub-managed) so hub restarts and
+        # shutdowns do not wait on it.
+        services.append({"name": CULLER_SERVICE, "api_token": state.secret("culler-api-token")[0]})
+        roles.append(
+            {
+                "name": CULLER_SERVICE,
+                "description": "Stop idle servers",
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": [CULLER_SERVICE],
+            }
+        )
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles

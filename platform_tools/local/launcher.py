@@ -1,0 +1,275 @@
+"""`parhelion up`: run the whole platform on this machine, in the foreground.
+
+Everything that can be wrong is checked before the first process starts: the
+configuration (every error, with file, line and field), the state directory lock (one
+platform per state directory), node and configurable-http-proxy, and the ports. Then
+the archive is verified or seeded, the services start in order, and the supervisor
+waits. SIGINT or SIGTERM stops every service in reverse order and sweeps any process
+left behind; a service that dies takes the platform down with a pointer to its log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ..config import ConfigError, PlatformConfig, load_platform
+from .archive import ArchiveSeeder
+from .processes import StartupError, become_subreaper, free_tcp_ports, stop_descendants, tcp_port_free
+from .runtime import LocalRuntime, Ports
+from .services import Service, culler_service, gateway_service, hub_service, s3_service
+from .statedir import AlreadyRunning, StateDir
+
+log = logging.getLogger("parhelion")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: Generated on first start, kept in secrets/; passwords are printed once.
+SECRETS = {
+    "proxy-auth-token": lambda: secrets.token_hex(32),
+    "gateway-api-token": lambda: secrets.token_hex(32),
+    "culler-api-token": lambda: secrets.token_hex(32),
+    "s3-access-key": lambda: "parhelion" + secrets.token_hex(8),
+    "s3-secret-key": lambda: secrets.token_hex(20),
+    # SharedPasswordAuthenticator: >= 8 characters for users, >= 32 for admins.
+    "user-password": lambda: secrets.token_urlsafe(12),
+    "admin-password": lambda: secrets.token_urlsafe(24),
+}
+
+
+class LaunchError(RuntimeError):
+    """A problem found before or while starting; its message is for a person."""
+
+
+@dataclass
+class UpOptions:
+    config: Path
+    state_dir: Path | None = None
+    hub_port: int | None = None
+    free_ports: bool = False  # ignore configured ports (tests, a second platform)
+    hub_config_dir: Path = REPO_ROOT / "hub_config"
+    notebooks_dir: Path = REPO_ROOT / "notebooks"
+
+
+def run_up(options: UpOptions) -> int:
+    """Run the platform until a signal; the process exit code."""
+    try:
+        platform = load_platform(options.config)
+    except ConfigError as exc:
+        print(f"parhelion up: {options.config} is not valid; nothing was started:", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return 1
+    state = StateDir(options.state_dir or platform.local.state_dir)
+    try:
+        state.prepare()
+        state.acquire()
+    except AlreadyRunning as exc:
+        print(f"parhelion up: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _run_locked(platform, options, state)
+    except LaunchError as exc:
+        print(f"parhelion up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        state.release()
+
+
+def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir) -> int:
+    proxy_command = find_proxy_command()
+    ports = resolve_ports(platform, options)
+    install_config(options.config, state)
+    new_secrets = {name for name, make in SECRETS.items() if state.secret(name, make)[1]}
+
+    for name, archive in platform.archives.items():
+        if archive.local is not None:
+            ArchiveSeeder(state.archive, state.seed, state.quarantine, state.tmp,
+                          archive.bucket, archive.local).ensure()
+
+    runtime = LocalRuntime(
+        state_dir=str(state.root),
+        hub_config_dir=str(options.hub_config_dir.resolve()),
+        notebooks_dir=str(options.notebooks_dir.resolve()),
+        proxy_command=proxy_command,
+        public_host="127.0.0.1",
+        ports=ports,
+        supervisor_pid=os.getpid(),
+        started_at=time.time(),
+    )
+    runtime.save(state.runtime_file)
+
+    services: list[Service] = []
+    if any(archive.local for archive in platform.archives.values()):
+        keyed = any(a.access == "keyed" for a in platform.archives.values() if a.local)
+        services.append(s3_service(runtime, state, keyed))
+    if platform.dask_gateway.enabled:
+        services.append(gateway_service(runtime, state))
+    services.append(hub_service(runtime, state))
+    if platform.hub.cull_idle_servers_after_minutes:
+        services.append(culler_service(runtime, state, platform.hub.cull_idle_servers_after_minutes))
+
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    become_subreaper()
+    started: list[Service] = []
+    code = 0
+    try:
+        for service in services:
+            if stop.is_set():
+                break
+            started_at = time.monotonic()
+            service.process.start()
+            started.append(service)
+            runtime.pids[service.process.name] = service.process.pid or 0
+            runtime.save(state.runtime_file)
+            service.process.wait_ready(service.ready_url, service.ready_timeout, ok_statuses=service.ok_statuses)
+            log.info("%s ready in %.1f s (pid %s)", service.process.name,
+                     time.monotonic() - started_at, service.process.pid)
+        if not stop.is_set():
+            print(banner(platform, runtime, state, new_secrets), flush=True)
+        while not stop.wait(0.5):
+            dead = [s.process for s in started if not s.process.running()]
+            if dead:
+                process = dead[0]
+                print(
+                    f"parhelion up: {process.name} exited (code {process.exit_code()}); stopping "
+                    f"the platform. End of {process.log_path}:\n{process.log_tail()}",
+                    file=sys.stderr,
+                )
+                code = 1
+                break
+    except StartupError as exc:
+        print(f"parhelion up: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        # A second Ctrl-C during shutdown must not interrupt the orderly stop.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        if received:
+            print("parhelion up: stopping ...", file=sys.stderr, flush=True)
+        for service in reversed(started):
+            service.process.stop()
+        leftovers = stop_descendants()
+        if leftovers:
+            log.warning("stopped %d leftover processes: %s", len(leftovers), "; ".join(leftovers))
+        state.runtime_file.unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received and code == 0:
+        print("parhelion up: stopped.", file=sys.stderr)
+    return code
+
+
+def find_proxy_command() -> str:
+    """configurable-http-proxy from the repo's node_modules, else PATH; node must work."""
+    node = shutil.which("node")
+    if node is None:
+        raise LaunchError(
+            "node is not installed; the hub's proxy (configurable-http-proxy) needs Node.js >= 18. "
+            "Install it (Debian: apt-get install nodejs npm), then run `make up`."
+        )
+    candidates = [REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"]
+    on_path = shutil.which("configurable-http-proxy")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    npm_hint = "npm install" if shutil.which("npm") else "install npm (apt-get install npm), then npm install"
+    raise LaunchError(
+        f"configurable-http-proxy is not installed: run `make up` (it installs it), or `{npm_hint}` "
+        f"in {REPO_ROOT}"
+    )
+
+
+def resolve_ports(platform: PlatformConfig, options: UpOptions) -> Ports:
+    """Configured ports, checked free; the rest picked free now."""
+    wanted = {} if options.free_ports else platform.local.ports.model_dump()
+    if options.hub_port is not None:
+        wanted["hub"] = options.hub_port
+    names = [field.name for field in fields(Ports)]
+    for name in names:
+        port = wanted.get(name)
+        if port is not None and not tcp_port_free(port):
+            where = "--port" if name == "hub" and options.hub_port is not None else f"local.ports.{name}"
+            raise LaunchError(
+                f"port {port} on 127.0.0.1 is already in use ({where}); stop what holds it "
+                f"or choose another port"
+            )
+    missing = [name for name in names if wanted.get(name) is None]
+    taken = {port for port in wanted.values() if port is not None}
+    free = iter(port for port in free_tcp_ports(len(missing) + len(taken)) if port not in taken)
+    chosen = {name: wanted.get(name) or next(free) for name in names}
+    return Ports(**chosen)
+
+
+def install_config(source: Path, state: StateDir) -> None:
+    """The validated file becomes the live platform.yaml in the state directory."""
+    if source.resolve() == state.platform_file.resolve():
+        return
+    tmp = state.platform_file.with_suffix(".yaml.tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(state.platform_file)
+
+
+def banner(platform: PlatformConfig, runtime: LocalRuntime, state: StateDir, new_secrets: set[str]) -> str:
+    users = sorted(platform.allowed_users - set(platform.hub.admin_users))
+    admins = sorted(platform.hub.admin_users)
+    lines = [
+        "",
+        f"  Parhelion ({platform.name}) is running.",
+        "",
+        f"  Open {runtime.hub_url} and log in:",
+    ]
+    if {"user-password", "admin-password"} & new_secrets:
+        lines += [
+            f"    users {', '.join(users) or '(none)'}  password: {state.secret('user-password')[0]}",
+            f"    admins {', '.join(admins) or '(none)'}  password: {state.secret('admin-password')[0]}",
+            "    (shown once; kept in "
+            f"{state.secret_path('user-password')} and {state.secret_path('admin-password')})",
+        ]
+    else:
+        lines += [
+            f"    users {', '.join(users) or '(none)'}: password in {state.secret_path('user-password')}",
+            f"    admins {', '.join(admins) or '(none)'}: password in {state.secret_path('admin-password')}",
+        ]
+    lines += [
+        "",
+        f"  State and logs: {state.root}",
+        "  Stop with Ctrl-C (or `parhelion down`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_down(state_dir: Path, timeout: float = 120.0) -> int:
+    """Ask the running platform to stop, and wait until it has."""
+    state = StateDir(state_dir)
+    pid = state.lock_holder()
+    if pid is None:
+        print(f"parhelion down: nothing is running from {state.root}")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state.lock_holder() is None:
+            print("parhelion down: stopped.")
+            return 0
+        time.sleep(0.5)
+    print(f"parhelion down: pid {pid} did not stop within {timeout:.0f} s", file=sys.stderr)
+    return 1

@@ -1,0 +1,109 @@
+"""The local platform's services: how each is started and how readiness is seen.
+
+Order matters and is fixed by ``launcher``: the S3 archive, then dask-gateway (the hub
+stalls ~30 s at start on a registered service whose URL does not answer), then
+JupyterHub, then the idle culler, which needs the hub's API.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .processes import ManagedProcess
+from .runtime import GATEWAY_PREFIX, HOST, LocalRuntime
+from .statedir import StateDir
+
+
+@dataclass
+class Service:
+    process: ManagedProcess
+    ready_url: str
+    ready_timeout: float
+    ok_statuses: range = range(200, 500)
+
+
+def _base_env(runtime: LocalRuntime, state: StateDir) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PARHELION_RUNTIME"] = str(state.runtime_file)
+    env["PARHELION_CONFIG"] = str(state.platform_file)
+    env["PARHELION_STATE_DIR"] = str(state.root)
+    # The venv's tools first, whichever way `parhelion` was invoked.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("JUPYTERHUB_API_TOKEN", None)  # never leak a token from the caller's shell
+    return env
+
+
+def s3_service(runtime: LocalRuntime, state: StateDir, keyed: bool) -> Service:
+    env = _base_env(runtime, state)
+    env["RCLONE_CONFIG"] = str(state.root / "rclone.conf")  # none of the user's remotes
+    (state.root / "rclone.conf").touch()
+    if keyed:
+        # In the environment, not argv, so the keys never show in `ps`.
+        # rclone reads list-valued variables as CSV: quote the "key,secret" pair.
+        env["RCLONE_AUTH_KEY"] = (
+            f'"{state.secret("s3-access-key")[0]},{state.secret("s3-secret-key")[0]}"'
+        )
+    argv = [
+        str(Path(sys.executable).parent / "rclone"),
+        "serve", "s3",
+        "--addr", f"{HOST}:{runtime.ports.s3}",
+        "--log-level", "NOTICE",
+        str(state.archive),
+    ]
+    return Service(
+        ManagedProcess("s3", argv, env=env, log_path=state.logs / "s3.log", stop_timeout=10),
+        ready_url=f"{runtime.s3_url}/",
+        ready_timeout=30,
+    )
+
+
+def gateway_service(runtime: LocalRuntime, state: StateDir) -> Service:
+    argv = [
+        str(Path(sys.executable).parent / "dask-gateway-server"),
+        "--config", str(Path(runtime.hub_config_dir) / "dask_gateway_config.py"),
+    ]
+    return Service(
+        ManagedProcess("dask-gateway", argv, env=_base_env(runtime, state),
+                       log_path=state.logs / "dask-gateway.log", cwd=state.gateway,
+                       stop_timeout=30),
+        ready_url=f"{runtime.gateway_url}{GATEWAY_PREFIX}/api/health",
+        ready_timeout=60,
+        ok_statuses=range(200, 300),
+    )
+
+
+def hub_service(runtime: LocalRuntime, state: StateDir) -> Service:
+    argv = [
+        str(Path(sys.executable).parent / "jupyterhub"),
+        "--config", str(Path(runtime.hub_config_dir) / "jupyterhub_config.py"),
+    ]
+    return Service(
+        # The hub stops every user server on shutdown: give it time before SIGKILL.
+        ManagedProcess("jupyterhub", argv, env=_base_env(runtime, state),
+                       log_path=state.logs / "jupyterhub.log", cwd=state.hub, stop_timeout=60),
+        ready_url=f"{runtime.hub_internal_url}/hub/health",
+        ready_timeout=120,
+        ok_statuses=range(200, 300),
+    )
+
+
+def culler_service(runtime: LocalRuntime, state: StateDir, timeout_minutes: int) -> Service:
+    env = _base_env(runtime, state)
+    env["JUPYTERHUB_API_TOKEN"] = state.secret("culler-api-token")[0]
+    seconds = timeout_minutes * 60
+    argv = [
+        sys.executable, "-m", "jupyterhub_idle_culler",
+        f"--url={runtime.hub_api_url}",
+        f"--timeout={seconds}",
+        f"--cull-every={max(30, min(300, seconds // 4))}",
+    ]
+    return Service(
+        ManagedProcess("idle-culler", argv, env=env, log_path=state.logs / "idle-culler.log",
+                       stop_timeout=10),
+        ready_url=f"{runtime.hub_internal_url}/hub/health",
+        ready_timeout=10,
+        ok_statuses=range(200, 300),
+    )
