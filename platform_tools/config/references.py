@@ -92,6 +92,18 @@ def reference_issues(config: PlatformConfig) -> list[tuple[Loc, str]]:
             )
         )
 
+    # One local S3 server serves every local bucket, so they share one access mode.
+    local = [(name, archive) for name, archive in config.archives.items() if archive.local]
+    for name, archive in local[1:]:
+        if archive.access != local[0][1].access:
+            issues.append(
+                (
+                    ("archives", name, "access"),
+                    f"local archives share one S3 server: use {local[0][1].access!r} as "
+                    f"archives.{local[0][0]} does",
+                )
+            )
+
     ports = config.local.ports.model_dump()
     seen: dict[int, str] = {}
     for key, port in ports.items():

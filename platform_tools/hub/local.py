@@ -108,13 +108,18 @@ def _configure_spawner(c: Any, platform: PlatformConfig, runtime: LocalRuntime, 
 
 
 def user_data_environment(platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> dict[str, str]:
-    """Archive variables for servers and Dask workers (local archives get the rclone URL)."""
+    """Archive variables for servers and Dask workers (local archives get the rclone URL).
+
+    ``PARHELION_STATE_DIR`` marks every process of a local platform, down to Dask
+    workers, so a supervisor or a test can find them all.
+    """
+    env = {"PARHELION_STATE_DIR": str(state.root)}
     archive = default_archive(platform)
     if archive is None:
-        return {}
+        return env
     if archive.local is None:
-        return archive_environment(archive)
-    return archive_environment(
+        return env | archive_environment(archive)
+    return env | archive_environment(
         archive,
         endpoint_url=runtime.s3_url,
         access_key=state.secret("s3-access-key")[0],

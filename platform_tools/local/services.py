@@ -51,6 +51,8 @@ def s3_service(runtime: LocalRuntime, state: StateDir, keyed: bool) -> Service:
         "serve", "s3",
         "--addr", f"{HOST}:{runtime.ports.s3}",
         "--log-level", "NOTICE",
+        # Files copied into a bucket folder by hand show up within seconds (default 5 min).
+        "--dir-cache-time", "10s",
         str(state.archive),
     ]
     return Service(

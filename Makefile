@@ -1,0 +1,63 @@
+# Parhelion: the two commands are `make up` (run the local platform) and `make test`.
+# Both do all of their own set-up on a fresh machine: a venv in .venv, Python packages
+# pinned by requirements/lock.txt, configurable-http-proxy from npm into node_modules/.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= hub_config/platform.local.yaml
+PYTEST_ARGS ?=
+
+PY_STAMP   := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: up test unit integration install lock schema clean help
+
+help:
+	@echo "make up      run the local platform (http://127.0.0.1:8000) in the foreground"
+	@echo "make test    run the whole test suite"
+	@echo "make unit    run the unit tests only"
+	@echo "make lock    re-resolve requirements/lock.txt from pyproject.toml"
+	@echo "make schema  regenerate platform_tools/config/platform.schema.json"
+	@echo "make clean   remove .venv and node_modules (not the platform's state)"
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parhelion needs Python >= 3.11; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(PY_STAMP): $(BIN)/python pyproject.toml requirements/lock.txt
+	$(BIN)/python -m pip install --quiet -c requirements/lock.txt -e ".[test]"
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v node >/dev/null || { echo "Node.js is needed for the hub's proxy: apt-get install nodejs npm"; exit 1; }
+	@command -v npm >/dev/null || { echo "npm is needed to install the hub's proxy: apt-get install npm"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+up: install
+	$(BIN)/parhelion up --config $(CONFIG)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+integration: install
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line \
+	  -o requirements/lock.txt
+
+schema: $(PY_STAMP)
+	$(BIN)/parhelion config schema --write
+
+clean:
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,43 @@
+"""Shared fixtures: the example configuration, and a real local platform on demand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.platform import LocalPlatform, RcloneS3, platform_config_text
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_CONFIG = REPO_ROOT / "hub_config" / "platform.local.yaml"
+
+
+@pytest.fixture
+def example_text() -> str:
+    return EXAMPLE_CONFIG.read_text()
+
+
+@pytest.fixture(scope="module")
+def local_platform(tmp_path_factory: pytest.TempPathFactory):
+    """A running `parhelion up` on free ports in a temp state dir and HOME, for a module.
+
+    Stopped by pid at the end even when tests fail; leftover processes fail the test.
+    """
+    root = tmp_path_factory.mktemp("platform")
+    platform = LocalPlatform(root, platform_config_text(sample_files=96))
+    platform.start()
+    try:
+        yield platform
+    finally:
+        platform.stop_and_check()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real rclone S3 server over a temp folder, stopped by pid at the end."""
+    server = RcloneS3(tmp_path_factory.mktemp("s3"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,88 @@
+"""State directory: one platform per directory, private secrets, free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from platform_tools.config import parse_platform
+from platform_tools.local.launcher import LaunchError, UpOptions, resolve_ports
+from platform_tools.local.processes import free_tcp_ports, tcp_port_free
+from platform_tools.local.statedir import AlreadyRunning, StateDir
+
+pytestmark = pytest.mark.unit
+
+
+def test_layout_and_private_secrets(tmp_path):
+    state = StateDir(tmp_path / "s")
+    state.prepare()
+    value, made = state.secret("token")
+    assert made and len(value) == 64
+    assert state.secret("token") == (value, False)
+    assert stat.S_IMODE(os.stat(state.secrets).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(state.secret_path("token")).st_mode) == 0o600
+
+
+def test_second_holder_is_refused(tmp_path):
+    state = StateDir(tmp_path)
+    state.prepare()
+    state.acquire()
+    try:
+        # another process, as a second `parhelion up` would be
+        code = (
+            "import sys; from platform_tools.local.statedir import StateDir, AlreadyRunning\n"
+            f"s = StateDir({str(tmp_path)!r})\n"
+            "try: s.acquire()\n"
+            "except AlreadyRunning as e: print(e); sys.exit(3)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 3
+        assert f"already running from {tmp_path} (pid {os.getpid()})" in result.stdout
+        assert state.lock_holder() == os.getpid()
+    finally:
+        state.release()
+    assert state.lock_holder() is None
+
+
+def test_lock_within_one_process_is_exclusive(tmp_path):
+    first, second = StateDir(tmp_path), StateDir(tmp_path)
+    first.prepare()
+    first.acquire()
+    with pytest.raises(AlreadyRunning):
+        second.acquire()
+    first.release()
+    second.acquire()
+    second.release()
+
+
+def test_free_ports_are_distinct_and_free():
+    ports = free_tcp_ports(6)
+    assert len(set(ports)) == 6
+    assert all(tcp_port_free(port) for port in ports)
+
+
+def test_port_in_use_is_one_clear_line(example_text):
+    platform = parse_platform(example_text)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(LaunchError) as caught:
+            resolve_ports(platform, UpOptions(config=None, hub_port=port))  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert message == (
+        f"port {port} on 127.0.0.1 is already in use (--port); stop what holds it or choose another port"
+    )
+
+
+def test_configured_ports_are_kept_and_others_picked(example_text):
+    platform = parse_platform(example_text.replace("hub: 8000", f"hub: {free_tcp_ports(1)[0]}"))
+    ports = resolve_ports(platform, UpOptions(config=None))  # type: ignore[arg-type]
+    assert ports.hub == platform.local.ports.hub
+    values = [ports.hub, ports.hub_api, ports.proxy_api, ports.gateway, ports.gateway_scheduler, ports.s3]
+    assert len(set(values)) == 6

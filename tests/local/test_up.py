@@ -1,0 +1,245 @@
+"""`parhelion up` for real: a person logs in, starts a server, runs the getting-started
+notebook in its kernel through the hub's proxy; the platform stops leaving nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from platform_tools.hubclient import HubError, HubUser
+from tests.platform import PARHELION, REPO_ROOT, LocalPlatform, platform_config_text, processes_of
+
+pytestmark = pytest.mark.integration
+
+NOTEBOOK = REPO_ROOT / "notebooks" / "01-getting-started.ipynb"
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def outputs_text(cell) -> str:
+    parts = []
+    for output in cell.outputs:
+        if "text" in output:
+            parts.append(output["text"])
+        parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------ a running platform
+
+
+def test_status_reports_every_service(local_platform):
+    result = subprocess.run([*PARHELION, "status", "--state-dir", str(local_platform.state)],
+                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"Parhelion is running from {local_platform.state}")
+    rows = {line.split()[0]: line.split()[2:] for line in lines[3:-1]}
+    assert rows["jupyterhub"][:3] == ["running", "HTTP", "200"]
+    assert rows["dask-gateway"][:3] == ["running", "HTTP", "200"]
+    assert rows["s3"][0] == "running"
+    assert rows["idle-culler"][0] == "running"
+
+
+def test_every_listener_is_on_loopback(local_platform):
+    listeners = []
+    for proc in processes_of(local_platform.state):
+        try:
+            listeners += [c.laddr for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        except psutil.Error:
+            continue
+    assert len(listeners) >= 6  # s3, gateway http+tcp+api, proxy public+api, hub
+    assert {addr.ip for addr in listeners} == {"127.0.0.1"}
+
+
+def test_second_up_on_the_same_state_dir_is_refused(local_platform):
+    before = {p.pid for p in processes_of(local_platform.state)}
+    result = subprocess.run(
+        [*PARHELION, "up", "--config", str(local_platform.config), "--state-dir",
+         str(local_platform.state), "--free-ports"],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=local_platform.env, timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"Parhelion is already running from {local_platform.state}" in result.stderr
+    assert {p.pid for p in processes_of(local_platform.state)} == before
+
+
+def test_wrong_password_is_refused(local_platform):
+    async def attempt():
+        async with HubUser(local_platform.url, "demo", "not-the-password") as user:
+            await user.login()
+
+    with pytest.raises(HubError, match="invalid username or password"):
+        run(attempt())
+
+
+def test_unlisted_user_is_refused(local_platform):
+    async def attempt():
+        async with HubUser(local_platform.url, "mallory", local_platform.password()) as user:
+            await user.login()
+
+    with pytest.raises(HubError, match="login as mallory failed"):
+        run(attempt())
+
+
+def test_admin_logs_in_with_the_admin_password(local_platform):
+    async def admin():
+        async with HubUser(local_platform.url, "admin", local_platform.password("admin")) as user:
+            await user.login()
+            return await user.user_model()
+
+    assert run(admin())["admin"] is True
+
+
+def test_gateway_needs_a_hub_token(local_platform):
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{local_platform.url}/services/dask-gateway/api/v1/clusters/", timeout=10)
+    assert caught.value.code == 401
+
+
+def test_person_runs_the_getting_started_notebook(local_platform):
+    """The issue's acceptance path, end to end, as a person does it."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+
+    async def session():
+        async with HubUser(local_platform.url, "demo", local_platform.password()) as user:
+            await user.login()
+            await user.start_server()
+            await user.open_lab()
+            executed = await user.run_notebook(notebook, path="notebooks/01-getting-started.ipynb")
+            await user.stop_server()
+            return executed, user.timings.steps
+
+    executed, timings = run(session())
+    code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    texts = [outputs_text(cell) for cell in code]
+    assert "aia_0094_synthetic" in texts[0]  # datasets from the archive's catalog
+    assert "72 files" in texts[1]  # one day of the series
+    assert "COMPRESSED_IMAGE" in texts[2] and "94 angstrom" in texts[2]  # FITS from S3
+    assert any("image/png" in out.get("data", {}) for out in code[3].outputs)  # the sunpy plot
+    assert "{'worker_cores': 1.0, 'worker_memory': 1.0}" in texts[4]
+    assert "processes=2" in texts[4]  # a dask-gateway cluster with two workers
+    assert "72 files analysed on 2 workers" in texts[5]
+    assert "Timestamp('2024-05-08 20:00:00')" in texts[6]  # the flare, found
+    assert "running clusters: 0" in texts[7]
+    # the notebooks were copied into the new user's home
+    home = local_platform.state / "homes" / "demo"
+    assert (home / "notebooks" / "01-getting-started.ipynb").is_file()
+    print("timings (s):", json.dumps({k: round(v, 2) for k, v in timings.items()}))
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_invalid_config_starts_nothing(tmp_path):
+    config = tmp_path / "platform.yaml"
+    config.write_text(platform_config_text().replace("cpu_limit: 1\n", "cpu_limit: many\n", 1))
+    state = tmp_path / "state"
+    result = subprocess.run(
+        [*PARHELION, "up", "--config", str(config), "--state-dir", str(state), "--free-ports"],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+    )
+    assert result.returncode == 1
+    line = next(i for i, l in enumerate(config.read_text().splitlines(), 1) if "cpu_limit: many" in l)
+    assert f"{config}:{line}:5: profiles.small.cpu_limit: " in result.stderr
+    assert "nothing was started" in result.stderr
+    assert not state.exists()
+
+
+def test_port_in_use_is_one_line(tmp_path):
+    config = tmp_path / "platform.yaml"
+    config.write_text(platform_config_text())
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [*PARHELION, "up", "--config", str(config), "--state-dir", str(tmp_path / "s"),
+             "--free-ports", "--port", str(port)],
+            capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"parhelion up: port {port} on 127.0.0.1 is already in use (--port); stop what holds it "
+        "or choose another port"
+    )
+    assert not processes_of(tmp_path / "s")
+
+
+def test_missing_node_is_actionable(tmp_path):
+    config = tmp_path / "platform.yaml"
+    config.write_text(platform_config_text())
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent))  # the venv only: no node
+    result = subprocess.run(
+        [*PARHELION, "up", "--config", str(config), "--state-dir", str(tmp_path / "s"), "--free-ports"],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "node is not installed" in result.stderr and "apt-get install nodejs npm" in result.stderr
+
+
+# ----------------------------------------------------- stopping leaves nothing
+
+
+def test_ctrl_c_stops_servers_and_dask_clusters_too(tmp_path):
+    """With a user's server and a Dask cluster running, Ctrl-C (SIGINT) stops them all."""
+    platform = LocalPlatform(tmp_path, platform_config_text(sample_files=4))
+    platform.start()
+    try:
+        async def leave_things_running():
+            async with HubUser(platform.url, "demo", platform.password()) as user:
+                await user.login()
+                await user.start_server()
+                await user.open_lab()
+                kernel = await user.start_kernel()
+                await kernel.execute(
+                    "from dask_gateway import Gateway\n"
+                    "cluster = Gateway().new_cluster()\n"
+                    "cluster.scale(1)\n"
+                    "cluster.get_client().wait_for_workers(1, timeout=120)\n",
+                    timeout=180,
+                )
+                # leave the kernel, server and cluster running
+
+        run(leave_things_running())
+        cmdlines = [" ".join(p.cmdline()) for p in processes_of(platform.state)]
+        assert any("jupyterhub-singleuser" in c for c in cmdlines)
+        assert any("dask worker" in c for c in cmdlines)
+        assert any("dask scheduler" in c for c in cmdlines)
+
+        started = time.monotonic()
+        os.kill(platform.process.pid, signal.SIGINT)
+        assert platform.process.wait(120) == 0
+        print(f"stopped everything in {time.monotonic() - started:.1f} s")
+        assert "parhelion up: stopped." in platform.output
+        assert not (platform.state / "runtime.json").exists()
+    finally:
+        platform.stop_and_check()
+
+
+def test_a_dying_service_takes_the_platform_down(tmp_path):
+    platform = LocalPlatform(tmp_path, platform_config_text(sample_files=4))
+    platform.start()
+    try:
+        s3_pid = platform.runtime["pids"]["s3"]
+        os.kill(s3_pid, signal.SIGKILL)
+        assert platform.process.wait(120) == 1
+        assert "parhelion up: s3 exited (code -9); stopping the platform" in platform.output
+    finally:
+        platform.stop_and_check()

@@ -1,0 +1,208 @@
+"""Run the real local platform in tests, and make sure nothing outlives it.
+
+Every process `parhelion up` starts carries ``PARHELION_STATE_DIR`` in its environment;
+after stopping the supervisor by pid, any process still carrying this test's state dir
+is an orphan: it is killed, and the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PARHELION = [sys.executable, "-m", "platform_tools.cli.main"]
+
+
+def platform_config_text(sample_files: int = 96, **replacements: str) -> str:
+    """The example platform.yaml, made lighter for tests (fewer sample files)."""
+    text = (REPO_ROOT / "hub_config" / "platform.local.yaml").read_text()
+    text = text.replace("sample_files: 288", f"sample_files: {sample_files}")
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def processes_of(state_dir: Path) -> list[psutil.Process]:
+    """Live processes of the platform at ``state_dir``.
+
+    A process belongs to it if its environment carries ``PARHELION_STATE_DIR`` for it
+    (`parhelion up` sets it on services, servers and Dask processes), or if it runs in,
+    or names, a path inside it.
+    """
+    marker = f"PARHELION_STATE_DIR={state_dir}".encode()
+    inside = str(state_dir) + os.sep
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{proc.pid}/environ", "rb") as handle:
+                environ = handle.read().split(b"\0")
+            if (
+                marker in environ
+                or (proc.cwd() + os.sep).startswith(inside)
+                or any(inside in arg for arg in proc.cmdline())
+            ):
+                found.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+class LocalPlatform:
+    """One `parhelion up` under test."""
+
+    def __init__(self, root: Path, config_text: str):
+        self.root = root
+        self.home = root / "home"
+        self.state = root / "state"
+        self.config = root / "platform.yaml"
+        self.log = root / "up.log"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(config_text)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["HOME"] = str(self.home)
+        env.pop("JUPYTERHUB_API_TOKEN", None)
+        return env
+
+    def start(self, timeout: float = 240.0) -> None:
+        self.process = subprocess.Popen(
+            [*PARHELION, "up", "--config", str(self.config), "--state-dir", str(self.state),
+             "--free-ports"],
+            cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"parhelion up exited {self.process.returncode}:\n{self.output}")
+            if "is running" in self.output:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"parhelion up not running after {timeout:.0f} s:\n{self.output}")
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    @property
+    def runtime(self) -> dict:
+        return json.loads((self.state / "runtime.json").read_text())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.runtime['ports']['hub']}"
+
+    def password(self, kind: str = "user") -> str:
+        return (self.state / "secrets" / f"{kind}-password").read_text().strip()
+
+    def get(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as answer:
+                return answer.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def stop(self, timeout: float = 120.0) -> int | None:
+        """SIGTERM the supervisor by pid; SIGKILL its session if it hangs."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        return self.process.returncode
+
+    def stop_and_check(self) -> None:
+        """Stop, then fail if any process of this platform is still alive (killing it)."""
+        self.stop()
+        deadline = time.monotonic() + 10
+        leftovers = processes_of(self.state)
+        while leftovers and time.monotonic() < deadline:
+            time.sleep(0.5)
+            leftovers = processes_of(self.state)
+        described = []
+        for proc in leftovers:
+            try:
+                described.append(f"{proc.pid} {' '.join(proc.cmdline())[:100]}")
+                proc.kill()
+            except psutil.Error:
+                pass
+        assert not described, "processes left behind:\n" + "\n".join(described)
+
+
+class RcloneS3:
+    """A real S3-compatible server (rclone, from its PyPI wheel) over a temp folder.
+
+    Buckets are top-level folders of ``root``: tests write files directly and read
+    them back through S3.
+    """
+
+    ACCESS_KEY = "testaccesskey"
+    SECRET_KEY = "testsecretkey123"
+
+    def __init__(self, root: Path):
+        from platform_tools.local.processes import free_tcp_ports
+
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = free_tcp_ports(1)[0]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, RCLONE_CONFIG=os.devnull,
+                   RCLONE_AUTH_KEY=f'"{self.ACCESS_KEY},{self.SECRET_KEY}"')
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "rclone"), "serve", "s3", "--addr",
+             f"127.0.0.1:{self.port}", "--dir-cache-time", "0s", str(self.root)],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url, timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("rclone serve s3 did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    @property
+    def storage_options(self) -> dict:
+        return {
+            "endpoint_url": self.url,
+            "key": self.ACCESS_KEY,
+            "secret": self.SECRET_KEY,
+            "client_kwargs": {"region_name": "us-east-1"},
+            "config_kwargs": {"response_checksum_validation": "when_required",
+                              "request_checksum_calculation": "when_required"},
+        }
