@@ -53,7 +53,7 @@ integration: install
 lock: $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 \
-	  --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line \
+	  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" --annotation-style line \
 	  -o requirements/lock.txt
 
 schema: $(PY_STAMP)
