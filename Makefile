@@ -11,12 +11,15 @@ PYTEST_ARGS ?=
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: up test unit integration install lock schema clean help
+LINTED := platform_tools tests benchmarks hub_config
+
+.PHONY: up test lint unit integration install lock schema clean help
 
 help:
 	@echo "make up      run the local platform (http://127.0.0.1:8000) in the foreground"
 	@echo "make test    run the whole test suite"
 	@echo "make unit    run the unit tests only"
+	@echo "make lint    ruff check and format check"
 	@echo "make lock    re-resolve requirements/lock.txt from pyproject.toml"
 	@echo "make schema  regenerate platform_tools/config/platform.schema.json"
 	@echo "make clean   remove .venv and node_modules (not the platform's state)"
@@ -41,8 +44,12 @@ $(NODE_STAMP): package.json package-lock.json
 up: install
 	$(BIN)/parhelion up --config $(CONFIG)
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 unit: install
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

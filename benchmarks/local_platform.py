@@ -60,9 +60,7 @@ async def one_user(url: str, name: str, password: str, notebook=None) -> dict[st
 
 
 async def many_users(url: str, password: str, count: int) -> list[float]:
-    results = await asyncio.gather(
-        *(one_user(url, f"bench{i:03d}", password) for i in range(count))
-    )
+    results = await asyncio.gather(*(one_user(url, f"bench{i:03d}", password) for i in range(count)))
     return [r["ready"] for r in results]
 
 
@@ -80,10 +78,23 @@ def main() -> int:
     env = dict(os.environ, HOME=str(root / "home"))
     started = time.monotonic()
     up = subprocess.Popen(
-        [sys.executable, "-m", "platform_tools.cli.main", "up", "--config", str(config),
-         "--state-dir", str(root / "state"), "--free-ports"],
-        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "platform_tools.cli.main",
+            "up",
+            "--config",
+            str(config),
+            "--state-dir",
+            str(root / "state"),
+            "--free-ports",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     rows: list[tuple[str, str]] = []
     try:
@@ -94,7 +105,12 @@ def main() -> int:
         total = time.monotonic() - started
         output = log.read_text()
         seeded = re.search(r"seeded in ([\d.]+) s", output)
-        rows.append((f"seed sample archive ({args.sample_files} files)", f"{float(seeded.group(1)):.1f} s" if seeded else "-"))
+        rows.append(
+            (
+                f"seed sample archive ({args.sample_files} files)",
+                f"{float(seeded.group(1)):.1f} s" if seeded else "-",
+            )
+        )
         for name, seconds in re.findall(r"(\S+) ready in ([\d.]+) s", output):
             rows.append((f"{name} ready", f"{float(seconds):.1f} s"))
         rows.append(("`parhelion up` to running (cold, incl. seeding)", f"{total:.1f} s"))
@@ -104,11 +120,21 @@ def main() -> int:
         notebook = nbformat.read(REPO / "notebooks" / "01-getting-started.ipynb", as_version=4)
         single = asyncio.run(one_user(url, "demo", password, notebook))
         rows.append(("1 user: login -> server ready -> JupyterLab", f"{single['ready']:.1f} s"))
-        rows.append(("getting-started notebook (catalog, S3, 2-worker cluster, 72 files)", f"{single['notebook']:.1f} s"))
+        rows.append(
+            (
+                "getting-started notebook (catalog, S3, 2-worker cluster, 72 files)",
+                f"{single['notebook']:.1f} s",
+            )
+        )
 
         readiness = asyncio.run(many_users(url, password, args.users))
-        rows.append((f"{args.users} users at once: time to JupyterLab p50 / p95 / max",
-                     f"{statistics.median(readiness):.1f} / {percentile(readiness, 0.95):.1f} / {max(readiness):.1f} s"))
+        rows.append(
+            (
+                f"{args.users} users at once: time to JupyterLab p50 / p95 / max",
+                f"{statistics.median(readiness):.1f} / {percentile(readiness, 0.95):.1f} / "
+                f"{max(readiness):.1f} s",
+            )
+        )
 
         stop_started = time.monotonic()
         up.send_signal(signal.SIGINT)

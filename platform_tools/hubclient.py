@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -113,12 +114,11 @@ class HubUser:
         while time.monotonic() < deadline:
             model = await self.user_model()
             server = (model.get("servers") or {}).get("")
-            if server and server.get("ready"):
+            if not server:
+                raise HubError(f"the server of {self.username} stopped while starting")
+            if server.get("ready"):
                 self.timings.record("spawn", started)
                 return
-            if not server or not server.get("pending"):
-                if not server:
-                    raise HubError(f"the server of {self.username} stopped while starting")
             await asyncio.sleep(0.5)
         raise HubError(f"the server of {self.username} was not ready after {timeout:.0f} s")
 
@@ -173,8 +173,9 @@ class HubUser:
         socket = await self.session.ws_connect(ws_url, headers=self._server_headers(), max_msg_size=0)
         return Kernel(self, model["id"], socket)
 
-    async def run_notebook(self, notebook: nbformat.NotebookNode, path: str = "",
-                           cell_timeout: float = 600.0) -> nbformat.NotebookNode:
+    async def run_notebook(
+        self, notebook: nbformat.NotebookNode, path: str = "", cell_timeout: float = 600.0
+    ) -> nbformat.NotebookNode:
         """Execute every code cell in a new kernel of the user's server; stop at the first error."""
         started = time.monotonic()
         kernel = await self.start_kernel(path=path)
@@ -217,10 +218,17 @@ class Kernel:
 
     async def execute(self, code: str, *, index: int = 0, timeout: float = 600.0) -> list[Any]:
         """Run ``code``; its outputs as nbformat outputs. Raises CellError if it raised."""
-        request = self._message("execute_request", {
-            "code": code, "silent": False, "store_history": True,
-            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True,
-        })
+        request = self._message(
+            "execute_request",
+            {
+                "code": code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            },
+        )
         msg_id = request["header"]["msg_id"]
         await self.socket.send_str(json.dumps(request))
         outputs: list[Any] = []
@@ -247,8 +255,9 @@ class Kernel:
             elif kind in ("stream", "display_data", "execute_result", "error"):
                 outputs.append(output_from_msg(message))
         if reply.get("status") == "error":
-            raise CellError(index, reply.get("ename", "Error"), reply.get("evalue", ""),
-                            reply.get("traceback", []))
+            raise CellError(
+                index, reply.get("ename", "Error"), reply.get("evalue", ""), reply.get("traceback", [])
+            )
         return outputs
 
     async def shutdown(self) -> None:
@@ -261,10 +270,6 @@ class Kernel:
 
 def _page_message(html: str) -> str:
     """The error text of a hub error page, without the HTML around it."""
-    import re
-
-    match = re.search(r'<div class="error">(.*?)</div>', html, re.S) or re.search(
-        r"<p>(.*?)</p>", html, re.S
-    )
+    match = re.search(r'<div class="error">(.*?)</div>', html, re.S) or re.search(r"<p>(.*?)</p>", html, re.S)
     text = match.group(1) if match else html[:300]
     return " ".join(re.sub(r"<[^>]+>", " ", text).split())

@@ -82,10 +82,13 @@ class LocalPlatform:
 
     def start(self, timeout: float = 240.0) -> None:
         self.process = subprocess.Popen(
-            [*PARHELION, "up", "--config", str(self.config), "--state-dir", str(self.state),
-             "--free-ports"],
-            cwd=REPO_ROOT, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+            [*PARHELION, "up", "--config", str(self.config), "--state-dir", str(self.state), "--free-ports"],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -169,12 +172,24 @@ class RcloneS3:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        env = dict(os.environ, RCLONE_CONFIG=os.devnull,
-                   RCLONE_AUTH_KEY=f'"{self.ACCESS_KEY},{self.SECRET_KEY}"')
+        env = dict(
+            os.environ, RCLONE_CONFIG=os.devnull, RCLONE_AUTH_KEY=f'"{self.ACCESS_KEY},{self.SECRET_KEY}"'
+        )
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "rclone"), "serve", "s3", "--addr",
-             f"127.0.0.1:{self.port}", "--dir-cache-time", "0s", str(self.root)],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(Path(sys.executable).parent / "rclone"),
+                "serve",
+                "s3",
+                "--addr",
+                f"127.0.0.1:{self.port}",
+                "--dir-cache-time",
+                "0s",
+                str(self.root),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -203,6 +218,8 @@ class RcloneS3:
             "key": self.ACCESS_KEY,
             "secret": self.SECRET_KEY,
             "client_kwargs": {"region_name": "us-east-1"},
-            "config_kwargs": {"response_checksum_validation": "when_required",
-                              "request_checksum_calculation": "when_required"},
+            "config_kwargs": {
+                "response_checksum_validation": "when_required",
+                "request_checksum_calculation": "when_required",
+            },
         }

@@ -84,9 +84,7 @@ class CloudCatalog:
             raise CatalogError(f"{dataset_id}: stop {end} is before start {begin}")
         first_year = max(begin.year, entry.start_time.year)
         last_year = min(end.year, entry.stop_time.year)
-        frames = [
-            self._read_index(entry, year) for year in range(first_year, last_year + 1)
-        ]
+        frames = [self._read_index(entry, year) for year in range(first_year, last_year + 1)]
         frames = [frame for frame in frames if frame is not None and len(frame)]
         if not frames:
             return pd.DataFrame(columns=list(INDEX_COLUMNS))
@@ -105,19 +103,21 @@ class CloudCatalog:
         if entry.indextype == "parquet":
             frame = pd.read_parquet(io.BytesIO(raw))
         else:
-            frame = pd.read_csv(
-                io.BytesIO(raw), compression="zip" if entry.indextype == "csv-zip" else None
-            )
+            frame = pd.read_csv(io.BytesIO(raw), compression="zip" if entry.indextype == "csv-zip" else None)
         return _normalise(frame, f"{entry.id} index {key}")
 
 
 def _as_time(value: str | datetime) -> datetime:
-    if isinstance(value, datetime):
-        return pd.Timestamp(value).tz_localize(None).to_pydatetime() if value.tzinfo else value
-    try:
-        return parse_time(value if value.endswith("Z") else value + "Z")
-    except ValueError:
-        return pd.Timestamp(value).tz_localize(None).to_pydatetime()
+    """A naive UTC datetime from a datetime (aware ones converted) or a time string."""
+    if isinstance(value, str):
+        try:
+            return parse_time(value if value.endswith("Z") else value + "Z")
+        except ValueError:
+            pass
+    moment = pd.Timestamp(value)
+    if moment.tzinfo is not None:
+        moment = moment.tz_convert("UTC").tz_localize(None)
+    return moment.to_pydatetime()
 
 
 def _normalise(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -133,9 +133,7 @@ def _normalise(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         bad = parsed.isna()
         if bad.any():
             row = int(bad.idxmax())
-            raise CatalogError(
-                f"{where}: row {row + 1}: {column} {frame[column].iloc[row]!r} is not a time"
-            )
+            raise CatalogError(f"{where}: row {row + 1}: {column} {frame[column].iloc[row]!r} is not a time")
         frame[column] = parsed
     sizes = pd.to_numeric(frame["filesize"], errors="coerce")
     if sizes.isna().any():

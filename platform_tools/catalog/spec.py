@@ -21,9 +21,7 @@ FILETYPES = frozenset(
 )
 
 #: Restricted ISO 8601 in UTC: ``yyyy-mm-ddThh:mm:ss.sssZ``, truncation allowed, Z required.
-TIME_PATTERN = re.compile(
-    r"^\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d{1,9})?)?)?)?)?)?Z$"
-)
+TIME_PATTERN = re.compile(r"^\d{4}(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d{1,9})?)?)?)?)?)?Z$")
 
 DatasetId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$")]
 IndexPrefix = Annotated[str, StringConstraints(pattern=r"^(s3|https?)://.+/$")]
@@ -39,13 +37,11 @@ def format_time(moment: datetime) -> str:
 def parse_time(text: str) -> datetime:
     """A naive UTC datetime from a (possibly truncated) catalog time string."""
     if not TIME_PATTERN.match(text):
-        raise ValueError(
-            f"time {text!r} is not restricted ISO 8601 UTC (yyyy-mm-ddThh:mm:ss.sssZ)"
-        )
+        raise ValueError(f"time {text!r} is not restricted ISO 8601 UTC (yyyy-mm-ddThh:mm:ss.sssZ)")
     digits = text[:-1]
     fill = "0000-01-01T00:00:00"
     if len(digits) < len(fill):
-        digits += fill[len(digits):]
+        digits += fill[len(digits) :]
     if len(digits) == 7:  # yyyy-mm
         digits += "-01"
     main, _, fraction = digits.partition(".")
@@ -96,9 +92,7 @@ class CatalogEntry(BaseModel):
     def _known_filetypes(cls, value: str) -> str:
         unknown = [kind for kind in value.split(",") if kind.strip() not in FILETYPES]
         if unknown:
-            raise ValueError(
-                f"unknown filetype {', '.join(unknown)} (one or more of {sorted(FILETYPES)})"
-            )
+            raise ValueError(f"unknown filetype {', '.join(unknown)} (one or more of {sorted(FILETYPES)})")
         return value
 
     def index_key(self, year: int) -> str:

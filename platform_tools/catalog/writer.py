@@ -41,9 +41,7 @@ def index_files(entry_id: str, files: Iterable[IndexedFile]) -> dict[int, str]:
         out.write("# " + ",".join(INDEX_COLUMNS) + "\n")
         writer = csv.writer(out, lineterminator="\n")
         for row in sorted(rows, key=lambda item: (item.start, item.datakey)):
-            writer.writerow(
-                [format_time(row.start), format_time(row.stop), row.datakey, row.filesize]
-            )
+            writer.writerow([format_time(row.start), format_time(row.stop), row.datakey, row.filesize])
         texts[year] = out.getvalue()
     return texts
 

@@ -1,9 +1,9 @@
 """`parhelion`: run and inspect the platform, validate its configuration.
 
-    parhelion config validate FILE     every error, with file:line:column: field: message
-    parhelion config schema [--write]  the JSON schema of platform.yaml
-    parhelion up [--config FILE]       run the local platform in the foreground
-    parhelion status | down            inspect or stop a running local platform
+parhelion config validate FILE     every error, with file:line:column: field: message
+parhelion config schema [--write]  the JSON schema of platform.yaml
+parhelion up [--config FILE]       run the local platform in the foreground
+parhelion status | down            inspect or stop a running local platform
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ def _config_validate(args: argparse.Namespace) -> int:
             print(f"{path}: {len(exc.issues)} error(s)", file=sys.stderr)
             status = 1
             continue
-        print(f"{path}: valid ({len(platform.profiles)} profiles, {len(platform.groups)} groups, "
-              f"{len(platform.archives)} archives)")
+        print(
+            f"{path}: valid ({len(platform.profiles)} profiles, {len(platform.groups)} groups, "
+            f"{len(platform.archives)} archives)"
+        )
     return status
 
 
@@ -67,8 +69,11 @@ def _state_dir(args: argparse.Namespace) -> Path:
 def _up(args: argparse.Namespace) -> int:
     from ..local.launcher import UpOptions, run_up
 
-    return run_up(UpOptions(config=args.config, state_dir=args.state_dir, hub_port=args.port,
-                            free_ports=args.free_ports))
+    return run_up(
+        UpOptions(
+            config=args.config, state_dir=args.state_dir, hub_port=args.port, free_ports=args.free_ports
+        )
+    )
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -103,15 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=_config_schema)
 
     def local_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                         help=f"platform.yaml (default: {DEFAULT_CONFIG})")
+        sub.add_argument(
+            "--config", type=Path, default=DEFAULT_CONFIG, help=f"platform.yaml (default: {DEFAULT_CONFIG})"
+        )
         sub.add_argument("--state-dir", type=Path, help="overrides local.state_dir")
 
     up = commands.add_parser("up", help="run the local platform in the foreground")
     local_options(up)
     up.add_argument("--port", type=int, help="the hub's public port (overrides local.ports.hub)")
-    up.add_argument("--free-ports", action="store_true",
-                    help="ignore configured ports and pick free ones")
+    up.add_argument("--free-ports", action="store_true", help="ignore configured ports and pick free ones")
     up.set_defaults(func=_up)
 
     status = commands.add_parser("status", help="what the local platform runs")

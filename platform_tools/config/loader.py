@@ -178,9 +178,9 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
         message = f"invalid value: {PATTERN_MEANINGS.get(pattern, f'must match {pattern}')}"
     else:
         message = message[0].lower() + message[1:] if message else message
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool) or value is None:
-        if kind not in {"missing", "value_error"}:
-            message += f" (got {value!r})"
+    scalar = value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
+    if scalar and kind not in {"missing", "value_error"}:
+        message += f" (got {value!r})"
     return message
 
 

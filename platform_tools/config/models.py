@@ -45,8 +45,7 @@ PATTERN_MEANINGS = {
     "starting with a letter or digit",
     NAME_PATTERN: "a name is 1-63 lower-case letters, digits or '-', "
     "starting and ending with a letter or digit",
-    IMAGE_PATTERN: "an image reference is repository:tag, with an explicit tag that is not "
-    "'latest'",
+    IMAGE_PATTERN: "an image reference is repository:tag, with an explicit tag that is not 'latest'",
     BUCKET_PATTERN: "a bucket name is 3-63 lower-case letters, digits, '.' or '-'",
     REGION_PATTERN: "a region looks like us-east-1",
     URL_PATTERN: "an endpoint is an http:// or https:// URL",
@@ -60,6 +59,7 @@ Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 #: name is a valid Kubernetes label value and a valid Helm/Ansible key.
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
+
 def _not_latest(reference: str) -> str:
     if reference.rsplit(":", 1)[-1] == "latest":
         raise ValueError(f"{reference!r}: the tag 'latest' moves; pin a version tag")
@@ -68,9 +68,7 @@ def _not_latest(reference: str) -> str:
 
 #: An image reference with an explicit tag and no ``latest``: a notebook and its Dask
 #: workers must run the very same image, which a moving tag cannot promise.
-ImageReference = Annotated[
-    str, StringConstraints(pattern=IMAGE_PATTERN), AfterValidator(_not_latest)
-]
+ImageReference = Annotated[str, StringConstraints(pattern=IMAGE_PATTERN), AfterValidator(_not_latest)]
 
 BucketName = Annotated[str, StringConstraints(pattern=BUCKET_PATTERN)]
 
@@ -204,16 +202,12 @@ class Archive(StrictModel):
         description="Serve this bucket from the local platform (its endpoint and keys are "
         "then made at start).",
     )
-    default: bool = Field(
-        False, description="Notebooks and workers get this archive's endpoint by default."
-    )
+    default: bool = Field(False, description="Notebooks and workers get this archive's endpoint by default.")
 
     @model_validator(mode="after")
     def _local_has_no_endpoint(self) -> Archive:
         if self.local is not None and self.endpoint_url is not None:
-            raise ValueError(
-                "a local archive gets its endpoint from the local platform: remove endpoint_url"
-            )
+            raise ValueError("a local archive gets its endpoint from the local platform: remove endpoint_url")
         return self
 
 
@@ -231,8 +225,7 @@ class Range(StrictModel):
     def _ordered(self) -> Range:
         if not self.min <= self.default <= self.max:
             raise ValueError(
-                f"need min <= default <= max, got min={self.min}, default={self.default}, "
-                f"max={self.max}"
+                f"need min <= default <= max, got min={self.min}, default={self.default}, max={self.max}"
             )
         return self
 

@@ -25,9 +25,7 @@ class ReferenceIssues(ValueError):
 
     def __init__(self, issues: list[tuple[Loc, str]]):
         self.issues = issues
-        super().__init__(
-            "; ".join(f"{'.'.join(str(p) for p in loc)}: {message}" for loc, message in issues)
-        )
+        super().__init__("; ".join(f"{'.'.join(str(p) for p in loc)}: {message}" for loc, message in issues))
 
 
 def _known(names: Iterable[str]) -> str:

@@ -16,8 +16,9 @@ from ..local.statedir import StateDir
 from .options import cluster_options
 
 
-def configure_local_gateway(c: Any, platform: PlatformConfig | None = None,
-                            runtime: LocalRuntime | None = None) -> None:
+def configure_local_gateway(
+    c: Any, platform: PlatformConfig | None = None, runtime: LocalRuntime | None = None
+) -> None:
     runtime = runtime or LocalRuntime.from_environment()
     state = StateDir(runtime.state_dir)
     platform = platform or load_platform(state.platform_file)

@@ -18,10 +18,14 @@ GIB = 2**30
 def cluster_options(gateway: DaskGatewayConfig) -> Options:
     cores, memory = gateway.worker_cores, gateway.worker_memory_gib
     return Options(
-        Float("worker_cores", default=cores.default, min=cores.min, max=cores.max,
-              label="Cores per worker"),
-        Float("worker_memory", default=memory.default, min=memory.min, max=memory.max,
-              label="Memory per worker (GiB)"),
+        Float("worker_cores", default=cores.default, min=cores.min, max=cores.max, label="Cores per worker"),
+        Float(
+            "worker_memory",
+            default=memory.default,
+            min=memory.min,
+            max=memory.max,
+            label="Memory per worker (GiB)",
+        ),
         handler=options_handler,
     )
 

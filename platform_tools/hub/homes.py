@@ -22,9 +22,7 @@ def provide_notebooks(home: Path, notebooks: Path, uid: int | None = None, gid: 
     home.mkdir(parents=True, exist_ok=True)
     if target.exists() or not notebooks.is_dir():
         return False
-    shutil.copytree(
-        notebooks, target, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
-    )
+    shutil.copytree(notebooks, target, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     if uid is not None:
         for path in [home, target, *target.rglob("*")]:
             os.chown(path, uid, gid if gid is not None else -1)

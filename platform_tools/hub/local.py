@@ -24,8 +24,9 @@ GATEWAY_SERVICE = "dask-gateway"
 CULLER_SERVICE = "idle-culler"
 
 
-def configure_local_hub(c: Any, platform: PlatformConfig | None = None,
-                        runtime: LocalRuntime | None = None) -> None:
+def configure_local_hub(
+    c: Any, platform: PlatformConfig | None = None, runtime: LocalRuntime | None = None
+) -> None:
     runtime = runtime or LocalRuntime.from_environment()
     state = StateDir(runtime.state_dir)
     platform = platform or load_platform(state.platform_file)

@@ -10,6 +10,7 @@ can find. Every file says in its header that it is synthetic.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,7 +46,7 @@ class Flare:
 
 
 class SyntheticAIA:
-    """A reproducible AIA-like series: the same seed gives the same bytes."""
+    """A reproducible AIA-like series: the same seed gives the same images and headers."""
 
     def __init__(self, size: int, wavelength: int, start: datetime, cadence: timedelta, seed: int = 94):
         if size % TILE:
@@ -66,8 +67,12 @@ class SyntheticAIA:
             for _ in range(5)
         ]
         self.flares = [
-            Flare(region=1, peak=start + timedelta(hours=20), rise_minutes=12, decay_minutes=60, amplitude=6000),
-            Flare(region=3, peak=start + timedelta(hours=58), rise_minutes=8, decay_minutes=35, amplitude=2500),
+            Flare(
+                region=1, peak=start + timedelta(hours=20), rise_minutes=12, decay_minutes=60, amplitude=6000
+            ),
+            Flare(
+                region=3, peak=start + timedelta(hours=58), rise_minutes=8, decay_minutes=35, amplitude=2500
+            ),
         ]
         self.arcsec_per_pixel = AIA_ARCSEC_PER_PIXEL * AIA_FULL_SIZE / size
         self.radius_px = RSUN_ARCSEC / self.arcsec_per_pixel
@@ -128,7 +133,9 @@ class SyntheticAIA:
     def header(self, index: int) -> fits.Header:
         moment = self.time_of(index)
         exposure = 2.9
-        distance = AU_METERS * (1.0 - 0.0167 * math.cos(2 * math.pi * (moment.timetuple().tm_yday - 4) / 365.25))
+        distance = AU_METERS * (
+            1.0 - 0.0167 * math.cos(2 * math.pi * (moment.timetuple().tm_yday - 4) / 365.25)
+        )
         b0 = 7.25 * math.sin(2 * math.pi * (moment.timetuple().tm_yday - 158) / 365.25)
         centre = (self.size + 1) / 2
         cards = [
@@ -170,9 +177,11 @@ class SyntheticAIA:
         return header
 
     def fits_bytes(self, index: int) -> bytes:
-        """One file: an empty primary HDU and a RICE tile-compressed image, as AIA ships."""
-        import io
+        """One file: an empty primary HDU and a RICE tile-compressed image, as AIA ships.
 
+        With FITS checksums, as AIA's files have; their comments carry the time of
+        writing, so two runs give the same data and header values, not the same bytes.
+        """
         hdu = fits.CompImageHDU(
             self.image(index),
             header=self.header(index),

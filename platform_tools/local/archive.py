@@ -38,12 +38,24 @@ SYNTHETIC_ID = "aia_0094_synthetic"
 #: Real solar FITS files shipped inside the sunpy wheel: (dataset id, title, key prefix,
 #: file names). Found through sunpy.data.test, so no network is needed.
 SUNPY_SAMPLES = (
-    ("sdo_aia_0171_sample", "SDO/AIA 171 A level 1 (sunpy test file, 128x128)", "sdo/aia/sample/0171",
-     ("aia_171_level1.fits",)),
-    ("soho_eit_0195_sample", "SOHO/EIT 195 A (sunpy test files)", "soho/eit/sample",
-     ("EIT/efz20040301.000010_s.fits", "EIT/efz20040301.010016_s.fits")),
-    ("sdo_hmi_sample", "SDO/HMI magnetogram, resampled (sunpy test file)", "sdo/hmi/sample",
-     ("resampled_hmi.fits",)),
+    (
+        "sdo_aia_0171_sample",
+        "SDO/AIA 171 A level 1 (sunpy test file, 128x128)",
+        "sdo/aia/sample/0171",
+        ("aia_171_level1.fits",),
+    ),
+    (
+        "soho_eit_0195_sample",
+        "SOHO/EIT 195 A (sunpy test files)",
+        "soho/eit/sample",
+        ("EIT/efz20040301.000010_s.fits", "EIT/efz20040301.010016_s.fits"),
+    ),
+    (
+        "sdo_hmi_sample",
+        "SDO/HMI magnetogram, resampled (sunpy test file)",
+        "sdo/hmi/sample",
+        ("resampled_hmi.fits",),
+    ),
 )
 
 
@@ -58,8 +70,15 @@ class BucketState:
 class ArchiveSeeder:
     """Seeds and verifies one local bucket under the archive root."""
 
-    def __init__(self, archive_root: Path, seed_dir: Path, quarantine_dir: Path, scratch_dir: Path,
-                 bucket: str, settings: LocalArchive):
+    def __init__(
+        self,
+        archive_root: Path,
+        seed_dir: Path,
+        quarantine_dir: Path,
+        scratch_dir: Path,
+        bucket: str,
+        settings: LocalArchive,
+    ):
         self.root = archive_root
         self.bucket = bucket
         self.settings = settings
@@ -179,7 +198,10 @@ def write_sample_archive(folder: Path, bucket: str, settings: LocalArchive) -> N
             _write(folder / "index" / f"{dataset_id}_{year}.csv", text.encode())
         entries.append(
             catalog_entry(
-                dataset_id=dataset_id, index=index_prefix, title=title, files=files,
+                dataset_id=dataset_id,
+                index=index_prefix,
+                title=title,
+                files=files,
                 description=description,
             )
         )

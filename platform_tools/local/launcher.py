@@ -90,10 +90,11 @@ def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir) -
     install_config(options.config, state)
     new_secrets = {name for name, make in SECRETS.items() if state.secret(name, make)[1]}
 
-    for name, archive in platform.archives.items():
+    for archive in platform.archives.values():
         if archive.local is not None:
-            ArchiveSeeder(state.archive, state.seed, state.quarantine, state.tmp,
-                          archive.bucket, archive.local).ensure()
+            ArchiveSeeder(
+                state.archive, state.seed, state.quarantine, state.tmp, archive.bucket, archive.local
+            ).ensure()
 
     runtime = LocalRuntime(
         state_dir=str(state.root),
@@ -137,9 +138,18 @@ def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir) -
             started.append(service)
             runtime.pids[service.process.name] = service.process.pid or 0
             runtime.save(state.runtime_file)
-            service.process.wait_ready(service.ready_url, service.ready_timeout, ok_statuses=service.ok_statuses)
-            log.info("%s ready in %.1f s (pid %s)", service.process.name,
-                     time.monotonic() - started_at, service.process.pid)
+            if service.ready_url:
+                service.process.wait_ready(
+                    service.ready_url, service.ready_timeout, ok_statuses=service.ok_statuses
+                )
+            else:
+                service.process.wait_running(service.ready_timeout)
+            log.info(
+                "%s ready in %.1f s (pid %s)",
+                service.process.name,
+                time.monotonic() - started_at,
+                service.process.pid,
+            )
         if not stop.is_set():
             print(banner(platform, runtime, state, new_secrets), flush=True)
         while not stop.wait(0.5):

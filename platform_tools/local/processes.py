@@ -43,8 +43,16 @@ def become_subreaper() -> bool:
 class ManagedProcess:
     """One service process: its command, environment and log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], *, env: dict[str, str], log_path: Path,
-                 cwd: Path | None = None, stop_timeout: float = 30.0):
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str],
+        log_path: Path,
+        cwd: Path | None = None,
+        stop_timeout: float = 30.0,
+    ):
         self.name = name
         self.argv = list(argv)
         self.env = env
@@ -106,11 +114,7 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         last_error = "no answer"
         while time.monotonic() < deadline:
-            if not self.running():
-                raise StartupError(
-                    f"{self.name} exited with code {self.exit_code()} while starting; "
-                    f"end of {self.log_path}:\n{self.log_tail()}"
-                )
+            self._check_alive()
             try:
                 with urllib.request.urlopen(url, timeout=2) as answer:
                     if answer.status in ok_statuses:
@@ -127,6 +131,21 @@ class ManagedProcess:
             f"{self.name} was not ready at {url} after {timeout:.0f} s ({last_error}); "
             f"end of {self.log_path}:\n{self.log_tail()}"
         )
+
+    def wait_running(self, seconds: float) -> None:
+        """For a service with nothing to ask: it must still be running after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._check_alive()
+            time.sleep(0.1)
+        self._check_alive()
+
+    def _check_alive(self) -> None:
+        if not self.running():
+            raise StartupError(
+                f"{self.name} exited with code {self.exit_code()} while starting; "
+                f"end of {self.log_path}:\n{self.log_tail()}"
+            )
 
 
 def stop_descendants(timeout: float = 10.0) -> list[str]:

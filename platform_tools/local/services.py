@@ -19,8 +19,11 @@ from .statedir import StateDir
 
 @dataclass
 class Service:
+    """A process and how to tell it is ready: its URL answers, or (no URL) it keeps running
+    for ``ready_timeout`` seconds."""
+
     process: ManagedProcess
-    ready_url: str
+    ready_url: str | None
     ready_timeout: float
     ok_statuses: range = range(200, 500)
 
@@ -43,16 +46,18 @@ def s3_service(runtime: LocalRuntime, state: StateDir, keyed: bool) -> Service:
     if keyed:
         # In the environment, not argv, so the keys never show in `ps`.
         # rclone reads list-valued variables as CSV: quote the "key,secret" pair.
-        env["RCLONE_AUTH_KEY"] = (
-            f'"{state.secret("s3-access-key")[0]},{state.secret("s3-secret-key")[0]}"'
-        )
+        env["RCLONE_AUTH_KEY"] = f'"{state.secret("s3-access-key")[0]},{state.secret("s3-secret-key")[0]}"'
     argv = [
         str(Path(sys.executable).parent / "rclone"),
-        "serve", "s3",
-        "--addr", f"{HOST}:{runtime.ports.s3}",
-        "--log-level", "NOTICE",
+        "serve",
+        "s3",
+        "--addr",
+        f"{HOST}:{runtime.ports.s3}",
+        "--log-level",
+        "NOTICE",
         # Files copied into a bucket folder by hand show up within seconds (default 5 min).
-        "--dir-cache-time", "10s",
+        "--dir-cache-time",
+        "10s",
         str(state.archive),
     ]
     return Service(
@@ -65,12 +70,18 @@ def s3_service(runtime: LocalRuntime, state: StateDir, keyed: bool) -> Service:
 def gateway_service(runtime: LocalRuntime, state: StateDir) -> Service:
     argv = [
         str(Path(sys.executable).parent / "dask-gateway-server"),
-        "--config", str(Path(runtime.hub_config_dir) / "dask_gateway_config.py"),
+        "--config",
+        str(Path(runtime.hub_config_dir) / "dask_gateway_config.py"),
     ]
     return Service(
-        ManagedProcess("dask-gateway", argv, env=_base_env(runtime, state),
-                       log_path=state.logs / "dask-gateway.log", cwd=state.gateway,
-                       stop_timeout=30),
+        ManagedProcess(
+            "dask-gateway",
+            argv,
+            env=_base_env(runtime, state),
+            log_path=state.logs / "dask-gateway.log",
+            cwd=state.gateway,
+            stop_timeout=30,
+        ),
         ready_url=f"{runtime.gateway_url}{GATEWAY_PREFIX}/api/health",
         ready_timeout=60,
         ok_statuses=range(200, 300),
@@ -80,12 +91,19 @@ def gateway_service(runtime: LocalRuntime, state: StateDir) -> Service:
 def hub_service(runtime: LocalRuntime, state: StateDir) -> Service:
     argv = [
         str(Path(sys.executable).parent / "jupyterhub"),
-        "--config", str(Path(runtime.hub_config_dir) / "jupyterhub_config.py"),
+        "--config",
+        str(Path(runtime.hub_config_dir) / "jupyterhub_config.py"),
     ]
     return Service(
         # The hub stops every user server on shutdown: give it time before SIGKILL.
-        ManagedProcess("jupyterhub", argv, env=_base_env(runtime, state),
-                       log_path=state.logs / "jupyterhub.log", cwd=state.hub, stop_timeout=60),
+        ManagedProcess(
+            "jupyterhub",
+            argv,
+            env=_base_env(runtime, state),
+            log_path=state.logs / "jupyterhub.log",
+            cwd=state.hub,
+            stop_timeout=60,
+        ),
         ready_url=f"{runtime.hub_internal_url}/hub/health",
         ready_timeout=120,
         ok_statuses=range(200, 300),
@@ -97,15 +115,18 @@ def culler_service(runtime: LocalRuntime, state: StateDir, timeout_minutes: int)
     env["JUPYTERHUB_API_TOKEN"] = state.secret("culler-api-token")[0]
     seconds = timeout_minutes * 60
     argv = [
-        sys.executable, "-m", "jupyterhub_idle_culler",
+        sys.executable,
+        "-m",
+        "jupyterhub_idle_culler",
         f"--url={runtime.hub_api_url}",
         f"--timeout={seconds}",
         f"--cull-every={max(30, min(300, seconds // 4))}",
     ]
     return Service(
-        ManagedProcess("idle-culler", argv, env=env, log_path=state.logs / "idle-culler.log",
-                       stop_timeout=10),
-        ready_url=f"{runtime.hub_internal_url}/hub/health",
-        ready_timeout=10,
-        ok_statuses=range(200, 300),
+        ManagedProcess(
+            "idle-culler", argv, env=env, log_path=state.logs / "idle-culler.log", stop_timeout=10
+        ),
+        # It serves nothing; its first API call (bad token, wrong URL) fails within a second.
+        ready_url=None,
+        ready_timeout=2,
     )

@@ -89,8 +89,16 @@ class StateDir:
 
     def prepare(self) -> None:
         """Create the layout; secrets are private to the platform's OS user."""
-        for path in (self.root, self.hub, self.gateway, self.archive, self.seed, self.homes,
-                     self.logs, self.tmp):
+        for path in (
+            self.root,
+            self.hub,
+            self.gateway,
+            self.archive,
+            self.seed,
+            self.homes,
+            self.logs,
+            self.tmp,
+        ):
             path.mkdir(parents=True, exist_ok=True)
         self.secrets.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.secrets, 0o700)

