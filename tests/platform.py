@@ -80,9 +80,18 @@ class LocalPlatform:
         env.pop("JUPYTERHUB_API_TOKEN", None)
         return env
 
-    def start(self, timeout: float = 240.0) -> None:
+    def start(self, timeout: float = 240.0, extra_args: list[str] | None = None) -> None:
         self.process = subprocess.Popen(
-            [*PARHELION, "up", "--config", str(self.config), "--state-dir", str(self.state), "--free-ports"],
+            [
+                *PARHELION,
+                "up",
+                "--config",
+                str(self.config),
+                "--state-dir",
+                str(self.state),
+                "--free-ports",
+                *(extra_args or []),
+            ],
             cwd=REPO_ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,

@@ -71,7 +71,11 @@ def _up(args: argparse.Namespace) -> int:
 
     return run_up(
         UpOptions(
-            config=args.config, state_dir=args.state_dir, hub_port=args.port, free_ports=args.free_ports
+            config=args.config,
+            state_dir=args.state_dir,
+            hub_port=args.port,
+            free_ports=args.free_ports,
+            sample_files=args.sample_files,
         )
     )
 
@@ -88,6 +92,16 @@ def _down(args: argparse.Namespace) -> int:
     from ..local.launcher import run_down
 
     return run_down(_state_dir(args))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 100000, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     local_options(up)
     up.add_argument("--port", type=int, help="the hub's public port (overrides local.ports.hub)")
     up.add_argument("--free-ports", action="store_true", help="ignore configured ports and pick free ones")
+    up.add_argument(
+        "--sample-files",
+        type=_positive_int,
+        metavar="N",
+        help="images in the generated AIA-like series (overrides archives.*.local.sample_files; "
+        "a change re-seeds the sample archive)",
+    )
     up.set_defaults(func=_up)
 
     status = commands.add_parser("status", help="what the local platform runs")

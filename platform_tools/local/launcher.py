@@ -55,6 +55,7 @@ class UpOptions:
     state_dir: Path | None = None
     hub_port: int | None = None
     free_ports: bool = False  # ignore configured ports (tests, a second platform)
+    sample_files: int | None = None  # overrides local archives' sample_files
     hub_config_dir: Path = REPO_ROOT / "hub_config"
     notebooks_dir: Path = REPO_ROOT / "notebooks"
 
@@ -92,8 +93,11 @@ def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir) -
 
     for archive in platform.archives.values():
         if archive.local is not None:
+            settings = archive.local
+            if options.sample_files is not None:
+                settings = settings.model_copy(update={"sample_files": options.sample_files})
             ArchiveSeeder(
-                state.archive, state.seed, state.quarantine, state.tmp, archive.bucket, archive.local
+                state.archive, state.seed, state.quarantine, state.tmp, archive.bucket, settings
             ).ensure()
 
     runtime = LocalRuntime(

@@ -162,6 +162,33 @@ def test_person_runs_the_getting_started_notebook(local_platform):
     print("timings (s):", json.dumps({k: round(v, 2) for k, v in timings.items()}))
 
 
+def test_data_and_dask_work_with_no_arguments_in_a_kernel(local_platform):
+    """The promise to users: no set-up in a notebook, for S3 and for dask-gateway."""
+    code = (
+        "import fsspec, s3fs\n"
+        "from dask_gateway import Gateway\n"
+        "keys = s3fs.S3FileSystem().ls('helio-sample')\n"
+        "with fsspec.open('s3://helio-sample/catalog.json') as f:\n"
+        "    size = len(f.read())\n"
+        "print(sorted(keys)[:2], size > 100, Gateway().list_clusters())\n"
+    )
+
+    async def session():
+        async with HubUser(local_platform.url, "demo", local_platform.password()) as user:
+            await user.login()
+            await user.start_server()
+            await user.open_lab()
+            kernel = await user.start_kernel()
+            try:
+                return await kernel.execute(code, timeout=120)
+            finally:
+                await kernel.shutdown()
+                await user.stop_server()
+
+    (output,) = run(session())
+    assert output["text"].strip() == "['helio-sample/catalog.json', 'helio-sample/index'] True []"
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -181,6 +208,31 @@ def test_invalid_config_starts_nothing(tmp_path):
     assert f"{config}:{line}:5: profiles.small.cpu_limit: " in result.stderr
     assert "nothing was started" in result.stderr
     assert not state.exists()
+
+
+def test_sample_size_is_set_by_a_flag(tmp_path):
+    platform = LocalPlatform(tmp_path, platform_config_text())
+    platform.start(extra_args=["--sample-files", "5"])
+    try:
+        series = list((platform.state / "archive" / "helio-sample").rglob("aia_synthetic_*.fits"))
+        assert len(series) == 5
+        index = platform.state / "archive" / "helio-sample" / "index" / "aia_0094_synthetic_2024.csv"
+        assert len(index.read_text().splitlines()) == 1 + 5
+    finally:
+        platform.stop_and_check()
+
+
+def test_bad_flag_value_is_named(tmp_path):
+    result = subprocess.run(
+        [*PARHELION, "up", "--sample-files", "0"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "argument --sample-files: must be between 1 and 100000, got 0" in result.stderr
 
 
 def test_port_in_use_is_one_line(tmp_path):
