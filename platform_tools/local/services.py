@@ -67,18 +67,39 @@ def s3_service(runtime: LocalRuntime, state: StateDir, keyed: bool) -> Service:
     )
 
 
-def gateway_service(runtime: LocalRuntime, state: StateDir) -> Service:
+def _configured_tool(
+    name: str,
+    tool: str,
+    config_file: str,
+    runtime: LocalRuntime,
+    state: StateDir,
+    cwd: Path,
+    stop_timeout: float,
+) -> ManagedProcess:
+    """A venv command started with ``--config hub_config/<config_file>``."""
     argv = [
-        str(Path(sys.executable).parent / "dask-gateway-server"),
+        str(Path(sys.executable).parent / tool),
         "--config",
-        str(Path(runtime.hub_config_dir) / "dask_gateway_config.py"),
+        str(Path(runtime.hub_config_dir) / config_file),
     ]
+    return ManagedProcess(
+        name,
+        argv,
+        env=_base_env(runtime, state),
+        log_path=state.logs / f"{name}.log",
+        cwd=cwd,
+        stop_timeout=stop_timeout,
+    )
+
+
+def gateway_service(runtime: LocalRuntime, state: StateDir) -> Service:
     return Service(
-        ManagedProcess(
+        _configured_tool(
             "dask-gateway",
-            argv,
-            env=_base_env(runtime, state),
-            log_path=state.logs / "dask-gateway.log",
+            "dask-gateway-server",
+            "dask_gateway_config.py",
+            runtime,
+            state,
             cwd=state.gateway,
             stop_timeout=30,
         ),
@@ -89,20 +110,10 @@ def gateway_service(runtime: LocalRuntime, state: StateDir) -> Service:
 
 
 def hub_service(runtime: LocalRuntime, state: StateDir) -> Service:
-    argv = [
-        str(Path(sys.executable).parent / "jupyterhub"),
-        "--config",
-        str(Path(runtime.hub_config_dir) / "jupyterhub_config.py"),
-    ]
     return Service(
         # The hub stops every user server on shutdown: give it time before SIGKILL.
-        ManagedProcess(
-            "jupyterhub",
-            argv,
-            env=_base_env(runtime, state),
-            log_path=state.logs / "jupyterhub.log",
-            cwd=state.hub,
-            stop_timeout=60,
+        _configured_tool(
+            "jupyterhub", "jupyterhub", "jupyterhub_config.py", runtime, state, cwd=state.hub, stop_timeout=60
         ),
         ready_url=f"{runtime.hub_internal_url}/hub/health",
         ready_timeout=120,
