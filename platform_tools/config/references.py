@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .policy import groups_of, resolve_budget
+
 if TYPE_CHECKING:  # pragma: no cover
     from .models import PlatformConfig
 
@@ -90,6 +92,9 @@ def reference_issues(config: PlatformConfig) -> list[tuple[Loc, str]]:
             )
         )
 
+    issues += _user_override_issues(config)
+    issues += _course_overlap_issues(config)
+
     # One local S3 server serves every local bucket, so they share one access mode.
     local = [(name, archive) for name, archive in config.archives.items() if archive.local]
     for name, archive in local[1:]:
@@ -114,4 +119,68 @@ def reference_issues(config: PlatformConfig) -> list[tuple[Loc, str]]:
         else:
             seen[port] = key
 
+    return issues
+
+
+def _user_override_issues(config: PlatformConfig) -> list[tuple[Loc, str]]:
+    issues: list[tuple[Loc, str]] = []
+    known_users = config.allowed_users
+    for username, override in config.users.items():
+        loc: Loc = ("users", username)
+        if username not in known_users:
+            issues.append(
+                (
+                    loc,
+                    f"{username!r} is not a user of this hub (list them in hub.users, "
+                    "hub.admin_users or a group's members)",
+                )
+            )
+        group_name = override.primary_group
+        if group_name is not None:
+            group = config.groups.get(group_name)
+            if group is None:
+                issues.append(
+                    (loc + ("primary_group",), f"unknown group {group_name!r} ({_known(config.groups)})")
+                )
+            elif username not in group.members:
+                issues.append(
+                    (loc + ("primary_group",), f"{username!r} is not a member of group {group_name!r}")
+                )
+            elif group.budget is None:
+                issues.append((loc + ("primary_group",), f"group {group_name!r} has no budget"))
+        for index, profile in enumerate(override.profiles or []):
+            if profile not in config.profiles:
+                issues.append(
+                    (loc + ("profiles", index), f"unknown profile {profile!r} ({_known(config.profiles)})")
+                )
+        if override.budget is not None:
+            try:
+                resolve_budget(config, username)
+            except ValueError as exc:
+                issues.append((loc + ("budget",), str(exc).splitlines()[-1].strip()))
+    return issues
+
+
+def _course_overlap_issues(config: PlatformConfig) -> list[tuple[Loc, str]]:
+    """Two course budgets of one user must not overlap: which would their spend count to?"""
+    issues: list[tuple[Loc, str]] = []
+    reported: set[tuple[str, str]] = set()
+    for username in sorted(config.allowed_users):
+        courses = [
+            (name, config.groups[name].budget.course)
+            for name in groups_of(config, username)
+            if config.groups[name].budget is not None and config.groups[name].budget.course is not None
+        ]
+        for i, (first, first_window) in enumerate(courses):
+            for second, second_window in courses[i + 1 :]:
+                if (first, second) in reported or not first_window.overlaps(second_window):
+                    continue
+                reported.add((first, second))
+                issues.append(
+                    (
+                        ("groups", second, "budget", "course"),
+                        f"overlaps the course window of group {first!r} "
+                        f"({first_window.start} to {first_window.end}); {username!r} is in both",
+                    )
+                )
     return issues

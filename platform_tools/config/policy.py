@@ -1,0 +1,119 @@
+"""What applies to one user: their groups, profiles, quota and budget.
+
+Precedence, the same everywhere (hub, gateway, accounting, CLI):
+
+* **Profiles** — ``users.<name>.profiles`` if set; otherwise every profile any of the
+  user's groups allows (a group without ``profiles`` allows all); a user in no group
+  may use every profile.
+* **Quota**, field by field — ``users.<name>.quota`` if it sets the field; otherwise
+  the largest value among the user's groups that set it (membership grants); otherwise
+  ``accounting.defaults_quota``; otherwise no limit.
+* **Budget** — one group's budget applies to a user: ``users.<name>.primary_group``,
+  or else the first group in file order that lists the user and has a budget, or else
+  ``accounting.defaults_budget``. Fields set in ``users.<name>.budget`` replace that
+  budget's fields; a user with no group budget and no default needs a complete override.
+* **Group totals** — ``group_usd`` caps every group separately: a user's spend counts
+  towards each of their groups that has one, and any exhausted total caps the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .quotas import Budget, Quota
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models import PlatformConfig
+
+
+@dataclass(frozen=True)
+class UserPolicy:
+    username: str
+    groups: list[str]
+    profiles: list[str]
+    quota: Quota
+    budget: Budget | None
+    budget_source: str | None  # "group:<name>", "user", "defaults" or None
+    group_totals: dict[str, Budget] = field(default_factory=dict)
+
+
+def groups_of(config: PlatformConfig, username: str) -> list[str]:
+    """The user's groups, in file order."""
+    return [name for name, group in config.groups.items() if username in group.members]
+
+
+def resolve_profiles(config: PlatformConfig, username: str) -> list[str]:
+    override = config.users.get(username)
+    if override is not None and override.profiles is not None:
+        return list(override.profiles)
+    groups = [config.groups[name] for name in groups_of(config, username)]
+    if not groups or any(group.profiles is None for group in groups):
+        return list(config.profiles)
+    allowed = {profile for group in groups for profile in group.profiles or []}
+    return [name for name in config.profiles if name in allowed]
+
+
+def resolve_quota(config: PlatformConfig, username: str) -> Quota:
+    override = config.users.get(username)
+    group_quotas = [
+        config.groups[name].quota for name in groups_of(config, username) if config.groups[name].quota
+    ]
+    values = {}
+    for name in Quota.model_fields:
+        if override is not None and override.quota is not None:
+            value = getattr(override.quota, name)
+            if value is not None:
+                values[name] = value
+                continue
+        from_groups = [getattr(quota, name) for quota in group_quotas if getattr(quota, name) is not None]
+        values[name] = max(from_groups) if from_groups else getattr(config.accounting.defaults_quota, name)
+    return Quota(**values)
+
+
+def budget_base(config: PlatformConfig, username: str) -> tuple[Budget | None, str | None]:
+    """The budget a user's override applies to, and where it comes from."""
+    override = config.users.get(username)
+    if override is not None and override.primary_group is not None:
+        group = config.groups.get(override.primary_group)
+        if group is not None and group.budget is not None:
+            return group.budget, f"group:{override.primary_group}"
+    for name in groups_of(config, username):
+        budget = config.groups[name].budget
+        if budget is not None:
+            return budget, f"group:{name}"
+    if config.accounting.defaults_budget is not None:
+        return config.accounting.defaults_budget, "defaults"
+    return None, None
+
+
+def resolve_budget(config: PlatformConfig, username: str) -> tuple[Budget | None, str | None]:
+    """The user's own budget; raises ValueError when an override leaves it incomplete."""
+    base, source = budget_base(config, username)
+    override = config.users.get(username)
+    fields = override.budget.model_dump(exclude_none=True) if override and override.budget else {}
+    if not fields:
+        return base, source
+    merged = base.model_dump(exclude={"group_usd"}) if base is not None else {}
+    merged.update(fields)
+    if "usd" not in merged:
+        raise ValueError("no group or default budget to override: set usd (and period)")
+    return Budget.model_validate(merged), "user"
+
+
+def resolve(config: PlatformConfig, username: str) -> UserPolicy:
+    budget, source = resolve_budget(config, username)
+    totals = {
+        name: config.groups[name].budget
+        for name in groups_of(config, username)
+        if config.groups[name].budget is not None and config.groups[name].budget.group_usd
+    }
+    return UserPolicy(
+        username=username,
+        groups=groups_of(config, username),
+        profiles=resolve_profiles(config, username),
+        quota=resolve_quota(config, username),
+        budget=budget,
+        budget_source=source,
+        group_totals=totals,
+    )

@@ -1,0 +1,155 @@
+"""Quotas, budgets and accounting settings in platform.yaml.
+
+Quotas bound what runs at once; budgets bound what it costs over a period. Both are
+set per group, with per-user overrides; ``platform_tools.config.policy`` resolves what
+applies to one user (the precedence rules are documented there and in the README).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+
+from .models_base import Name, StrictModel
+
+Percent = Annotated[float, Field(gt=0, le=1000)]
+
+
+class Quota(StrictModel):
+    """Limits on what a user runs at once. A field left out sets no limit here (it may be
+    inherited, see the precedence rules); dask limits are summed over ALL the user's
+    clusters, not per cluster."""
+
+    max_servers: PositiveInt | None = Field(None, description="Notebook servers at once.")
+    max_dask_clusters: NonNegativeInt | None = Field(None, description="Dask clusters at once.")
+    max_dask_cores: PositiveFloat | None = Field(
+        None, description="Cores of all the user's Dask schedulers and workers together."
+    )
+    max_dask_memory_gib: PositiveFloat | None = Field(
+        None, description="Memory of all the user's Dask schedulers and workers together, GiB."
+    )
+    storage_gib: PositiveFloat | None = Field(None, description="Home directory size, GiB.")
+
+
+class CourseWindow(StrictModel):
+    """The dates a course runs, both included (UTC)."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CourseWindow:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+    def overlaps(self, other: CourseWindow) -> bool:
+        return self.start <= other.end and other.start <= self.end
+
+
+class BudgetFields(StrictModel):
+    """Budget settings; in a user override every field is optional."""
+
+    usd: PositiveFloat | None = Field(None, description="Dollars each user may spend per period.")
+    period: Literal["day", "week", "month", "course"] | None = Field(
+        None,
+        description="day, week (from Monday) and month are UTC calendar periods; course is "
+        "the course window.",
+    )
+    course: CourseWindow | None = Field(None, description="Required when period is course.")
+    warn_at_percent: list[Percent] | None = Field(
+        None, description="Soft thresholds: the user is warned as spend crosses each."
+    )
+    on_hard_cap: Literal["refuse-new", "refuse-new-and-stop"] | None = Field(
+        None,
+        description="At 100%: refuse new servers and clusters; and (default) stop running "
+        "ones after the grace period.",
+    )
+    grace_minutes: NonNegativeInt | None = Field(
+        None, description="Minutes between crossing the cap and stopping what runs."
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_increase(self) -> BudgetFields:
+        marks = self.warn_at_percent or []
+        if any(b <= a for a, b in zip(marks, marks[1:], strict=False)):
+            raise ValueError(f"warn_at_percent must increase, got {marks}")
+        return self
+
+
+class Budget(BudgetFields):
+    """A group's budget: each member gets ``usd`` per period; ``group_usd`` caps the
+    whole group's spend together (a class total)."""
+
+    usd: PositiveFloat = Field(description="Dollars each user may spend per period.")
+    period: Literal["day", "week", "month", "course"] = "month"
+    warn_at_percent: list[Percent] = Field(default_factory=lambda: [50.0, 80.0, 100.0])
+    on_hard_cap: Literal["refuse-new", "refuse-new-and-stop"] = "refuse-new-and-stop"
+    grace_minutes: NonNegativeInt = 5
+    group_usd: PositiveFloat | None = Field(
+        None, description="Dollars the group's members may spend together per period."
+    )
+
+    @model_validator(mode="after")
+    def _course_needs_window(self) -> Budget:
+        if self.period == "course" and self.course is None:
+            raise ValueError("period 'course' needs a course window (course: {start:, end:})")
+        if self.period != "course" and self.course is not None:
+            raise ValueError(f"a course window is only used with period 'course', not {self.period!r}")
+        return self
+
+
+class UserOverride(StrictModel):
+    """Settings for one user that take precedence over their groups'."""
+
+    primary_group: Name | None = Field(
+        None,
+        description="The group whose budget applies to this user (default: the first group, "
+        "in file order, that lists the user and has a budget).",
+    )
+    profiles: list[Name] | None = Field(None, description="Profiles this user may use.")
+    quota: Quota | None = None
+    budget: BudgetFields | None = None
+
+
+class VirtualNode(StrictModel):
+    """The machine the local platform pretends to be, so local spend is realistic."""
+
+    instance_type: str = Field("m6i.xlarge", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+    capacity_type: Literal["on-demand", "spot"] = "on-demand"
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+
+
+class UnavailablePolicy(StrictModel):
+    """What new spawns and clusters do while the accounting service does not answer."""
+
+    budgets: Literal["closed", "open"] = Field(
+        "closed", description="closed: refuse new servers and clusters of users with a budget."
+    )
+    quotas: Literal["closed", "open"] = Field(
+        "open", description="open: allow, since quotas are also enforced once it is back."
+    )
+
+
+class AccountingConfig(StrictModel):
+    """The accounting service: metering, the ledger, enforcement."""
+
+    enabled: bool = True
+    contact: str = Field("your platform's administrators", description="Whom users are told to contact.")
+    sample_interval_seconds: Annotated[int, Field(ge=1, le=300)] = 15
+    enforce_interval_seconds: Annotated[int, Field(ge=1, le=300)] = 15
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the ledger (default: SQLite in the state directory); "
+        "postgresql+psycopg://... for PostgreSQL.",
+    )
+    virtual_node: VirtualNode = Field(default_factory=VirtualNode)
+    when_unavailable: UnavailablePolicy = Field(default_factory=UnavailablePolicy)
+    defaults_quota: Quota = Field(
+        default_factory=Quota, description="Quota of users who are in no group with one."
+    )
+    defaults_budget: Budget | None = Field(
+        None, description="Budget of users who are in no group with one (absent: none)."
+    )
