@@ -1,0 +1,1 @@
+"""Accounting: prices, the cost rule, metering, the ledger and enforcement."""

@@ -1,0 +1,95 @@
+"""The price catalog: EC2 instance prices (on-demand and spot, per region) and storage.
+
+A dated JSON file ships with the package (``data/aws_prices.json``) so costs work with
+no network; ``parhelion prices refresh`` rewrites a copy from the AWS Pricing and EC2
+spot-price APIs. Every price is USD; instances per hour, storage per GiB-month.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+DEFAULT_CATALOG = Path(__file__).with_name("data") / "aws_prices.json"
+HOURS_PER_MONTH = 730.0  # AWS's convention for monthly prices
+CapacityType = Literal["on-demand", "spot"]
+
+
+class InstancePrice(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    vcpu: PositiveInt
+    memory_gib: PositiveFloat
+    on_demand: PositiveFloat
+    spot: PositiveFloat | None = None
+
+
+class RegionPrices(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    instances: dict[str, InstancePrice]
+    storage_per_gib_month: dict[str, PositiveFloat]
+
+
+class PriceCatalog(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: Literal[1] = 1
+    as_of: str = Field(description="When these prices were read (YYYY-MM-DD).")
+    source: str
+    regions: dict[str, RegionPrices]
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_CATALOG) -> PriceCatalog:
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise PriceError(f"{path}: not a usable price catalog: {exc}") from None
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=1, sort_keys=True) + "\n")
+        tmp.replace(path)
+
+    def node(self, instance_type: str, region: str, capacity_type: CapacityType) -> Node:
+        """A node of this type with its $/hour for the capacity type."""
+        prices = self._region(region).instances.get(instance_type)
+        if prices is None:
+            known = ", ".join(sorted(self._region(region).instances))
+            raise PriceError(f"no price for instance type {instance_type!r} in {region} (known: {known})")
+        hourly = prices.on_demand if capacity_type == "on-demand" else prices.spot
+        if hourly is None:
+            raise PriceError(f"no spot price for {instance_type} in {region}")
+        return Node(instance_type, region, capacity_type, prices.vcpu, prices.memory_gib, hourly)
+
+    def storage_per_gib_hour(self, region: str, kind: str = "ebs-gp3") -> float:
+        per_month = self._region(region).storage_per_gib_month.get(kind)
+        if per_month is None:
+            raise PriceError(f"no storage price for {kind!r} in {region}")
+        return per_month / HOURS_PER_MONTH
+
+    def _region(self, region: str) -> RegionPrices:
+        try:
+            return self.regions[region]
+        except KeyError:
+            raise PriceError(
+                f"no prices for region {region!r} (known: {', '.join(sorted(self.regions))}); "
+                "run `parhelion prices refresh --region {region}`"
+            ) from None
+
+
+class PriceError(LookupError):
+    """A price the catalog does not have, naming what is missing."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """A machine pods are charged a share of."""
+
+    instance_type: str
+    region: str
+    capacity_type: CapacityType
+    vcpu: float
+    memory_gib: float
+    price_per_hour: float
