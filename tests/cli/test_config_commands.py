@@ -30,11 +30,8 @@ def test_validate_accepts_the_example():
 
 def test_validate_prints_every_error_and_fails(tmp_path, example_text):
     bad = tmp_path / "platform.yaml"
-    bad.write_text(
-        example_text.replace("cpu_limit: 2\n", "cpu_limit: -2\n").replace(
-            "image: helio\n    price_per_hour_usd: 0.05", "image: nope\n    price_per_hour_usd: 0.05"
-        )
-    )
+    text = example_text.replace("cpu_limit: 2\n", "cpu_limit: -2\n")
+    bad.write_text(text.replace("    image: helio\n", "    image: nope\n", 1))
     result = parhelion("config", "validate", str(bad))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
