@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.platform import LocalPlatform, RcloneS3, platform_config_text
+from tests.platform import LocalPlatform, PostgresServer, RcloneS3, platform_config_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = REPO_ROOT / "hub_config" / "platform.local.yaml"
@@ -36,6 +36,17 @@ def local_platform(tmp_path_factory: pytest.TempPathFactory):
 def s3_server(tmp_path_factory: pytest.TempPathFactory):
     """A real rclone S3 server over a temp folder, stopped by pid at the end."""
     server = RcloneS3(tmp_path_factory.mktemp("s3"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session, stopped by pid at the end."""
+    server = PostgresServer()
     server.start()
     try:
         yield server

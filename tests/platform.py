@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -232,3 +233,111 @@ class RcloneS3:
                 "request_checksum_calculation": "when_required",
             },
         }
+
+
+class PostgresServer:
+    """A real PostgreSQL server (binaries from the `pgserver` wheel) in a temp folder.
+
+    PostgreSQL refuses to run as root, so as root it runs as ``nobody``. Listens on
+    127.0.0.1 and a free port only; stopped by its pid (pg_ctl stop) at the end.
+    """
+
+    def __init__(self):
+        import importlib.util
+
+        from platform_tools.local.processes import free_tcp_ports
+
+        # The wheel's binaries, without importing its Python side (which needs no set-up here).
+        self.bin = Path(importlib.util.find_spec("pgserver").origin).parent / "pginstall" / "bin"
+        self.root = Path(tempfile.mkdtemp(prefix="parhelion-pg-"))
+        self.root.chmod(0o755)
+        self.data = self.root / "data"
+        self.port = free_tcp_ports(1)[0]
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return argv
+        return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv]
+
+    def start(self) -> None:
+        self.data.mkdir()
+        if os.geteuid() == 0:
+            import pwd
+
+            account = pwd.getpwnam("nobody")
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+            os.chown(self.data, account.pw_uid, account.pw_gid)
+        env = dict(os.environ, HOME=str(self.root), LC_ALL="C")
+        subprocess.run(
+            self._as_owner(
+                [
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            env=env,
+            cwd=self.root,
+        )
+        subprocess.run(
+            self._as_owner(
+                [
+                    str(self.bin / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(self.root / "postgres.log"),
+                    "start",
+                    "-o",
+                    f"-h 127.0.0.1 -p {self.port} -k {self.root}",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            env=env,
+            cwd=self.root,
+        )
+
+    @property
+    def pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def create_database(self, name: str) -> str:
+        """A fresh database; its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        pid = self.pid
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and psutil.pid_exists(pid):
+                    time.sleep(0.1)
+                if psutil.pid_exists(pid):
+                    os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        import shutil
+
+        shutil.rmtree(self.root, ignore_errors=True)

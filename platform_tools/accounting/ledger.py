@@ -1,0 +1,240 @@
+"""The ledger: what ran for whom, for how long, at what rate — and what it cost.
+
+Usage comes in as samples: "at time t these resources were running". Each resource
+lifetime is one row; a sample inserts new lifetimes, moves ``last_seen_at`` of known
+ones forward to t, and closes lifetimes no longer running. A sample is one transaction
+and never moves a time backwards, so a kill -9 at any moment neither loses a committed
+sample nor counts one twice, and replaying a sample is harmless.
+
+Spend over any window is the sum of each lifetime's rate times its overlap with the
+window, computed in SQL that SQLite and PostgreSQL both run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import case, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .schema import Event, MeterState, Notice, Usage
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A resource seen running, with what it requests and the rate it is charged."""
+
+    resource_key: str  # stable for one lifetime, e.g. "server:demo:<started>"
+    username: str
+    kind: str  # server | dask-scheduler | dask-worker | storage
+    started_at: float
+    rate_per_hour: float
+    description: str = ""
+    cpu: float = 0.0
+    memory_gib: float = 0.0
+    storage_gib: float = 0.0
+    instance_type: str = ""
+    capacity_type: str = ""
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the ledger; SQLite gets WAL mode, a busy timeout and durable commits."""
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection, _record):  # pragma: no cover - exercised via tests
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+    return engine
+
+
+class Ledger:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    # --------------------------------------------------------------- schema
+
+    def migrate(self) -> None:
+        """Bring the database to the newest schema (alembic upgrade head)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -------------------------------------------------------------- samples
+
+    def record_sample(self, at: float, running: Sequence[Observation]) -> None:
+        """Apply one sample: what runs at ``at``. Idempotent; all or nothing."""
+        with self.sessions.begin() as session:
+            keys = [obs.resource_key for obs in running]
+            for obs in running:
+                self._upsert(session, obs, at)
+            # Lifetimes not seen now have ended; they were last seen at the previous sample.
+            closing = update(Usage).where(Usage.ended_at.is_(None))
+            if keys:
+                closing = closing.where(Usage.resource_key.not_in(keys))
+            session.execute(closing.values(ended_at=Usage.last_seen_at))
+            self._set_state(session, "last_sample_at", repr(at))
+
+    def _upsert(self, session: Session, obs: Observation, at: float) -> None:
+        dialect = session.get_bind().dialect.name
+        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+        seen = max(at, obs.started_at)
+        statement = insert(Usage).values(
+            resource_key=obs.resource_key,
+            username=obs.username,
+            kind=obs.kind,
+            description=obs.description,
+            cpu=obs.cpu,
+            memory_gib=obs.memory_gib,
+            storage_gib=obs.storage_gib,
+            instance_type=obs.instance_type,
+            capacity_type=obs.capacity_type,
+            rate_per_hour=obs.rate_per_hour,
+            started_at=obs.started_at,
+            last_seen_at=seen,
+            ended_at=None,
+        )
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[Usage.resource_key],
+            set_={
+                # never backwards: an old sample replayed after a newer one changes nothing
+                "last_seen_at": case(
+                    (excluded.last_seen_at > Usage.last_seen_at, excluded.last_seen_at),
+                    else_=Usage.last_seen_at,
+                ),
+                "ended_at": None,
+            },
+        )
+        session.execute(statement)
+
+    def last_sample_at(self) -> float | None:
+        with self.sessions() as session:
+            row = session.get(MeterState, "last_sample_at")
+            return float(row.value) if row else None
+
+    def _set_state(self, session: Session, key: str, value: str) -> None:
+        row = session.get(MeterState, key)
+        if row is None:
+            session.add(MeterState(key=key, value=value))
+        else:
+            row.value = value
+
+    # ---------------------------------------------------------------- spend
+
+    @staticmethod
+    def _overlap_cost(start: float, end: float):
+        """SQL: each row's cost inside [start, end)."""
+        lo = case((Usage.started_at > start, Usage.started_at), else_=start)
+        hi = case((Usage.last_seen_at < end, Usage.last_seen_at), else_=end)
+        seconds = case((hi > lo, hi - lo), else_=0.0)
+        return Usage.rate_per_hour * seconds / 3600.0
+
+    def spend(self, username: str, start: float, end: float) -> float:
+        """Dollars ``username`` spent in [start, end)."""
+        query = select(func.coalesce(func.sum(self._overlap_cost(start, end)), 0.0)).where(
+            Usage.username == username, Usage.last_seen_at > start, Usage.started_at < end
+        )
+        with self.sessions() as session:
+            return float(session.execute(query).scalar_one())
+
+    def spend_by_user(self, start: float, end: float, users: Iterable[str] | None = None) -> dict[str, float]:
+        cost = func.sum(self._overlap_cost(start, end))
+        query = (
+            select(Usage.username, cost)
+            .where(Usage.last_seen_at > start, Usage.started_at < end)
+            .group_by(Usage.username)
+        )
+        if users is not None:
+            query = query.where(Usage.username.in_(list(users)))
+        with self.sessions() as session:
+            return {name: float(total or 0.0) for name, total in session.execute(query)}
+
+    def daily_spend(self, username: str, first: date, last: date) -> list[tuple[date, float]]:
+        """Spend per UTC day from ``first`` to ``last`` included."""
+        days = []
+        day = first
+        while day <= last:
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+            days.append((day, self.spend(username, start, start + 86400)))
+            day += timedelta(days=1)
+        return days
+
+    def lifetimes(self, username: str | None = None, running_only: bool = False) -> list[Usage]:
+        query = select(Usage).order_by(Usage.started_at)
+        if username is not None:
+            query = query.where(Usage.username == username)
+        if running_only:
+            query = query.where(Usage.ended_at.is_(None))
+        with self.sessions() as session:
+            return list(session.execute(query).scalars())
+
+    # ----------------------------------------------------- events, notices
+
+    def record_event(
+        self,
+        username: str,
+        action: str,
+        rule: str,
+        message: str,
+        spend_usd: float | None = None,
+        cap_usd: float | None = None,
+        at: float | None = None,
+    ) -> None:
+        with self.sessions.begin() as session:
+            session.add(
+                Event(
+                    at=at or time.time(),
+                    username=username,
+                    action=action,
+                    rule=rule,
+                    message=message,
+                    spend_usd=spend_usd,
+                    cap_usd=cap_usd,
+                )
+            )
+
+    def events(self, username: str | None = None, since: float | None = None) -> list[Event]:
+        query = select(Event).order_by(Event.at, Event.id)
+        if username is not None:
+            query = query.where(Event.username == username)
+        if since is not None:
+            query = query.where(Event.at >= since)
+        with self.sessions() as session:
+            return list(session.execute(query).scalars())
+
+    def claim_notice(self, username: str, period_key: str, threshold: float) -> bool:
+        """True the first time (username, period, threshold) is claimed; False after."""
+        with self.sessions.begin() as session:
+            dialect = session.get_bind().dialect.name
+            insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+            result = session.execute(
+                insert(Notice)
+                .values(username=username, period_key=period_key, threshold=threshold, at=time.time())
+                .on_conflict_do_nothing()
+                .returning(Notice.id)  # rowcount is not reliable across drivers
+            )
+            return result.first() is not None
