@@ -104,23 +104,41 @@ class HubUser:
                 raise HubError(f"login as {self.username} failed: {reason}")
         self.timings.record("login", started)
 
-    async def start_server(self, timeout: float = 300.0) -> None:
-        """Start the default server as the Start button does, and wait until it is up."""
+    async def start_server(self, timeout: float = 300.0, profile: str | None = None) -> None:
+        """Start the default server as the Start button does, and wait until it is up.
+
+        Where the hub shows a profile form, ``profile`` is chosen (default: the one the
+        form preselects) and the form is submitted, as a person would.
+        """
         started = time.monotonic()
-        async with self.session.get(f"{self.hub_url}/hub/spawn/{quote(self.username)}") as answer:
+        spawn_url = f"{self.hub_url}/hub/spawn/{quote(self.username)}"
+        async with self.session.get(spawn_url) as answer:
+            page = await answer.text()
             if answer.status >= 400:
-                raise HubError(f"spawn: HTTP {answer.status}: {_page_message(await answer.text())}")
+                raise HubError(f"spawn: HTTP {answer.status}: {_page_message(page)}")
+        if 'id="spawn_form"' in page:
+            choice = profile or _checked_profile(page)
+            form = {"profile": choice or "", "_xsrf": self._cookie("_xsrf", "/hub") or ""}
+            async with self.session.post(spawn_url, data=form) as answer:
+                page = await answer.text()
+                if answer.status >= 400 or 'id="spawn_form"' in page:  # the form again: an error
+                    raise HubError(f"spawn: HTTP {answer.status}: {_page_message(page)}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             model = await self.user_model()
             server = (model.get("servers") or {}).get("")
             if not server:
-                raise HubError(f"the server of {self.username} stopped while starting")
+                raise HubError(f"the server of {self.username} did not start: {await self.spawn_failure()}")
             if server.get("ready"):
                 self.timings.record("spawn", started)
                 return
             await asyncio.sleep(0.5)
         raise HubError(f"the server of {self.username} was not ready after {timeout:.0f} s")
+
+    async def spawn_failure(self) -> str:
+        """What the spawn-pending page tells the person about a failed start."""
+        async with self.session.get(f"{self.hub_url}/hub/spawn-pending/{quote(self.username)}") as answer:
+            return _page_message(await answer.text())
 
     async def user_model(self) -> dict[str, Any]:
         """The hub's model of this user, via the REST API with the browser's cookie."""
@@ -266,6 +284,11 @@ class Kernel:
             f"{self.user.server_url}/api/kernels/{self.id}", headers=self.user._server_headers()
         ):
             pass
+
+
+def _checked_profile(html: str) -> str | None:
+    match = re.search(r'name="profile" value="([^"]+)" checked', html)
+    return match.group(1) if match else None
 
 
 def _page_message(html: str) -> str:

@@ -208,6 +208,7 @@ class LocalPorts(StrictModel):
     gateway: Annotated[int, Field(ge=1, le=65535)] | None = None
     gateway_scheduler: Annotated[int, Field(ge=1, le=65535)] | None = None
     s3: Annotated[int, Field(ge=1, le=65535)] | None = None
+    accounting: Annotated[int, Field(ge=1, le=65535)] | None = None
 
 
 class LocalPlatform(StrictModel):

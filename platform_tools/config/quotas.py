@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 from .models_base import Name, StrictModel
 
@@ -67,7 +67,7 @@ class BudgetFields(StrictModel):
         description="At 100%: refuse new servers and clusters; and (default) stop running "
         "ones after the grace period.",
     )
-    grace_minutes: NonNegativeInt | None = Field(
+    grace_minutes: NonNegativeFloat | None = Field(
         None, description="Minutes between crossing the cap and stopping what runs."
     )
 
@@ -87,7 +87,7 @@ class Budget(BudgetFields):
     period: Literal["day", "week", "month", "course"] = "month"
     warn_at_percent: list[Percent] = Field(default_factory=lambda: [50.0, 80.0, 100.0])
     on_hard_cap: Literal["refuse-new", "refuse-new-and-stop"] = "refuse-new-and-stop"
-    grace_minutes: NonNegativeInt = 5
+    grace_minutes: NonNegativeFloat = 5
     group_usd: PositiveFloat | None = Field(
         None, description="Dollars the group's members may spend together per period."
     )

@@ -32,10 +32,14 @@ def configure_local_gateway(
 
     # As root with no system accounts, clusters run as the gateway's own user.
     c.DaskGateway.backend_class = (
-        "dask_gateway_server.backends.local.LocalBackend"
+        "platform_tools.gateway.limits.ParhelionSystemUsersBackend"
         if platform.local.spawner == "system-users"
-        else "dask_gateway_server.backends.local.UnsafeLocalBackend"
+        else "platform_tools.gateway.limits.ParhelionLocalBackend"
     )
+    # Per-user aggregate limits and budgets (platform.yaml re-read when it changes).
+    c.AggregateLimitsMixin.platform_config_path = str(state.platform_file)
+    c.AggregateLimitsMixin.accounting_url = runtime.accounting_url if platform.accounting.enabled else ""
+    c.AggregateLimitsMixin.accounting_token = state.secret("accounting-api-token")[0]
     c.LocalBackend.clusters_directory = str(state.gateway / "clusters")
     (state.gateway / "clusters").mkdir(parents=True, exist_ok=True)
     # distributed no longer ships dask-scheduler / dask-worker scripts.

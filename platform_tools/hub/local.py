@@ -14,14 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import PlatformConfig, load_platform
+from ..config import PlatformConfig
+from ..config.live import LiveConfig
 from ..environment import archive_environment, default_archive, gateway_client_environment
 from ..local.runtime import GATEWAY_PREFIX, HOST, LocalRuntime
 from ..local.statedir import StateDir
 from .homes import provide_notebooks
+from .spawn import check_spawn, options_from_form, profile_form
 
 GATEWAY_SERVICE = "dask-gateway"
 CULLER_SERVICE = "idle-culler"
+ACCOUNTING_SERVICE = "accounting"
 
 
 def configure_local_hub(
@@ -29,7 +32,8 @@ def configure_local_hub(
 ) -> None:
     runtime = runtime or LocalRuntime.from_environment()
     state = StateDir(runtime.state_dir)
-    platform = platform or load_platform(state.platform_file)
+    live = LiveConfig(state.platform_file)
+    platform = platform or live.current()
     ports = runtime.ports
 
     # Network: the public proxy, the hub's own API and the proxy's API, all on loopback
@@ -57,11 +61,13 @@ def configure_local_hub(
         "announcement_login": f"Parhelion &middot; {platform.name}",
     }
 
-    _configure_spawner(c, platform, runtime, state)
+    _configure_spawner(c, platform, runtime, state, live)
     _configure_services(c, platform, runtime, state)
 
 
-def _configure_spawner(c: Any, platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> None:
+def _configure_spawner(
+    c: Any, platform: PlatformConfig, runtime: LocalRuntime, state: StateDir, live: LiveConfig
+) -> None:
     venv_bin = Path(sys.executable).parent
     system_users = platform.local.spawner == "system-users"
     c.JupyterHub.spawner_class = "localprocess" if system_users else "simple"
@@ -74,17 +80,7 @@ def _configure_spawner(c: Any, platform: PlatformConfig, runtime: LocalRuntime, 
     if not system_users:
         c.SimpleLocalProcessSpawner.home_dir_template = str(state.homes / "{username}")
 
-    profile = platform.profiles[platform.default_profile]
-    c.Spawner.cpu_limit = profile.cpu_limit
-    c.Spawner.cpu_guarantee = profile.cpu_guarantee
-    c.Spawner.mem_limit = int(profile.mem_limit_gib * 2**30)
-    c.Spawner.mem_guarantee = int(profile.mem_guarantee_gib * 2**30)
-
-    environment = {
-        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "PARHELION_PROFILE": platform.default_profile,
-        "PARHELION_IMAGE": platform.images[profile.image],
-    }
+    environment = {"PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
     environment.update(user_data_environment(platform, runtime, state))
     if platform.dask_gateway.enabled:
         environment.update(
@@ -97,15 +93,35 @@ def _configure_spawner(c: Any, platform: PlatformConfig, runtime: LocalRuntime, 
     c.Spawner.environment = environment
 
     notebooks = Path(runtime.notebooks_dir)
+    accounting_url = runtime.accounting_url if platform.accounting.enabled else None
+    accounting_token = state.secret("accounting-api-token")[0]
 
-    def prepare_home(spawner: Any) -> None:
+    c.Spawner.options_form = lambda spawner: profile_form(live, spawner.user.name)
+    # JupyterHub calls options_from_form(formdata, spawner=...)
+    c.Spawner.options_from_form = lambda formdata, spawner=None: options_from_form(formdata)
+
+    async def before_spawn(spawner: Any) -> None:
+        """Quota and budget checks, then the chosen profile's sizes, then the home."""
+        name = await check_spawn(spawner, live, accounting_url, accounting_token)
+        config = live.current()
+        profile = config.profiles[name]
+        spawner.cpu_limit = profile.cpu_limit
+        spawner.cpu_guarantee = profile.cpu_guarantee
+        spawner.mem_limit = int(profile.mem_limit_gib * 2**30)
+        spawner.mem_guarantee = int(profile.mem_guarantee_gib * 2**30)
+        spawner.user_options = {**(spawner.user_options or {}), "profile": name}
+        spawner.environment = {
+            **spawner.environment,
+            "PARHELION_PROFILE": name,
+            "PARHELION_IMAGE": config.images[profile.image],
+        }
         if system_users:
             account = pwd.getpwnam(spawner.user.name)
             provide_notebooks(Path(account.pw_dir), notebooks, account.pw_uid, account.pw_gid)
         else:
             provide_notebooks(Path(spawner.home_dir), notebooks)
 
-    c.Spawner.pre_spawn_hook = prepare_home
+    c.Spawner.pre_spawn_hook = before_spawn
 
 
 def user_data_environment(platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> dict[str, str]:
@@ -153,6 +169,38 @@ def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime,
         )
         for role in roles:
             role["scopes"].append(f"access:services!service={GATEWAY_SERVICE}")
+    if platform.accounting.enabled:
+        services.append(
+            {
+                "name": ACCOUNTING_SERVICE,
+                "url": f"http://{HOST}:{runtime.ports.accounting}",
+                "command": [sys.executable, "-m", "platform_tools.accounting.service"],
+                "environment": {
+                    "PARHELION_RUNTIME": str(state.runtime_file),
+                    "PARHELION_STATE_DIR": str(state.root),
+                    "PATH": os.environ.get("PATH", ""),
+                },
+                "oauth_no_confirm": True,
+                "display": True,
+                "info": {"description": "Your spend, budget and what runs for you"},
+            }
+        )
+        for role in roles:
+            role["scopes"].append(f"access:services!service={ACCOUNTING_SERVICE}")
+        roles.append(
+            {
+                "name": ACCOUNTING_SERVICE,
+                "description": "Meter usage and stop what runs over a hard cap",
+                "scopes": [
+                    "list:users",
+                    "read:users",
+                    "read:servers",
+                    "admin:servers",
+                    "read:users:activity",
+                ],
+                "services": [ACCOUNTING_SERVICE],
+            }
+        )
     if platform.hub.cull_idle_servers_after_minutes:
         # Started by `parhelion up` itself (not hub-managed) so hub restarts and
         # shutdowns do not wait on it.

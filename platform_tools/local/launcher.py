@@ -37,6 +37,7 @@ SECRETS = {
     "proxy-auth-token": lambda: secrets.token_hex(32),
     "gateway-api-token": lambda: secrets.token_hex(32),
     "culler-api-token": lambda: secrets.token_hex(32),
+    "accounting-api-token": lambda: secrets.token_hex(32),
     "s3-access-key": lambda: "parhelion" + secrets.token_hex(8),
     "s3-secret-key": lambda: secrets.token_hex(20),
     # SharedPasswordAuthenticator: >= 8 characters for users, >= 32 for admins.

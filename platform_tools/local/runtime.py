@@ -15,6 +15,7 @@ from pathlib import Path
 
 HOST = "127.0.0.1"
 GATEWAY_PREFIX = "/services/dask-gateway"
+ACCOUNTING_PREFIX = "/services/accounting/"
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Ports:
     gateway: int
     gateway_scheduler: int
     s3: int
+    accounting: int
 
 
 @dataclass
@@ -66,6 +68,11 @@ class LocalRuntime:
     @property
     def gateway_scheduler_address(self) -> str:
         return f"gateway://{HOST}:{self.ports.gateway_scheduler}"
+
+    @property
+    def accounting_url(self) -> str:
+        """The accounting service, with its hub service prefix."""
+        return f"http://{HOST}:{self.ports.accounting}{ACCOUNTING_PREFIX}"
 
     @property
     def s3_url(self) -> str:

@@ -1,0 +1,209 @@
+"""The accounting service's HTTP handlers.
+
+People authenticate with HubOAuth (the hub's login); a user reads only their own spend,
+admins read everyone's. The hub and the gateway use the internal token for the checks;
+Prometheus uses it for /metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from secrets import compare_digest
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from tornado import web
+
+from .checks import check_cluster, check_spawn
+from .report import all_users_rows, rows_csv, user_report
+
+
+class AccountingHandler(web.RequestHandler):
+    @property
+    def accounting(self):
+        return self.settings["accounting"]
+
+    def config(self):
+        return self.accounting.live.current()
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, indent=1))
+
+
+class InternalHandler(AccountingHandler):
+    """For the hub, the gateway and Prometheus: the internal token, nothing else."""
+
+    def prepare(self) -> None:
+        header = self.request.headers.get("Authorization", "")
+        kind, _, token = header.partition(" ")
+        if kind.lower() not in ("token", "bearer") or not compare_digest(
+            token, self.accounting.internal_token
+        ):
+            raise web.HTTPError(403, "the accounting token is required")
+
+
+class CheckSpawnHandler(InternalHandler):
+    def get(self) -> None:
+        verdict = check_spawn(
+            self.config(),
+            self.accounting.ledger,
+            self.get_argument("user"),
+            self.get_argument("profile", None),
+        )
+        if not verdict.allowed:
+            self.accounting.metrics.refusals.labels("server", verdict.rule).inc()
+            self.accounting.ledger.record_event(
+                self.get_argument("user"), "refuse", verdict.rule, verdict.message
+            )
+        self.write_json(verdict.as_dict())
+
+
+class CheckClusterHandler(InternalHandler):
+    def get(self) -> None:
+        verdict = check_cluster(self.config(), self.accounting.ledger, self.get_argument("user"))
+        if not verdict.allowed:
+            self.accounting.metrics.refusals.labels("cluster", verdict.rule).inc()
+            self.accounting.ledger.record_event(
+                self.get_argument("user"), "refuse", verdict.rule, verdict.message
+            )
+        self.write_json(verdict.as_dict())
+
+
+class MetricsHandler(InternalHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; version=0.0.4")
+        self.finish(self.accounting.metrics.render())
+
+
+class PersonHandler(HubOAuthenticated, AccountingHandler):
+    """A person, logged in through the hub."""
+
+    def person(self) -> dict:
+        return self.get_current_user()
+
+    def is_admin(self) -> bool:
+        user = self.person()
+        return bool(user.get("admin")) or "admin:users" in (user.get("scopes") or [])
+
+    def require_self_or_admin(self, username: str) -> None:
+        if username != self.person()["name"] and not self.is_admin():
+            raise web.HTTPError(403, "you may only see your own spend")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        reason = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            reason = exc.log_message
+        if self.request.path.startswith(self.accounting.prefix + "api/"):
+            self.write_json({"status": status_code, "message": reason}, status_code)
+        else:
+            self.finish(f"<h1>{status_code}</h1><p>{web.escape.xhtml_escape(reason)}</p>")
+
+
+class UserApiHandler(PersonHandler):
+    @web.authenticated
+    def get(self, username: str) -> None:
+        self.require_self_or_admin(username)
+        self.write_json(user_report(self.config(), self.accounting.ledger, username))
+
+
+class UsersApiHandler(PersonHandler):
+    @web.authenticated
+    def get(self) -> None:
+        if not self.is_admin():
+            raise web.HTTPError(403, "only admins may list every user's spend")
+        self.write_json({"users": all_users_rows(self.config(), self.accounting.ledger)})
+
+
+class QuotaApiHandler(PersonHandler):
+    """Quotas and budgets live in platform.yaml: changing them here is refused to all."""
+
+    @web.authenticated
+    def put(self, username: str) -> None:
+        if not self.is_admin():
+            raise web.HTTPError(403, "you may not change quotas")
+        raise web.HTTPError(405, "quotas are changed in platform.yaml (the Ansible quotas play)")
+
+    post = patch = put
+
+
+class SpendPageHandler(PersonHandler):
+    @web.authenticated
+    def get(self, username: str | None = None) -> None:
+        username = username or self.person()["name"]
+        self.require_self_or_admin(username)
+        report = user_report(self.config(), self.accounting.ledger, username)
+        self.render(
+            "spend.html",
+            report=report,
+            chart=daily_chart_svg(report["daily"]),
+            prefix=self.accounting.prefix,
+            is_admin=self.is_admin(),
+        )
+
+
+class AdminPageHandler(PersonHandler):
+    @web.authenticated
+    def get(self) -> None:
+        if not self.is_admin():
+            raise web.HTTPError(403, "only admins may see every user")
+        rows = all_users_rows(self.config(), self.accounting.ledger)
+        sort = self.get_argument("sort", "user")
+        if rows and sort in rows[0]:
+            rows.sort(key=lambda row: (str(type(row[sort])), row[sort]), reverse=sort != "user")
+        groups: dict[str, float] = {}
+        for row in rows:
+            for group in row["groups"].split():
+                groups[group] = groups.get(group, 0.0) + float(row["spent_usd"] or 0)
+        self.render("admin.html", rows=rows, groups=groups, prefix=self.accounting.prefix, sort=sort)
+
+
+class AdminCsvHandler(PersonHandler):
+    @web.authenticated
+    def get(self) -> None:
+        if not self.is_admin():
+            raise web.HTTPError(403, "only admins may export spend")
+        self.set_header("Content-Type", "text/csv")
+        self.set_header("Content-Disposition", 'attachment; filename="parhelion-spend.csv"')
+        self.finish(rows_csv(all_users_rows(self.config(), self.accounting.ledger)))
+
+
+def daily_chart_svg(daily: list[dict], width: int = 560, height: int = 160) -> str:
+    """A bar chart of daily spend as inline SVG (no scripts, prints and screenshots as is)."""
+    top = max([day["usd"] for day in daily] + [1e-9])
+    bar = width / max(1, len(daily))
+    parts = [
+        f'<svg class="spend-chart" role="img" aria-label="Daily spend" width="{width}" '
+        f'height="{height + 30}" viewBox="0 0 {width} {height + 30}">'
+    ]
+    for i, day in enumerate(daily):
+        h = 0 if day["usd"] <= 0 else max(1.0, height * day["usd"] / top)
+        parts.append(
+            f'<rect class="bar" x="{i * bar + 2:.1f}" y="{height - h:.1f}" width="{bar - 4:.1f}" '
+            f'height="{h:.1f}" fill="#f37524"><title>{day["date"]}: ${day["usd"]:.4f}</title></rect>'
+        )
+        if i % max(1, len(daily) // 7) == 0:
+            parts.append(
+                f'<text x="{i * bar + 2:.1f}" y="{height + 18}" font-size="11">{day["date"][5:]}</text>'
+            )
+    parts.append(f'<text x="{width - 4}" y="12" font-size="11" text-anchor="end">max ${top:.4f}/day</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def handlers(prefix: str) -> list:
+    return [
+        (prefix + "oauth_callback", HubOAuthCallbackHandler),
+        (prefix + "api/v1/check/spawn", CheckSpawnHandler),
+        (prefix + "api/v1/check/cluster", CheckClusterHandler),
+        (prefix + "api/v1/users", UsersApiHandler),
+        (prefix + r"api/v1/users/([^/]+)/quota", QuotaApiHandler),
+        (prefix + r"api/v1/users/([^/]+)", UserApiHandler),
+        (prefix + "metrics", MetricsHandler),
+        (prefix + "admin", AdminPageHandler),
+        (prefix + "admin.csv", AdminCsvHandler),
+        (prefix + r"users/([^/]+)", SpendPageHandler),
+        (prefix.rstrip("/") + "/?", SpendPageHandler),
+    ]

@@ -1,0 +1,150 @@
+"""The meter: what runs for whom, priced, as ledger observations.
+
+Locally the sources are the hub's REST API (servers, their profile and start time), the
+gateway's accounting route (clusters, schedulers and workers with their sizes) and the
+users' home folders (charged at their provisioned size: the storage quota, as a volume
+of that size would be on Kubernetes). On Kubernetes the source is the pods, nodes and
+volume claims (``k8s.py``); both feed the same ledger through the same cost rule.
+
+A sample is all-or-nothing: if any source does not answer, the sample is skipped rather
+than recorded without it (which would end that source's lifetimes by mistake).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from ..config.models import PlatformConfig
+from ..config.policy import resolve
+from .cost import hourly_cost, storage_hourly_cost
+from .ledger import Observation
+from .prices import Node, PriceCatalog
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(RuntimeError):
+    """A source did not answer; the sample is skipped."""
+
+
+def local_node(config: PlatformConfig, catalog: PriceCatalog) -> Node:
+    virtual = config.accounting.virtual_node
+    return catalog.node(virtual.instance_type, virtual.region, virtual.capacity_type)
+
+
+def server_observations(users: list[dict], config: PlatformConfig, node: Node) -> list[Observation]:
+    """Observations for the hub's servers (the /users API model, with servers)."""
+    observations = []
+    for user in users:
+        for server_name, server in (user.get("servers") or {}).items():
+            started = server.get("started")
+            if not started:
+                continue
+            profile_name = (server.get("user_options") or {}).get("profile") or config.default_profile
+            profile = config.profiles.get(profile_name) or config.profiles[config.default_profile]
+            observations.append(
+                Observation(
+                    resource_key=f"server:{user['name']}:{server_name}:{started}",
+                    username=user["name"],
+                    kind="server",
+                    started_at=_timestamp(started),
+                    rate_per_hour=hourly_cost(profile.cpu_guarantee, profile.mem_guarantee_gib, node),
+                    description=f"server {server_name or '(default)'} ({profile_name})",
+                    cpu=profile.cpu_guarantee,
+                    memory_gib=profile.mem_guarantee_gib,
+                    instance_type=node.instance_type,
+                    capacity_type=node.capacity_type,
+                )
+            )
+    return observations
+
+
+def cluster_observations(clusters: list[dict], node: Node) -> list[Observation]:
+    """Observations for the gateway's clusters: a scheduler and workers each."""
+    observations = []
+    for cluster in clusters:
+        parts = [("scheduler", "dask-scheduler", cluster["start_time"], cluster["scheduler"])]
+        parts += [(w["name"], "dask-worker", w["start_time"], w) for w in cluster["workers"]]
+        for name, kind, started, size in parts:
+            observations.append(
+                Observation(
+                    resource_key=f"dask:{cluster['name']}:{name}",
+                    username=cluster["username"],
+                    kind=kind,
+                    started_at=float(started),
+                    rate_per_hour=hourly_cost(size["cores"], size["memory_gib"], node),
+                    description=f"cluster {cluster['name'][:8]} {name}",
+                    cpu=size["cores"],
+                    memory_gib=size["memory_gib"],
+                    instance_type=node.instance_type,
+                    capacity_type=node.capacity_type,
+                )
+            )
+    return observations
+
+
+def home_observations(homes: Path, config: PlatformConfig, per_gib_hour: float) -> list[Observation]:
+    """A home folder is a volume of the user's storage quota (uncharged without one)."""
+    observations = []
+    if not homes.is_dir():
+        return observations
+    for home in sorted(homes.iterdir()):
+        size = resolve(config, home.name).quota.storage_gib
+        if not home.is_dir() or size is None:
+            continue
+        observations.append(
+            Observation(
+                resource_key=f"storage:{home.name}:home",
+                username=home.name,
+                kind="storage",
+                started_at=home.stat().st_ctime,
+                rate_per_hour=storage_hourly_cost(size, per_gib_hour),
+                description=f"home volume ({size:g} GiB)",
+                storage_gib=size,
+            )
+        )
+    return observations
+
+
+@dataclass
+class LocalSources:
+    """Where the local platform's usage is read from."""
+
+    hub_api_url: str
+    hub_token: str
+    gateway_usage_url: str | None
+    accounting_token: str
+    homes: Path
+    catalog: PriceCatalog
+    config: Callable[[], PlatformConfig]
+
+    async def observe(self) -> list[Observation]:
+        config = self.config()
+        node = local_node(config, self.catalog)
+        users = await self._get_json(f"{self.hub_api_url}/users?state=active", self.hub_token)
+        observations = server_observations(users, config, node)
+        if self.gateway_usage_url:
+            usage = await self._get_json(self.gateway_usage_url, self.accounting_token)
+            observations += cluster_observations(usage["clusters"], node)
+        region = config.accounting.virtual_node.region
+        observations += home_observations(self.homes, config, self.catalog.storage_per_gib_hour(region))
+        return observations
+
+    async def _get_json(self, url: str, token: str):
+        request = HTTPRequest(url, headers={"Authorization": f"token {token}"}, request_timeout=10)
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except Exception as exc:  # tornado raises several kinds; all mean "no answer"
+            raise SourceError(f"{url}: {exc}") from exc
+        return json.loads(response.body)
+
+
+def _timestamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,69 @@
+"""Prometheus metrics: per-user spend in the current period, enforcement counters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from ..config.models import PlatformConfig
+from .budgets import user_standing
+from .ledger import Ledger
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.spend = Gauge(
+            "parhelion_user_spend_usd",
+            "Spend in the user's current budget period",
+            ["user"],
+            registry=self.registry,
+        )
+        self.budget = Gauge(
+            "parhelion_user_budget_usd", "The user's budget for the period", ["user"], registry=self.registry
+        )
+        self.running_rate = Gauge(
+            "parhelion_user_rate_usd_per_hour",
+            "What runs for the user costs now",
+            ["user"],
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "parhelion_refusals_total",
+            "Servers and clusters refused",
+            ["kind", "rule"],
+            registry=self.registry,
+        )
+        self.samples = Counter("parhelion_meter_samples_total", "Samples recorded", registry=self.registry)
+        self.sample_failures = Counter(
+            "parhelion_meter_sample_failures_total",
+            "Samples skipped because a source did not answer",
+            registry=self.registry,
+        )
+        self.events = Gauge(
+            "parhelion_enforcement_events",
+            "Enforcement events recorded, by action",
+            ["action"],
+            registry=self.registry,
+        )
+
+    def update_spend(self, config: PlatformConfig, ledger: Ledger) -> None:
+        now = datetime.now(UTC)
+        rates: dict[str, float] = {}
+        for row in ledger.lifetimes(running_only=True):
+            rates[row.username] = rates.get(row.username, 0.0) + row.rate_per_hour
+        for username in sorted(config.allowed_users | set(rates)):
+            own = user_standing(config, ledger, username, now).own
+            if own is not None:
+                self.spend.labels(username).set(own.spend_usd)
+                self.budget.labels(username).set(own.cap_usd)
+            self.running_rate.labels(username).set(rates.get(username, 0.0))
+        counts: dict[str, int] = {}
+        for event in ledger.events():
+            counts[event.action] = counts.get(event.action, 0) + 1
+        for action, count in counts.items():
+            self.events.labels(action).set(count)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

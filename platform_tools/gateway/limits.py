@@ -1,0 +1,236 @@
+"""Per-user aggregate limits for dask-gateway, which upstream only bounds per cluster.
+
+``max_dask_clusters``, ``max_dask_cores`` and ``max_dask_memory_gib`` count ALL of a
+user's clusters together (one Pangeo user once had 8,766 worker pods from an unbounded
+adapt()). Two places enforce them:
+
+* ``start_cluster``: a new cluster is refused, with a message the client shows, when the
+  user already runs ``max_dask_clusters``, or when even its scheduler would not fit in
+  what is left of the cores or memory, or when the budget says no;
+* ``on_cluster_heartbeat``: the number of workers a scheduler asks for (``scale`` or
+  ``adapt``) is clamped to what fits next to the user's other clusters.
+
+The backend also serves the accounting service: a private route lists every running
+cluster and worker with its size (the meter), and stops a user's clusters (the
+enforcer). Both need the accounting token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+
+from aiohttp import web
+from dask_gateway_server.backends.base import PublicException
+from dask_gateway_server.backends.db_base import JobStatus
+from dask_gateway_server.backends.local import LocalBackend, UnsafeLocalBackend
+from dask_gateway_server.models import User
+from traitlets import Unicode
+from traitlets.config import LoggingConfigurable
+
+from ..config import PlatformConfig
+from ..config.live import LiveConfig
+from ..config.policy import resolve
+
+GIB = 2**30
+
+
+class ClusterRefused(PublicException):
+    """A refusal the gateway returns as HTTP 422; the client raises it with this message."""
+
+
+def cluster_size(config: Any, workers: int) -> tuple[float, float]:
+    """(cores, memory GiB) of a cluster's scheduler plus ``workers`` workers."""
+    cores = config["scheduler_cores"] + workers * config["worker_cores"]
+    memory = (config["scheduler_memory"] + workers * config["worker_memory"]) / GIB
+    return cores, memory
+
+
+def workers_that_fit(config: Any, cores_left: float | None, memory_left_gib: float | None) -> int | None:
+    """How many workers of this cluster fit beside its scheduler; None for no limit."""
+    limits = []
+    if cores_left is not None:
+        limits.append((cores_left - config["scheduler_cores"]) / config["worker_cores"])
+    if memory_left_gib is not None:
+        limits.append((memory_left_gib - config["scheduler_memory"] / GIB) / (config["worker_memory"] / GIB))
+    if not limits:
+        return None
+    return max(0, math.floor(min(limits) + 1e-9))
+
+
+class AggregateLimitsMixin(LoggingConfigurable):
+    """Aggregate per-user limits for a DB-backed dask-gateway backend (mixed in first)."""
+
+    platform_config_path = Unicode(
+        os.environ.get("PARHELION_CONFIG", ""), help="platform.yaml, re-read when it changes.", config=True
+    )
+    accounting_url = Unicode("", help="The accounting service's internal URL.", config=True)
+    accounting_token = Unicode("", help="Token for the accounting service and our routes.", config=True)
+
+    _live: LiveConfig | None = None
+
+    # ------------------------------------------------------------- settings
+
+    def platform(self) -> PlatformConfig:
+        """platform.yaml, re-read when it changes; a bad file keeps the last good one."""
+        if self._live is None:
+            self._live = LiveConfig(self.platform_config_path, self.log)
+        return self._live.current()
+
+    # ---------------------------------------------------------------- usage
+
+    def _user_clusters(self, username: str, exclude: str | None = None) -> list[Any]:
+        return [
+            cluster
+            for cluster in self.db.active_clusters()
+            if cluster.username == username and cluster.name != exclude
+        ]
+
+    def _user_usage(self, username: str, exclude: str | None = None) -> tuple[int, float, float]:
+        """(clusters, cores, memory GiB) the user's clusters hold or have asked for."""
+        clusters = self._user_clusters(username, exclude)
+        cores = memory = 0.0
+        for cluster in clusters:
+            workers = max(cluster.count, len(cluster.active_workers()))
+            c, m = cluster_size(cluster.config, workers)
+            cores += c
+            memory += m
+        return len(clusters), cores, memory
+
+    # ------------------------------------------------------------ the hooks
+
+    async def start_cluster(self, user: User, cluster_options: dict) -> str:
+        quota = resolve(self.platform(), user.name).quota
+        count, cores, memory = self._user_usage(user.name)
+        if quota.max_dask_clusters is not None and count >= quota.max_dask_clusters:
+            raise ClusterRefused(
+                f"You already have {count} Dask cluster(s) running, the most your quota allows "
+                f"({quota.max_dask_clusters}). Shut one down (cluster.shutdown()) and try again."
+            )
+        self._check_budget(user.name)
+        options, config = await self.process_cluster_options(user, cluster_options)
+        cores_left = None if quota.max_dask_cores is None else quota.max_dask_cores - cores
+        memory_left = None if quota.max_dask_memory_gib is None else quota.max_dask_memory_gib - memory
+        no_cores = cores_left is not None and cores_left < config.scheduler_cores
+        no_memory = memory_left is not None and memory_left < config.scheduler_memory / GIB
+        if no_cores or no_memory:
+            raise ClusterRefused(
+                f"Your Dask clusters already use {cores:g} of {_limit(quota.max_dask_cores)} cores and "
+                f"{memory:g} of {_limit(quota.max_dask_memory_gib)} GiB (your quota, summed over all "
+                "your clusters): a new cluster does not fit. Scale another one down first."
+            )
+        fit = workers_that_fit(config.to_dict(), cores_left, memory_left)
+        cluster = self.db.create_cluster(user.name, options, config.to_dict())
+        self.log.info("Created cluster %s for user %s (room for %s workers)", cluster.name, user.name, fit)
+        self.queue.put(cluster)
+        return cluster.name
+
+    async def on_cluster_heartbeat(self, cluster_name: str, msg: dict) -> None:
+        cluster = self.db.get_cluster(cluster_name)
+        if cluster is not None and cluster.target <= JobStatus.RUNNING:
+            quota = resolve(self.platform(), cluster.username).quota
+            _, cores, memory = self._user_usage(cluster.username, exclude=cluster_name)
+            fit = workers_that_fit(
+                cluster.config,
+                None if quota.max_dask_cores is None else quota.max_dask_cores - cores,
+                None if quota.max_dask_memory_gib is None else quota.max_dask_memory_gib - memory,
+            )
+            if fit is not None and msg["count"] > fit:
+                self.log.info(
+                    "Cluster %s of %s asked for %d workers; %d fit within the user's aggregate quota",
+                    cluster_name,
+                    cluster.username,
+                    msg["count"],
+                    fit,
+                )
+                msg = {**msg, "count": fit}
+        await super().on_cluster_heartbeat(cluster_name, msg)
+
+    def _check_budget(self, username: str) -> None:
+        """Ask the accounting service; apply the configured policy if it does not answer."""
+        platform = self.platform()
+        if not platform.accounting.enabled or not self.accounting_url:
+            return
+        request = urllib.request.Request(
+            f"{self.accounting_url}/api/v1/check/cluster?user={username}",
+            headers={"Authorization": f"token {self.accounting_token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                verdict = json.loads(answer.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            policy = resolve(platform, username)
+            if policy.budget is not None and platform.accounting.when_unavailable.budgets == "closed":
+                raise ClusterRefused(
+                    "The accounting service does not answer, and new clusters need it to check your "
+                    f"budget. Try again in a minute, or contact {platform.accounting.contact}."
+                ) from exc
+            self.log.warning("accounting unreachable (%s); allowing a cluster for %s", exc, username)
+            return
+        if not verdict.get("allowed", False):
+            raise ClusterRefused(verdict.get("message", "refused by the accounting service"))
+
+    # ------------------------------------------------- the accounting routes
+
+    async def setup(self, app: web.Application) -> None:
+        await super().setup(app)
+        app.router.add_get("/api/v1/parhelion/usage", self._usage_route)
+        app.router.add_post("/api/v1/parhelion/users/{username}/stop", self._stop_route)
+
+    def _authorized(self, request: web.Request) -> bool:
+        expected = f"token {self.accounting_token}"
+        return bool(self.accounting_token) and request.headers.get("Authorization") == expected
+
+    async def _usage_route(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            raise web.HTTPForbidden(reason="the accounting token is required")
+        clusters = []
+        for cluster in self.db.active_clusters():
+            config = cluster.config
+            clusters.append(
+                {
+                    "name": cluster.name,
+                    "username": cluster.username,
+                    "start_time": cluster.start_time / 1000,
+                    "scheduler": {
+                        "cores": config["scheduler_cores"],
+                        "memory_gib": config["scheduler_memory"] / GIB,
+                    },
+                    "workers": [
+                        {
+                            "name": worker.name,
+                            "start_time": worker.start_time / 1000,
+                            "cores": config["worker_cores"],
+                            "memory_gib": config["worker_memory"] / GIB,
+                        }
+                        for worker in cluster.active_workers()
+                    ],
+                }
+            )
+        return web.json_response({"clusters": clusters})
+
+    async def _stop_route(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            raise web.HTTPForbidden(reason="the accounting token is required")
+        username = request.match_info["username"]
+        stopped = []
+        for cluster in self._user_clusters(username):
+            await self.stop_cluster(cluster.name)
+            stopped.append(cluster.name)
+        return web.json_response({"stopped": stopped})
+
+
+class ParhelionLocalBackend(AggregateLimitsMixin, UnsafeLocalBackend):
+    """Clusters run as the gateway's own OS user, with Parhelion's aggregate limits."""
+
+
+class ParhelionSystemUsersBackend(AggregateLimitsMixin, LocalBackend):
+    """Clusters run as each user's OS account, with Parhelion's aggregate limits."""
+
+
+def _limit(value: float | None) -> str:
+    return "unlimited" if value is None else f"{value:g}"

@@ -1,0 +1,98 @@
+"""What happens when a person presses Start: the profile form, and the checks before.
+
+The form lists the profiles the user may use, each with its size and its price per
+hour. The pre-spawn check refuses a server over quota (``max_servers``) or over budget
+with the sentence the user reads on the spawn page; if the accounting service does not
+answer, ``accounting.when_unavailable`` decides (budgets fail closed by default).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from ..config.live import LiveConfig
+from ..config.policy import resolve
+
+log = logging.getLogger(__name__)
+
+
+class SpawnRefused(Exception):
+    """JupyterHub shows ``jupyterhub_message`` to the user on the spawn page."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.jupyterhub_message = message
+
+
+def profile_form(live: LiveConfig, username: str) -> str:
+    config = live.current()
+    allowed = resolve(config, username).profiles
+    if len(allowed) <= 1:
+        return ""  # nothing to choose: JupyterHub starts without a form
+    default = config.default_profile if config.default_profile in allowed else allowed[0]
+    rows = []
+    for name in allowed:
+        profile = config.profiles[name]
+        rows.append(
+            f'<label class="list-group-item d-flex gap-3">'
+            f'<input class="form-check-input" type="radio" name="profile" value="{html.escape(name)}"'
+            f"{' checked' if name == default else ''}>"
+            f"<span><strong>{html.escape(profile.display_name)}</strong> "
+            f'<span class="badge text-bg-secondary price">${profile.price_per_hour_usd:.3f}/hour</span><br>'
+            f"<small>{html.escape(profile.description)} {profile.cpu_limit:g} CPU, "
+            f"{profile.mem_limit_gib:g} GiB</small></span></label>"
+        )
+    return '<div class="list-group" id="parhelion-profiles">' + "".join(rows) + "</div>"
+
+
+def options_from_form(formdata: dict[str, list[str]]) -> dict[str, Any]:
+    return {"profile": (formdata.get("profile") or [""])[0]}
+
+
+async def check_spawn(spawner: Any, live: LiveConfig, accounting_url: str | None, token: str) -> str:
+    """Refuse (SpawnRefused) or return the profile to start."""
+    config = live.current()
+    username = spawner.user.name
+    policy = resolve(config, username)
+    profile = (spawner.user_options or {}).get("profile") or (
+        config.default_profile if config.default_profile in policy.profiles else policy.profiles[0]
+    )
+    if profile not in policy.profiles:
+        raise SpawnRefused(
+            f"The profile {profile!r} is not available to you (yours: "
+            f"{', '.join(policy.profiles)}). Contact {config.accounting.contact}."
+        )
+    running = [s for s in spawner.user.spawners.values() if s is not spawner and s.active]
+    if policy.quota.max_servers is not None and len(running) >= policy.quota.max_servers:
+        raise SpawnRefused(
+            f"You already run {len(running)} server(s), the most your quota allows "
+            f"({policy.quota.max_servers}). Stop one from the hub's home page first."
+        )
+    if not config.accounting.enabled or not accounting_url:
+        return profile
+    query = urlencode({"user": username, "profile": profile})
+    request = HTTPRequest(
+        f"{accounting_url}api/v1/check/spawn?{query}",
+        headers={"Authorization": f"token {token}"},
+        request_timeout=5,
+    )
+    try:
+        verdict = json.loads((await AsyncHTTPClient().fetch(request)).body)
+    except Exception as exc:
+        closed = config.accounting.when_unavailable.budgets == "closed" and policy.budget is not None
+        if closed:
+            raise SpawnRefused(
+                "The accounting service does not answer, and starting a server needs it to check "
+                f"your budget. Try again in a minute, or contact {config.accounting.contact}."
+            ) from exc
+        log.warning("accounting unreachable (%s); starting %s's server anyway", exc, username)
+        return profile
+    if not verdict.get("allowed"):
+        raise SpawnRefused(verdict.get("message") or "refused by the accounting service")
+    return profile
