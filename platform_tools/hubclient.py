@@ -292,7 +292,14 @@ def _checked_profile(html: str) -> str | None:
 
 
 def _page_message(html: str) -> str:
-    """The error text of a hub error page, without the HTML around it."""
-    match = re.search(r'<div class="error">(.*?)</div>', html, re.S) or re.search(r"<p>(.*?)</p>", html, re.S)
-    text = match.group(1) if match else html[:300]
-    return " ".join(re.sub(r"<[^>]+>", " ", text).split())
+    """The error text of a hub page (spawn form error, error page), without the HTML."""
+    for pattern in (
+        r'class="spawn-error-msg[^"]*">(.*?)</p>',
+        r'<div class="error">(.*?)</div>',
+        r'<p class="lead">(.*?)</p>',
+        r"<p>(.*?)</p>",
+    ):
+        match = re.search(pattern, html, re.S)
+        if match:
+            return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())[:300]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,15 @@ import pytest
 from tests.platform import LocalPlatform, PostgresServer, RcloneS3, platform_config_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _interrupt(signum, frame):
+    # A CI timeout or `kill` sends SIGTERM: turn it into an interrupt so fixtures'
+    # finalizers still stop every platform and server they started.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+signal.signal(signal.SIGTERM, _interrupt)
 EXAMPLE_CONFIG = REPO_ROOT / "hub_config" / "platform.local.yaml"
 
 

@@ -124,5 +124,5 @@ def _standing(scope: str, spend: float, cap: float, period: Period, budget: Budg
         period,
         list(budget.warn_at_percent or []),
         budget.on_hard_cap or "refuse-new-and-stop",
-        int(budget.grace_minutes or 0),
+        float(budget.grace_minutes or 0),
     )

@@ -23,6 +23,7 @@ import os
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from dask_gateway_server.backends.base import PublicException
@@ -91,12 +92,16 @@ class AggregateLimitsMixin(LoggingConfigurable):
         ]
 
     def _user_usage(self, username: str, exclude: str | None = None) -> tuple[int, float, float]:
-        """(clusters, cores, memory GiB) the user's clusters hold or have asked for."""
+        """(clusters, cores, memory GiB) the user's clusters are scaled to.
+
+        Counts each cluster's target worker count, as upstream's per-cluster limit does:
+        workers retiring after a scale-down no longer count (they are still charged by
+        the meter until they stop).
+        """
         clusters = self._user_clusters(username, exclude)
         cores = memory = 0.0
         for cluster in clusters:
-            workers = max(cluster.count, len(cluster.active_workers()))
-            c, m = cluster_size(cluster.config, workers)
+            c, m = cluster_size(cluster.config, cluster.count)
             cores += c
             memory += m
         return len(clusters), cores, memory
@@ -156,13 +161,15 @@ class AggregateLimitsMixin(LoggingConfigurable):
         if not platform.accounting.enabled or not self.accounting_url:
             return
         request = urllib.request.Request(
-            f"{self.accounting_url}/api/v1/check/cluster?user={username}",
+            f"{self.accounting_url.rstrip('/')}/api/v1/check/cluster?{urlencode({'user': username})}",
             headers={"Authorization": f"token {self.accounting_token}"},
         )
         try:
             with urllib.request.urlopen(request, timeout=5) as answer:
                 verdict = json.loads(answer.read())
         except (urllib.error.URLError, OSError, ValueError) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                self.log.error("accounting answered HTTP %s to a budget check: %s", exc.code, exc)
             policy = resolve(platform, username)
             if policy.budget is not None and platform.accounting.when_unavailable.budgets == "closed":
                 raise ClusterRefused(

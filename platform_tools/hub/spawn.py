@@ -14,6 +14,7 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
+from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from ..config.live import LiveConfig
@@ -22,11 +23,12 @@ from ..config.policy import resolve
 log = logging.getLogger(__name__)
 
 
-class SpawnRefused(Exception):
-    """JupyterHub shows ``jupyterhub_message`` to the user on the spawn page."""
+class SpawnRefused(web.HTTPError):
+    """A 403 JupyterHub passes through to the person, showing ``jupyterhub_message`` on the
+    spawn page (any other exception becomes "Unhandled error starting server")."""
 
     def __init__(self, message: str):
-        super().__init__(message)
+        super().__init__(403, log_message=message.replace("%", "%%"), reason="Forbidden")
         self.jupyterhub_message = message
 
 

@@ -1,0 +1,315 @@
+"""Quotas and budgets enforced while things run, on the real local platform.
+
+A user with a tiny budget is warned, refused, then stopped within the grace period;
+aggregate Dask limits hold across two clusters; spend is private; a kill -9 of the
+accounting service loses no usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from platform_tools.accounting.ledger import Ledger
+from platform_tools.hubclient import CellError, HubError, HubUser
+from tests.platform import LocalPlatform, platform_config_text, processes_of
+
+pytestmark = pytest.mark.integration
+
+FAST_METER = {
+    "  sample_interval_seconds: 15\n": "  sample_interval_seconds: 1\n  enforce_interval_seconds: 1\n"
+}
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def api(user: HubUser, path: str, method: str = "GET") -> tuple[int, dict]:
+    url = f"{user.hub_url}/services/accounting/{path}"
+    # as a browser page's script would: the service's _xsrf cookie, echoed in a header
+    headers = {"X-XSRFToken": user._cookie("_xsrf", "/services/accounting") or ""}
+    async with user.session.request(method, url, headers=headers) as answer:
+        text = await answer.text()
+        try:
+            return answer.status, json.loads(text)
+        except ValueError:
+            return answer.status, {"text": text}
+
+
+def dask_processes(platform: LocalPlatform) -> list[str]:
+    found = []
+    for proc in processes_of(platform.state):
+        try:
+            line = " ".join(proc.cmdline())
+        except Exception:
+            continue
+        if "dask scheduler" in line or "dask worker" in line:
+            found.append(line)
+    return found
+
+
+# --------------------------------------------------------------- tiny budget
+
+
+@pytest.fixture(scope="module")
+def tiny_budget_platform(tmp_path_factory):
+    text = platform_config_text(
+        sample_files=4,
+        **FAST_METER,
+        **{
+            "      usd: 25  ": "      usd: 0.0006  ",
+            "      grace_minutes: 5\n": "      grace_minutes: 0.25\n",
+        },
+    )
+    platform = LocalPlatform(tmp_path_factory.mktemp("tiny"), text)
+    platform.start()
+    try:
+        yield platform
+    finally:
+        platform.stop_and_check()
+
+
+def test_over_budget_user_is_warned_refused_then_stopped(tiny_budget_platform):
+    platform = tiny_budget_platform
+
+    async def scenario():
+        async with HubUser(platform.url, "demo", platform.password()) as user:
+            await user.login()
+            await user.start_server()
+            await user.open_lab()
+            kernel = await user.start_kernel()
+            await kernel.execute(
+                "from dask_gateway import Gateway\n"
+                "cluster = Gateway().new_cluster()\n"
+                "cluster.scale(1)\n"
+                "cluster.get_client().wait_for_workers(1, timeout=120)\n",
+                timeout=180,
+            )
+            assert dask_processes(platform), "the cluster should be running"
+            # spend grows: wait for the hard cap
+            deadline = time.monotonic() + 120
+            report = {}
+            while time.monotonic() < deadline:
+                status, report = await api(user, "api/v1/users/demo")
+                assert status == 200, report
+                if report["budget"]["capped"]:
+                    break
+                await asyncio.sleep(1)
+            assert report["budget"]["capped"], report["budget"]
+            # refused: a new cluster, with the rule and the numbers
+            try:
+                await kernel.execute("Gateway().new_cluster()", timeout=60)
+                refusal = None
+            except CellError as error:
+                refusal = error.evalue
+            # stopped within the grace period (15 s) plus enforcement latency
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and (await user.user_model()).get("servers"):
+                await asyncio.sleep(1)
+            servers_left = (await user.user_model()).get("servers")
+            # refused: a new server, as the spawn page says
+            try:
+                await user.start_server(timeout=60)
+                spawn_refusal = None
+            except HubError as error:
+                spawn_refusal = str(error)
+            status, report = await api(user, "api/v1/users/demo")
+            return refusal, servers_left, spawn_refusal, report
+
+    refusal, servers_left, spawn_refusal, report = run(scenario())
+    assert refusal is not None and "No new Dask cluster: your budget: $0.00 of $0.00 spent" in refusal
+    assert "resets 2026-12-01 00:00 UTC" in refusal or "resets " in refusal
+    assert "Contact the admins of this machine (admin@localhost)" in refusal
+    assert not servers_left
+    deadline = time.monotonic() + 30
+    while dask_processes(platform) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not dask_processes(platform), "the user's Dask cluster should be stopped"
+    assert spawn_refusal is not None and "No new server: your budget" in spawn_refusal
+
+    events = report["events"]
+    actions = [(event["action"], event["rule"]) for event in events]
+    assert actions[:4] == [
+        ("warn", "budget-50%"),
+        ("warn", "budget-80%"),
+        ("warn", "budget-100%"),
+        ("cap", "budget-cap"),
+    ], actions
+    assert ("refuse", "budget") in actions
+    stops = [event for event in events if event["action"] == "stop"]
+    assert len(stops) == 1
+    assert "the grace period after the hard cap ended" in stops[0]["message"]
+    assert "server (default)" in stops[0]["message"] and "cluster" in stops[0]["message"]
+    cap_at = next(e["at"] for e in events if e["action"] == "cap")
+    from datetime import datetime
+
+    waited = (datetime.fromisoformat(stops[0]["at"]) - datetime.fromisoformat(cap_at)).total_seconds()
+    assert 15 <= waited <= 15 + 60, waited  # the grace, then within 60 s
+
+
+# ------------------------------------------------ limits, privacy, recovery
+
+
+@pytest.fixture(scope="module")
+def quota_platform(tmp_path_factory):
+    text = platform_config_text(
+        sample_files=4, **FAST_METER, **{"      max_dask_cores: 4\n": "      max_dask_cores: 3\n"}
+    )
+    platform = LocalPlatform(tmp_path_factory.mktemp("quota"), text)
+    platform.start()
+    try:
+        yield platform
+    finally:
+        platform.stop_and_check()
+
+
+AGGREGATE = """
+import json, time
+from dask_gateway import Gateway
+g = Gateway()
+out = {}
+a = g.new_cluster()
+a.scale(5)                      # asks for 5; 1 scheduler + 2 workers fill the 3-core quota
+ca = a.get_client()
+ca.wait_for_workers(2, timeout=120)
+time.sleep(4)
+out["a_workers"] = len(ca.scheduler_info()["workers"])
+# a refused new_cluster() from a shared Gateway leaves the client's other clusters
+# hanging (dask-gateway client), so refused attempts use a Gateway of their own
+try:
+    Gateway().new_cluster()
+    out["b_when_full"] = "created"
+except Exception as exc:
+    out["b_when_full"] = str(exc)
+a.scale(1)                      # frees a core: room for one more scheduler
+deadline = time.time() + 60
+while len(ca.scheduler_info()["workers"]) > 1 and time.time() < deadline:
+    time.sleep(0.5)
+b = g.new_cluster()
+b.scale(3)                      # nothing left for workers
+time.sleep(6)
+out["b_workers"] = len(b.get_client().scheduler_info()["workers"])
+try:
+    Gateway().new_cluster()
+    out["third"] = "created"
+except Exception as exc:
+    out["third"] = str(exc)
+a.shutdown(); b.shutdown()
+print(json.dumps(out))
+"""
+
+
+def test_aggregate_dask_limits_span_clusters(quota_platform):
+    async def scenario():
+        async with HubUser(quota_platform.url, "demo", quota_platform.password()) as user:
+            await user.login()
+            await user.start_server()
+            await user.open_lab()
+            kernel = await user.start_kernel()
+            try:
+                outputs = await kernel.execute(AGGREGATE, timeout=300)
+            finally:
+                await kernel.shutdown()
+                await user.stop_server()
+            stdout = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+            return json.loads(stdout.strip().splitlines()[-1])
+
+    out = run(scenario())
+    assert out["a_workers"] == 2
+    assert "a new cluster does not fit" in out["b_when_full"]
+    assert "already use 3 of 3 cores" in out["b_when_full"]
+    assert out["b_workers"] == 0
+    assert "You already have 2 Dask cluster(s) running, the most your quota allows (2)" in out["third"]
+
+
+def test_spend_is_private_and_quotas_are_not_changed_over_http(quota_platform):
+    async def scenario():
+        async with (
+            HubUser(quota_platform.url, "demo", quota_platform.password()) as demo,
+            HubUser(quota_platform.url, "admin", quota_platform.password("admin")) as admin,
+        ):
+            await demo.login()
+            await admin.login()
+            return {
+                "own": await api(demo, "api/v1/users/demo"),
+                "other": await api(demo, "api/v1/users/admin"),
+                "all": await api(demo, "api/v1/users"),
+                "change": await api(demo, "api/v1/users/demo/quota", "PUT"),
+                "admin_other": await api(admin, "api/v1/users/demo"),
+                "admin_all": await api(admin, "api/v1/users"),
+                "admin_change": await api(admin, "api/v1/users/demo/quota", "PUT"),
+            }
+
+    answers = run(scenario())
+    assert answers["own"][0] == 200 and answers["own"][1]["user"] == "demo"
+    assert answers["other"] == (403, {"status": 403, "message": "you may only see your own spend"})
+    assert answers["all"][0] == 403
+    assert answers["change"] == (403, {"status": 403, "message": "you may not change quotas"})
+    assert answers["admin_other"][0] == 200
+    assert {row["user"] for row in answers["admin_all"][1]["users"]} >= {"admin", "demo"}
+    assert answers["admin_change"][0] == 405
+
+
+def test_metrics_need_the_token(quota_platform):
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{quota_platform.runtime['ports']['accounting']}/services/accounting/metrics"
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(url, timeout=10)
+    assert caught.value.code == 403
+    token = (quota_platform.state / "secrets" / "accounting-api-token").read_text().strip()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    body = urllib.request.urlopen(request, timeout=10).read().decode()
+    assert 'parhelion_user_budget_usd{user="demo"} 25.0' in body
+    assert "parhelion_meter_samples_total" in body
+
+
+def test_kill_9_of_accounting_loses_no_usage(quota_platform):
+    """Usage while the service is down is still charged: the ledger equals the truth."""
+
+    def accounting_pid() -> int | None:
+        for proc in processes_of(quota_platform.state):
+            if "platform_tools.accounting.service" in " ".join(proc.cmdline()):
+                return proc.pid
+        return None
+
+    async def scenario():
+        async with HubUser(quota_platform.url, "demo", quota_platform.password()) as user:
+            await user.login()
+            await user.start_server()
+            started = (await user.user_model())["servers"][""]["started"]
+            await asyncio.sleep(3)
+            old = accounting_pid()
+            os.kill(old, signal.SIGKILL)
+            deadline = time.monotonic() + 90  # the hub polls its services every 30 s
+            while time.monotonic() < deadline and accounting_pid() in (None, old):
+                await asyncio.sleep(0.5)
+            assert accounting_pid() not in (None, old), "the hub should restart the service"
+            await asyncio.sleep(4)  # a few samples after the restart
+            await user.stop_server()
+            stopped = time.time()
+            return started, stopped
+
+    started, stopped = run(scenario())
+    time.sleep(3)  # the service closes the lifetime at its next sample
+    from datetime import datetime
+
+    ledger = Ledger(f"sqlite:///{quota_platform.state / 'accounting.sqlite'}")
+    try:
+        servers = [row for row in ledger.lifetimes("demo") if row.kind == "server"]
+        row = servers[-1]
+        true_start = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+        assert row.started_at == pytest.approx(true_start, abs=1e-3)
+        assert row.ended_at is not None
+        # last seen within one sampling interval (1 s) of the true stop, across the kill
+        assert stopped - 2.5 <= row.last_seen_at <= stopped
+        assert row.last_seen_at - row.started_at > 30  # the ~30 s outage was charged
+    finally:
+        ledger.close()
