@@ -146,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     down = commands.add_parser("down", help="stop the local platform")
     local_options(down)
     down.set_defaults(func=_down)
+
+    from .accounting import add_commands
+
+    add_commands(commands, local_options)
     return parser
 
 

@@ -1,0 +1,94 @@
+"""`parhelion quota show` and `parhelion cost report` on a real (SQLite) ledger."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+import time
+
+import pytest
+
+from platform_tools.accounting.ledger import Ledger, Observation
+from tests.platform import REPO_ROOT, platform_config_text
+
+pytestmark = pytest.mark.unit
+
+
+def parhelion(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "platform_tools.cli.main", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    config = tmp_path / "platform.yaml"
+    config.write_text(platform_config_text().replace("  users: [demo]", "  users: [demo, eve]"))
+    state = tmp_path / "state"
+    state.mkdir()
+    ledger = Ledger(f"sqlite:///{state / 'accounting.sqlite'}")
+    ledger.migrate()
+    now = time.time()
+    ledger.record_sample(
+        now,
+        [
+            Observation("server:demo::1", "demo", "server", now - 3600, 0.072),  # $0.072
+            Observation("server:eve::1", "eve", "server", now - 7200, 0.024),  # $0.048
+        ],
+    )
+    ledger.close()
+    return config, state
+
+
+def test_quota_show_resolves_and_shows_spend(deployment):
+    config, state = deployment
+    result = parhelion("quota", "show", "demo", "--config", str(config), "--state-dir", str(state))
+    assert result.returncode == 0, result.stderr
+    assert "groups    researchers" in result.stdout
+    assert "max_dask_cores        4" in result.stdout
+    assert "budget    $25 per month (from group:researchers)" in result.stdout
+    assert "spent     $0.0720 of $25 (0.3%)" in result.stdout
+
+
+def test_quota_show_unknown_user(deployment):
+    config, state = deployment
+    result = parhelion("quota", "show", "zed", "--config", str(config), "--state-dir", str(state))
+    assert result.returncode == 1 and "'zed' is not a user of" in result.stderr
+
+
+def test_cost_report_table_csv_and_group(deployment):
+    config, state = deployment
+    base = ["--config", str(config), "--state-dir", str(state)]
+    table = parhelion("cost", "report", *base)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[-1].split() == ["total", "0.1200"]
+    rows = list(csv.DictReader(io.StringIO(parhelion("cost", "report", "--csv", *base).stdout)))
+    assert {row["user"]: float(row["spent_usd"]) for row in rows} == pytest.approx(
+        {"admin": 0.0, "demo": 0.072, "eve": 0.048}
+    )
+    group = list(
+        csv.DictReader(
+            io.StringIO(parhelion("cost", "report", "--csv", "--group", "researchers", *base).stdout)
+        )
+    )
+    assert [row["user"] for row in group] == ["demo"]
+    since = list(
+        csv.DictReader(
+            io.StringIO(parhelion("cost", "report", "--csv", "--since", "2000-01-01", *base).stdout)
+        )
+    )
+    assert {row["user"]: float(row["spent_usd"]) for row in since}["eve"] == pytest.approx(0.048)
+
+
+def test_cost_report_bad_input(deployment):
+    config, state = deployment
+    base = ["--config", str(config), "--state-dir", str(state)]
+    assert "unknown group 'nope'" in parhelion("cost", "report", "--group", "nope", *base).stderr
+    assert "is not a date" in parhelion("cost", "report", "--since", "soon", *base).stderr
