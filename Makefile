@@ -10,6 +10,7 @@ PYTEST_ARGS ?=
 
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+BROWSER    := /usr/bin/chromium /usr/bin/chromedriver
 
 LINTED := platform_tools tests benchmarks hub_config
 
@@ -44,8 +45,16 @@ $(NODE_STAMP): package.json package-lock.json
 up: install
 	$(BIN)/parhelion up --config $(CONFIG)
 
-test: install lint
+test: install lint $(BROWSER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Browser tests drive Debian's Chromium; no registry ships a browser build we may fetch.
+$(BROWSER):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+	  echo "The browser tests need Chromium: apt-get install chromium chromium-driver"; exit 1; \
+	fi
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check $(LINTED)

@@ -341,3 +341,30 @@ class PostgresServer:
         import shutil
 
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def headless_chromium(profile_dir: Path):
+    """Debian's Chromium under chromedriver, headless, offline, with a fresh profile.
+
+    Selenium is given chromedriver's path, so its driver manager never downloads one.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,1400",
+        f"--user-data-dir={profile_dir}",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))

@@ -313,3 +313,54 @@ def test_kill_9_of_accounting_loses_no_usage(quota_platform):
         assert row.last_seen_at - row.started_at > 30  # the ~30 s outage was charged
     finally:
         ledger.close()
+
+
+@pytest.mark.browser
+def test_spend_page_in_chromium_shows_the_numbers_and_the_chart(quota_platform, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from platform_tools.accounting.report import user_report
+    from platform_tools.config import load_platform
+    from tests.platform import headless_chromium
+
+    async def start():
+        async with HubUser(quota_platform.url, "demo", quota_platform.password()) as user:
+            await user.login()
+            await user.start_server(profile="medium")
+
+    run(start())
+    time.sleep(3)  # a few samples with the server running
+    browser = headless_chromium(tmp_path / "chromium")
+    try:
+        browser.get(f"{quota_platform.url}/hub/login")
+        browser.find_element(By.ID, "username_input").send_keys("demo")
+        browser.find_element(By.ID, "password_input").send_keys(quota_platform.password())
+        browser.find_element(By.ID, "login_submit").click()
+        browser.get(f"{quota_platform.url}/services/accounting/")  # OAuth redirects, as in a browser
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Spend of demo"
+        shown = {key: browser.find_element(By.ID, key).text for key in ("spent", "budget", "left", "resets")}
+        bars = [
+            float(bar.get_attribute("height"))
+            for bar in browser.find_elements(By.CSS_SELECTOR, "svg.spend-chart rect.bar")
+        ]
+        running = browser.find_element(By.ID, "running").text
+        rate = browser.find_element(By.ID, "rate").text
+        browser.save_screenshot(str(tmp_path / "spend.png"))
+    finally:
+        browser.quit()
+
+    config = load_platform(quota_platform.state / "platform.yaml")
+    ledger = Ledger(f"sqlite:///{quota_platform.state / 'accounting.sqlite'}")
+    try:
+        report = user_report(config, ledger, "demo")
+    finally:
+        ledger.close()
+    assert shown["budget"] == "$25.00"
+    assert shown["spent"] == f"${report['budget']['spent_usd']:.2f}"
+    assert shown["left"] == f"${report['budget']['left_usd']:.2f}"
+    assert shown["resets"].endswith("00:00 UTC")
+    assert len(bars) == 14  # two weeks of days
+    assert bars[-1] > 0  # today's spend is drawn
+    assert "server (default) (medium)" in running and "$0.0720" in running
+    assert rate.startswith("$0.07")  # the medium server plus its home volume
+    assert (tmp_path / "spend.png").stat().st_size > 10_000
