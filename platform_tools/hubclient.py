@@ -180,6 +180,8 @@ class HubUser:
         return {"X-XSRFToken": self._cookie("_xsrf", f"/user/{self.username}") or ""}
 
     async def start_kernel(self, path: str = "", kernel: str = "python3") -> Kernel:
+        if not self._cookie("_xsrf", f"/user/{self.username}"):
+            await self.open_lab()  # a person starts kernels from JupyterLab, which sets it
         body = {"name": kernel, "path": path}
         async with self.session.post(
             f"{self.server_url}/api/kernels", json=body, headers=self._server_headers()

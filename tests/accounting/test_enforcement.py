@@ -364,3 +364,53 @@ def test_spend_page_in_chromium_shows_the_numbers_and_the_chart(quota_platform, 
     assert "server (default) (medium)" in running and "$0.0720" in running
     assert rate.startswith("$0.07")  # the medium server plus its home volume
     assert (tmp_path / "spend.png").stat().st_size > 10_000
+
+
+def test_quotas_reload_live_and_a_bad_file_is_rejected(quota_platform):
+    """The Ansible quotas play writes the state dir's platform.yaml: no restart needed."""
+    live = quota_platform.state / "platform.yaml"
+    original = live.read_text()
+
+    def rewrite(text):
+        live.write_text(text)
+        stat = live.stat()
+        os.utime(live, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+    async def scenario():
+        async with HubUser(quota_platform.url, "demo", quota_platform.password()) as user:
+            await user.login()
+            async with user.session.get(f"{quota_platform.url}/hub/spawn/demo") as page:
+                before = 'id="spawn_form"' in await page.text()
+            # one profile left for the group: the hub stops offering a choice
+            rewrite(original.replace("profiles: [small, medium]", "profiles: [small]"))
+            async with user.session.get(f"{quota_platform.url}/hub/spawn/demo") as page:
+                after = 'id="spawn_form"' in await page.text()
+            # no clusters allowed: the gateway refuses at once
+            rewrite(original.replace("max_dask_clusters: 2", "max_dask_clusters: 0"))
+            await user.start_server()
+            kernel = await user.start_kernel()
+            try:
+                await kernel.execute("from dask_gateway import Gateway\nGateway().new_cluster()", timeout=60)
+                refused = None
+            except CellError as error:
+                refused = error.evalue
+            # a bad file: rejected, logged with the field, the last good quota stays
+            rewrite(original.replace("max_dask_clusters: 2", "max_dask_clusters: -3"))
+            try:
+                await kernel.execute("Gateway().new_cluster()", timeout=60)
+                still_refused = None
+            except CellError as error:
+                still_refused = error.evalue
+            await kernel.shutdown()
+            await user.stop_server()
+            return before, after, refused, still_refused
+
+    try:
+        before, after, refused, still_refused = run(scenario())
+    finally:
+        live.write_text(original)
+    assert before and not after
+    assert refused and "the most your quota allows (0)" in refused
+    assert still_refused and "the most your quota allows (0)" in still_refused
+    log = (quota_platform.state / "logs" / "dask-gateway.log").read_text()
+    assert "keeping the last good one" in log and "groups.researchers.quota.max_dask_clusters" in log
