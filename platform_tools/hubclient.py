@@ -132,7 +132,7 @@ class HubUser:
             if server.get("ready"):
                 self.timings.record("spawn", started)
                 return
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.2)
         raise HubError(f"the server of {self.username} was not ready after {timeout:.0f} s")
 
     async def spawn_failure(self) -> str:
