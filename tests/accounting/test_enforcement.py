@@ -135,7 +135,9 @@ def test_over_budget_user_is_warned_refused_then_stopped(tiny_budget_platform):
 
     events = report["events"]
     actions = [(event["action"], event["rule"]) for event in events]
-    assert actions[:4] == [
+    # refusals read spend live, so one may be recorded before the enforcer's next pass
+    enforced = [action for action in actions if action[0] != "refuse"]
+    assert enforced[:4] == [
         ("warn", "budget-50%"),
         ("warn", "budget-80%"),
         ("warn", "budget-100%"),
@@ -288,16 +290,18 @@ def test_kill_9_of_accounting_loses_no_usage(quota_platform):
             await asyncio.sleep(3)
             old = accounting_pid()
             os.kill(old, signal.SIGKILL)
+            killed = time.time()
             deadline = time.monotonic() + 90  # the hub polls its services every 30 s
             while time.monotonic() < deadline and accounting_pid() in (None, old):
                 await asyncio.sleep(0.5)
             assert accounting_pid() not in (None, old), "the hub should restart the service"
+            restarted = time.time()
             await asyncio.sleep(4)  # a few samples after the restart
             await user.stop_server()
             stopped = time.time()
-            return started, stopped
+            return started, stopped, restarted - killed
 
-    started, stopped = run(scenario())
+    started, stopped, outage = run(scenario())
     time.sleep(3)  # the service closes the lifetime at its next sample
     from datetime import datetime
 
@@ -310,7 +314,8 @@ def test_kill_9_of_accounting_loses_no_usage(quota_platform):
         assert row.ended_at is not None
         # last seen within one sampling interval (1 s) of the true stop, across the kill
         assert stopped - 2.5 <= row.last_seen_at <= stopped
-        assert row.last_seen_at - row.started_at > 30  # the ~30 s outage was charged
+        assert outage > 1  # the service really was down for a while ...
+        assert row.last_seen_at - row.started_at >= stopped - true_start - 2.5  # ... yet it was charged
     finally:
         ledger.close()
 
@@ -348,6 +353,13 @@ def test_spend_page_in_chromium_shows_the_numbers_and_the_chart(quota_platform, 
         browser.save_screenshot(str(tmp_path / "spend.png"))
     finally:
         browser.quit()
+
+    async def stop():
+        async with HubUser(quota_platform.url, "demo", quota_platform.password()) as user:
+            await user.login()
+            await user.stop_server()
+
+    run(stop())  # leave no server for the next test
 
     config = load_platform(quota_platform.state / "platform.yaml")
     ledger = Ledger(f"sqlite:///{quota_platform.state / 'accounting.sqlite'}")

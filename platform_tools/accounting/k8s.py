@@ -1,0 +1,163 @@
+"""The meter's Kubernetes source: pods, nodes and volume claims, priced.
+
+Which pods are metered, and for whom, comes from Parhelion's own metadata, which the
+hub (KubeSpawner ``extra_labels``/``extra_annotations``) and dask-gateway's kubernetes
+backend (``scheduler_extra_pod_*`` / ``worker_extra_pod_*``) put on every pod they make:
+
+* label ``parhelion.dev/metered: "true"`` — selects the pods and claims to meter;
+* annotation ``parhelion.dev/user`` — the hub username (annotations allow any name;
+  label values do not allow ``@``);
+* label ``parhelion.dev/kind`` — ``server``, ``dask-scheduler``, ``dask-worker`` or
+  ``home``.
+
+A pod is charged its share of the node it runs on: the node's instance type
+(``node.kubernetes.io/instance-type``), capacity type (Karpenter's
+``karpenter.sh/capacity-type``, or EKS managed node groups'
+``eks.amazonaws.com/capacityType``) and region (``topology.kubernetes.io/region``)
+select the price. A claim is charged its provisioned capacity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+
+from .cost import hourly_cost, storage_hourly_cost
+from .ledger import Observation
+from .prices import Node, PriceCatalog
+
+METERED = "parhelion.dev/metered"
+USER = "parhelion.dev/user"
+KIND = "parhelion.dev/kind"
+SELECTOR = f"{METERED}=true"
+
+_SUFFIX = {
+    "": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+}
+_QUANTITY = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+
+
+def quantity(text: str | int | float) -> float:
+    """A Kubernetes resource quantity as a number: '500m' -> 0.5, '2Gi' -> 2147483648."""
+    match = _QUANTITY.match(str(text).strip())
+    if not match:
+        raise ValueError(f"not a Kubernetes quantity: {text!r}")
+    return float(match.group(1)) * _SUFFIX[match.group(2) or ""]
+
+
+def pod_requests(pod: dict) -> tuple[float, float]:
+    """(cpu cores, memory GiB) the pod requests, summed over its containers."""
+    cpu = memory = 0.0
+    for container in pod["spec"].get("containers", []):
+        requests = (container.get("resources") or {}).get("requests") or {}
+        cpu += quantity(requests.get("cpu", 0))
+        memory += quantity(requests.get("memory", 0)) / 2**30
+    return cpu, memory
+
+
+def node_of(node: dict, catalog: PriceCatalog) -> Node:
+    labels = node["metadata"].get("labels", {})
+    instance_type = labels.get("node.kubernetes.io/instance-type") or labels.get(
+        "beta.kubernetes.io/instance-type"
+    )
+    capacity = labels.get("karpenter.sh/capacity-type") or {
+        "SPOT": "spot", "ON_DEMAND": "on-demand"
+    }.get(labels.get("eks.amazonaws.com/capacityType", ""), "on-demand")
+    region = labels.get("topology.kubernetes.io/region", "us-east-1")
+    return catalog.node(instance_type, region, "spot" if capacity == "spot" else "on-demand")
+
+
+def _timestamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def kubernetes_observations(pods: Iterable[dict], nodes: Iterable[dict], claims: Iterable[dict],
+                            catalog: PriceCatalog, storage_kind: str = "ebs-gp3") -> list[Observation]:
+    """Observations for metered pods that run on a node, and metered bound claims."""
+    priced = {node["metadata"]["name"]: node_of(node, catalog) for node in nodes}
+    observations = []
+    for pod in pods:
+        meta, status = pod["metadata"], pod.get("status", {})
+        node = priced.get(pod["spec"].get("nodeName", ""))
+        user = (meta.get("annotations") or {}).get(USER)
+        if node is None or not user or status.get("phase") not in ("Running", "Pending"):
+            continue
+        started = status.get("startTime") or meta["creationTimestamp"]
+        cpu, memory = pod_requests(pod)
+        observations.append(Observation(
+            resource_key=f"pod:{meta['namespace']}/{meta['name']}:{meta['uid']}",
+            username=user,
+            kind=meta.get("labels", {}).get(KIND, "pod"),
+            started_at=_timestamp(started),
+            rate_per_hour=hourly_cost(cpu, memory, node),
+            description=meta["name"],
+            cpu=cpu,
+            memory_gib=memory,
+            instance_type=node.instance_type,
+            capacity_type=node.capacity_type,
+        ))
+    regions = {node.region for node in priced.values()} or {"us-east-1"}
+    per_gib_hour = catalog.storage_per_gib_hour(sorted(regions)[0], storage_kind)
+    for claim in claims:
+        meta = claim["metadata"]
+        user = (meta.get("annotations") or {}).get(USER)
+        capacity = (claim.get("status") or {}).get("capacity", {}).get("storage")
+        if not user or capacity is None or claim.get("status", {}).get("phase") != "Bound":
+            continue
+        size = quantity(capacity) / 2**30
+        observations.append(Observation(
+            resource_key=f"pvc:{meta['namespace']}/{meta['name']}:{meta['uid']}",
+            username=user,
+            kind="storage",
+            started_at=_timestamp(meta["creationTimestamp"]),
+            rate_per_hour=storage_hourly_cost(size, per_gib_hour),
+            description=f"volume {meta['name']} ({size:g} GiB)",
+            storage_gib=size,
+        ))
+    return observations
+
+
+class KubernetesSources:
+    """Reads metered pods, all nodes and metered claims through the Kubernetes API.
+
+    Uses kubernetes_asyncio with the in-cluster service account (read-only RBAC on
+    pods, nodes and persistentvolumeclaims, granted by the chart).
+    """
+
+    def __init__(self, namespace: str, catalog: PriceCatalog, storage_kind: str = "ebs-gp3"):
+        self.namespace = namespace
+        self.catalog = catalog
+        self.storage_kind = storage_kind
+
+    async def observe(self) -> list[Observation]:
+        from kubernetes_asyncio import client, config
+
+        from .meter import SourceError
+
+        try:
+            config.load_incluster_config()
+            async with client.ApiClient() as api:
+                core = client.CoreV1Api(api)
+                pods = await core.list_namespaced_pod(self.namespace, label_selector=SELECTOR)
+                nodes = await core.list_node()
+                claims = await core.list_namespaced_persistent_volume_claim(
+                    self.namespace, label_selector=SELECTOR
+                )
+                serialize = api.sanitize_for_serialization
+                return kubernetes_observations(
+                    [serialize(p) for p in pods.items], [serialize(n) for n in nodes.items],
+                    [serialize(c) for c in claims.items], self.catalog, self.storage_kind,
+                )
+        except Exception as exc:  # the API unreachable: skip the sample, never half-record
+            raise SourceError(f"kubernetes API: {exc}") from exc
+
+
+def metering_metadata(username: str, kind: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(labels, annotations) the hub and gateway put on a pod so it is metered for ``username``."""
+    return {METERED: "true", KIND: kind}, {USER: username}
+
+
+__all__ = ["KubernetesSources", "kubernetes_observations", "metering_metadata", "quantity"]
+
