@@ -33,8 +33,16 @@ KIND = "parhelion.dev/kind"
 SELECTOR = f"{METERED}=true"
 
 _SUFFIX = {
-    "": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+    "": 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
 }
 _QUANTITY = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
@@ -62,9 +70,9 @@ def node_of(node: dict, catalog: PriceCatalog) -> Node:
     instance_type = labels.get("node.kubernetes.io/instance-type") or labels.get(
         "beta.kubernetes.io/instance-type"
     )
-    capacity = labels.get("karpenter.sh/capacity-type") or {
-        "SPOT": "spot", "ON_DEMAND": "on-demand"
-    }.get(labels.get("eks.amazonaws.com/capacityType", ""), "on-demand")
+    capacity = labels.get("karpenter.sh/capacity-type") or {"SPOT": "spot", "ON_DEMAND": "on-demand"}.get(
+        labels.get("eks.amazonaws.com/capacityType", ""), "on-demand"
+    )
     region = labels.get("topology.kubernetes.io/region", "us-east-1")
     return catalog.node(instance_type, region, "spot" if capacity == "spot" else "on-demand")
 
@@ -73,8 +81,13 @@ def _timestamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def kubernetes_observations(pods: Iterable[dict], nodes: Iterable[dict], claims: Iterable[dict],
-                            catalog: PriceCatalog, storage_kind: str = "ebs-gp3") -> list[Observation]:
+def kubernetes_observations(
+    pods: Iterable[dict],
+    nodes: Iterable[dict],
+    claims: Iterable[dict],
+    catalog: PriceCatalog,
+    storage_kind: str = "ebs-gp3",
+) -> list[Observation]:
     """Observations for metered pods that run on a node, and metered bound claims."""
     priced = {node["metadata"]["name"]: node_of(node, catalog) for node in nodes}
     observations = []
@@ -86,18 +99,20 @@ def kubernetes_observations(pods: Iterable[dict], nodes: Iterable[dict], claims:
             continue
         started = status.get("startTime") or meta["creationTimestamp"]
         cpu, memory = pod_requests(pod)
-        observations.append(Observation(
-            resource_key=f"pod:{meta['namespace']}/{meta['name']}:{meta['uid']}",
-            username=user,
-            kind=meta.get("labels", {}).get(KIND, "pod"),
-            started_at=_timestamp(started),
-            rate_per_hour=hourly_cost(cpu, memory, node),
-            description=meta["name"],
-            cpu=cpu,
-            memory_gib=memory,
-            instance_type=node.instance_type,
-            capacity_type=node.capacity_type,
-        ))
+        observations.append(
+            Observation(
+                resource_key=f"pod:{meta['namespace']}/{meta['name']}:{meta['uid']}",
+                username=user,
+                kind=meta.get("labels", {}).get(KIND, "pod"),
+                started_at=_timestamp(started),
+                rate_per_hour=hourly_cost(cpu, memory, node),
+                description=meta["name"],
+                cpu=cpu,
+                memory_gib=memory,
+                instance_type=node.instance_type,
+                capacity_type=node.capacity_type,
+            )
+        )
     regions = {node.region for node in priced.values()} or {"us-east-1"}
     per_gib_hour = catalog.storage_per_gib_hour(sorted(regions)[0], storage_kind)
     for claim in claims:
@@ -107,15 +122,17 @@ def kubernetes_observations(pods: Iterable[dict], nodes: Iterable[dict], claims:
         if not user or capacity is None or claim.get("status", {}).get("phase") != "Bound":
             continue
         size = quantity(capacity) / 2**30
-        observations.append(Observation(
-            resource_key=f"pvc:{meta['namespace']}/{meta['name']}:{meta['uid']}",
-            username=user,
-            kind="storage",
-            started_at=_timestamp(meta["creationTimestamp"]),
-            rate_per_hour=storage_hourly_cost(size, per_gib_hour),
-            description=f"volume {meta['name']} ({size:g} GiB)",
-            storage_gib=size,
-        ))
+        observations.append(
+            Observation(
+                resource_key=f"pvc:{meta['namespace']}/{meta['name']}:{meta['uid']}",
+                username=user,
+                kind="storage",
+                started_at=_timestamp(meta["creationTimestamp"]),
+                rate_per_hour=storage_hourly_cost(size, per_gib_hour),
+                description=f"volume {meta['name']} ({size:g} GiB)",
+                storage_gib=size,
+            )
+        )
     return observations
 
 
@@ -147,8 +164,11 @@ class KubernetesSources:
                 )
                 serialize = api.sanitize_for_serialization
                 return kubernetes_observations(
-                    [serialize(p) for p in pods.items], [serialize(n) for n in nodes.items],
-                    [serialize(c) for c in claims.items], self.catalog, self.storage_kind,
+                    [serialize(p) for p in pods.items],
+                    [serialize(n) for n in nodes.items],
+                    [serialize(c) for c in claims.items],
+                    self.catalog,
+                    self.storage_kind,
                 )
         except Exception as exc:  # the API unreachable: skip the sample, never half-record
             raise SourceError(f"kubernetes API: {exc}") from exc
@@ -160,4 +180,3 @@ def metering_metadata(username: str, kind: str) -> tuple[dict[str, str], dict[st
 
 
 __all__ = ["KubernetesSources", "kubernetes_observations", "metering_metadata", "quantity"]
-

@@ -1,0 +1,79 @@
+"""The meter's Kubernetes path, on objects in the shape EKS with Karpenter returns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from platform_tools.accounting.k8s import kubernetes_observations, metering_metadata, quantity
+from platform_tools.accounting.prices import PriceCatalog
+
+pytestmark = pytest.mark.unit
+
+OBJECTS = json.loads((Path(__file__).parent / "data" / "eks_objects.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("500m", 0.5),
+        ("2", 2.0),
+        ("2Gi", 2 * 2**30),
+        ("2G", 2e9),
+        ("64Mi", 64 * 2**20),
+        ("1.5", 1.5),
+        (3, 3.0),
+    ],
+)
+def test_quantities(text, value):
+    assert quantity(text) == value
+
+
+def test_bad_quantity_is_named():
+    with pytest.raises(ValueError, match="not a Kubernetes quantity: '2 GB'"):
+        quantity("2 GB")
+
+
+def test_observations_priced_per_node_share():
+    catalog = PriceCatalog.load()
+    found = {
+        o.resource_key: o
+        for o in kubernetes_observations(OBJECTS["pods"], OBJECTS["nodes"], OBJECTS["claims"], catalog)
+    }
+    # only metered, scheduled pods and bound claims
+    assert sorted(found) == [
+        "pod:parhelion/dask-scheduler-5f1e:9a7e-2",
+        "pod:parhelion/dask-worker-5f1e-abcde:77b1-3",
+        "pod:parhelion/jupyter-ann-40example-2eorg:3c1b0f0e-1",
+        "pvc:parhelion/claim-ann-40example-2eorg:c1-6",
+    ]
+    server = found["pod:parhelion/jupyter-ann-40example-2eorg:3c1b0f0e-1"]
+    od = catalog.node("m6i.xlarge", "us-west-2", "on-demand").price_per_hour
+    assert server.username == "ann@example.org" and server.kind == "server"
+    assert server.rate_per_hour == pytest.approx(0.25 * od)  # max(1/4, 2/16)
+    assert server.capacity_type == "on-demand"
+    assert server.started_at == pytest.approx(1795251605.0)  # startTime, not creation
+
+    worker = found["pod:parhelion/dask-worker-5f1e-abcde:77b1-3"]
+    spot = catalog.node("r6i.2xlarge", "us-west-2", "spot")  # 8 vCPU, 64 GiB
+    assert worker.cpu == pytest.approx(2.1)  # both containers
+    assert worker.rate_per_hour == pytest.approx(max(2.1 / 8, (16 + 1 / 16) / 64) * spot.price_per_hour)
+    assert worker.capacity_type == "spot" and worker.kind == "dask-worker"
+
+    scheduler = found["pod:parhelion/dask-scheduler-5f1e:9a7e-2"]
+    assert scheduler.memory_gib == pytest.approx(2e9 / 2**30)
+
+    home = found["pvc:parhelion/claim-ann-40example-2eorg:c1-6"]
+    assert home.kind == "storage" and home.storage_gib == 10
+    assert home.rate_per_hour == pytest.approx(10 * catalog.storage_per_gib_hour("us-west-2"))
+
+
+def test_metering_metadata_round_trips_through_the_collector():
+    labels, annotations = metering_metadata("bob@example.org", "server")
+    pod = json.loads(json.dumps(OBJECTS["pods"][0]))
+    pod["metadata"]["labels"] = labels
+    pod["metadata"]["annotations"] = annotations
+    (obs,) = kubernetes_observations([pod], OBJECTS["nodes"], [], PriceCatalog.load())
+    assert (obs.username, obs.kind) == ("bob@example.org", "server")
