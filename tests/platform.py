@@ -368,3 +368,24 @@ def headless_chromium(profile_dir: Path):
     ):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+
+
+START_CLUSTER = (
+    "from dask_gateway import Gateway\n"
+    "cluster = Gateway().new_cluster()\n"
+    "cluster.scale({workers})\n"
+    "cluster.get_client().wait_for_workers({workers}, timeout=120)\n"
+)
+
+
+async def server_with_cluster(user, workers: int = 1, profile: str | None = None):
+    """Log in, start a server, open JupyterLab and start a Dask cluster from a kernel.
+
+    Returns the kernel, whose ``cluster`` variable holds the running cluster.
+    """
+    await user.login()
+    await user.start_server(profile=profile)
+    await user.open_lab()
+    kernel = await user.start_kernel()
+    await kernel.execute(START_CLUSTER.format(workers=workers), timeout=180)
+    return kernel

@@ -44,31 +44,28 @@ class InternalHandler(AccountingHandler):
             raise web.HTTPError(403, "the accounting token is required")
 
 
-class CheckSpawnHandler(InternalHandler):
+class CheckHandler(InternalHandler):
+    def answer(self, kind: str, verdict) -> None:
+        """Reply with the verdict; a refusal is counted and recorded in the ledger."""
+        if not verdict.allowed:
+            self.accounting.metrics.refusals.labels(kind, verdict.rule).inc()
+            self.accounting.ledger.record_event(
+                self.get_argument("user"), "refuse", verdict.rule, verdict.message
+            )
+        self.write_json(verdict.as_dict())
+
+
+class CheckSpawnHandler(CheckHandler):
     def get(self) -> None:
-        verdict = check_spawn(
-            self.config(),
-            self.accounting.ledger,
-            self.get_argument("user"),
-            self.get_argument("profile", None),
+        user, profile = self.get_argument("user"), self.get_argument("profile", None)
+        self.answer("server", check_spawn(self.config(), self.accounting.ledger, user, profile))
+
+
+class CheckClusterHandler(CheckHandler):
+    def get(self) -> None:
+        self.answer(
+            "cluster", check_cluster(self.config(), self.accounting.ledger, self.get_argument("user"))
         )
-        if not verdict.allowed:
-            self.accounting.metrics.refusals.labels("server", verdict.rule).inc()
-            self.accounting.ledger.record_event(
-                self.get_argument("user"), "refuse", verdict.rule, verdict.message
-            )
-        self.write_json(verdict.as_dict())
-
-
-class CheckClusterHandler(InternalHandler):
-    def get(self) -> None:
-        verdict = check_cluster(self.config(), self.accounting.ledger, self.get_argument("user"))
-        if not verdict.allowed:
-            self.accounting.metrics.refusals.labels("cluster", verdict.rule).inc()
-            self.accounting.ledger.record_event(
-                self.get_argument("user"), "refuse", verdict.rule, verdict.message
-            )
-        self.write_json(verdict.as_dict())
 
 
 class MetricsHandler(InternalHandler):

@@ -17,7 +17,7 @@ import pytest
 
 from platform_tools.accounting.ledger import Ledger
 from platform_tools.hubclient import CellError, HubError, HubUser
-from tests.platform import LocalPlatform, platform_config_text, processes_of
+from tests.platform import LocalPlatform, platform_config_text, processes_of, server_with_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -80,17 +80,7 @@ def test_over_budget_user_is_warned_refused_then_stopped(tiny_budget_platform):
 
     async def scenario():
         async with HubUser(platform.url, "demo", platform.password()) as user:
-            await user.login()
-            await user.start_server()
-            await user.open_lab()
-            kernel = await user.start_kernel()
-            await kernel.execute(
-                "from dask_gateway import Gateway\n"
-                "cluster = Gateway().new_cluster()\n"
-                "cluster.scale(1)\n"
-                "cluster.get_client().wait_for_workers(1, timeout=120)\n",
-                timeout=180,
-            )
+            kernel = await server_with_cluster(user, workers=1)
             assert dask_processes(platform), "the cluster should be running"
             # spend grows: wait for the hard cap
             deadline = time.monotonic() + 120

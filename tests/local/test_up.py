@@ -21,7 +21,14 @@ import psutil
 import pytest
 
 from platform_tools.hubclient import HubError, HubUser
-from tests.platform import PARHELION, REPO_ROOT, LocalPlatform, platform_config_text, processes_of
+from tests.platform import (
+    PARHELION,
+    REPO_ROOT,
+    LocalPlatform,
+    platform_config_text,
+    processes_of,
+    server_with_cluster,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -294,17 +301,7 @@ def test_ctrl_c_stops_servers_and_dask_clusters_too(tmp_path):
 
         async def leave_things_running():
             async with HubUser(platform.url, "demo", platform.password()) as user:
-                await user.login()
-                await user.start_server()
-                await user.open_lab()
-                kernel = await user.start_kernel()
-                await kernel.execute(
-                    "from dask_gateway import Gateway\n"
-                    "cluster = Gateway().new_cluster()\n"
-                    "cluster.scale(1)\n"
-                    "cluster.get_client().wait_for_workers(1, timeout=120)\n",
-                    timeout=180,
-                )
+                await server_with_cluster(user, workers=1)
                 # leave the kernel, server and cluster running
 
         run(leave_things_running())
