@@ -56,13 +56,11 @@ class Accounting:
         self.internal_token = internal_token
         self.prefix = prefix
         self.metrics = Metrics()
-        self.sample_failures = 0
 
     async def sample(self) -> None:
         try:
             observations = await self.sources.observe()
         except SourceError as exc:
-            self.sample_failures += 1
             self.metrics.sample_failures.inc()
             log.warning("sample skipped: %s", exc)
             return

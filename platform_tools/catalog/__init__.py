@@ -1,7 +1,7 @@
 """CloudCatalog: find files in S3 archives by dataset and time (HelioCloud's spec)."""
 
 from .client import CatalogError, CloudCatalog
-from .spec import BucketCatalog, CatalogEntry, format_time, parse_time
+from .spec import BucketCatalog, CatalogEntry, format_time, index_name, parse_time
 from .writer import IndexedFile, catalog_entry, catalog_json, index_files
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "catalog_json",
     "format_time",
     "index_files",
+    "index_name",
     "parse_time",
 ]

@@ -51,6 +51,12 @@ def parse_time(text: str) -> datetime:
     return moment
 
 
+def index_name(dataset_id: str, year: int, indextype: str = "csv") -> str:
+    """The spec's name of a dataset's index file for a year: ``<id>_<YYYY>.csv``."""
+    suffix = {"csv": "csv", "csv-zip": "csv.zip", "parquet": "parquet"}[indextype]
+    return f"{dataset_id}_{year}.{suffix}"
+
+
 def _check_time(value: str) -> str:
     parse_time(value)
     return value
@@ -97,8 +103,7 @@ class CatalogEntry(BaseModel):
 
     def index_key(self, year: int) -> str:
         """The URL of this dataset's index file for ``year``."""
-        suffix = {"csv": "csv", "csv-zip": "csv.zip", "parquet": "parquet"}[self.indextype]
-        return f"{self.index}{self.id}_{year}.{suffix}"
+        return self.index + index_name(self.id, year, self.indextype)
 
     @property
     def start_time(self) -> datetime:

@@ -27,8 +27,9 @@ class IndexedFile:
     filesize: int
 
 
-def index_files(entry_id: str, files: Iterable[IndexedFile]) -> dict[int, str]:
-    """CSV text per year, rows in time order, with the optional '#' header line.
+def index_files(files: Iterable[IndexedFile]) -> dict[int, str]:
+    """CSV text per year (name each with ``index_name``), rows in time order, with the
+    optional '#' header line.
 
     A file spanning years is indexed under its start year (the spec's ``multiyear``).
     """

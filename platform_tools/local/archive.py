@@ -24,7 +24,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from ..catalog import BucketCatalog, IndexedFile, catalog_entry, catalog_json, index_files
+from ..catalog import BucketCatalog, IndexedFile, catalog_entry, catalog_json, index_files, index_name
 from ..config.models import LocalArchive
 from .aia_synthetic import SyntheticAIA
 
@@ -194,8 +194,8 @@ def write_sample_archive(folder: Path, bucket: str, settings: LocalArchive) -> N
     entries = []
     index_prefix = f"s3://{bucket}/index/"
     for dataset_id, title, files, description in datasets:
-        for year, text in index_files(dataset_id, files).items():
-            _write(folder / "index" / f"{dataset_id}_{year}.csv", text.encode())
+        for year, text in index_files(files).items():
+            _write(folder / "index" / index_name(dataset_id, year), text.encode())
         entries.append(
             catalog_entry(
                 dataset_id=dataset_id,

@@ -17,6 +17,7 @@ from platform_tools.catalog import (
     catalog_json,
     format_time,
     index_files,
+    index_name,
     parse_time,
 )
 
@@ -48,8 +49,8 @@ def bucket(s3_server, request):
 def write_bucket(bucket, files, dataset_id="series") -> str:
     name, folder = bucket
     (folder / "index").mkdir()
-    for year, text in index_files(dataset_id, files).items():
-        (folder / "index" / f"{dataset_id}_{year}.csv").write_text(text)
+    for year, text in index_files(files).items():
+        (folder / "index" / index_name(dataset_id, year)).write_text(text)
     entry = catalog_entry(dataset_id=dataset_id, index=f"s3://{name}/index/", title="A series", files=files)
     catalog = BucketCatalog(endpoint=f"s3://{name}/", name="test", contact="me", catalog=[entry])
     (folder / "catalog.json").write_text(catalog_json(catalog))
@@ -82,7 +83,7 @@ def test_times_need_the_restricted_format(text):
 
 def test_index_is_per_year_sorted_with_header():
     files = make_files(datetime(2023, 12, 31, 22), 4, timedelta(hours=1))
-    texts = index_files("series", reversed(files))
+    texts = index_files(reversed(files))
     assert sorted(texts) == [2023, 2024]
     lines = texts[2023].splitlines()
     assert lines[0] == "# start,stop,datakey,filesize"
