@@ -2,8 +2,9 @@
 
 Each pass looks at every user with a budget. A threshold crossed in a period is told
 once (a claimed notice, recorded as a ``warn`` event). The first pass that finds a cap
-crossed records a ``cap`` event, which starts the grace period; a pass after the grace
-stops the user's servers and Dask clusters (``refuse-new-and-stop``) and records a
+crossed claims the cap's notice (per period and scope: the user's own budget or a group
+total), whose time starts the grace period, and records a ``cap`` event; a pass after the
+grace stops the user's servers and Dask clusters (``refuse-new-and-stop``) and records a
 ``stop`` event saying why. Refusing new servers and clusters needs no pass: the checks
 read the same standing when asked.
 """
@@ -20,6 +21,9 @@ from .budgets import Standing, user_standing
 from .ledger import Ledger
 
 log = logging.getLogger(__name__)
+
+#: The notice threshold that marks the hard cap itself (warnings use their percentages).
+CAP = -1.0
 
 
 @dataclass
@@ -60,7 +64,7 @@ class Enforcer:
         for item in standing.standings:
             key = f"{item.period.key}:{item.scope}"
             for mark in item.thresholds_reached:
-                if self.ledger.claim_notice(username, key, mark):
+                if self.ledger.claim_notice(username, key, mark, now.timestamp()):
                     self.ledger.record_event(
                         username,
                         "warn",
@@ -72,7 +76,7 @@ class Enforcer:
                     )
             if not item.capped:
                 continue
-            if self.ledger.claim_notice(username, key, -1.0):  # -1: the cap itself
+            if self.ledger.claim_notice(username, key, CAP, now.timestamp()):
                 self.ledger.record_event(
                     username,
                     "cap",
@@ -90,7 +94,7 @@ class Enforcer:
                 )
             if item.on_hard_cap != "refuse-new-and-stop":
                 continue
-            capped_at = self._cap_time(username, item)
+            capped_at = self.ledger.notice_at(username, key, CAP)  # this cap's own, per scope
             if capped_at is None or now.timestamp() < capped_at + 60 * item.grace_minutes:
                 continue
             running = [r for r in self.ledger.lifetimes(username, running_only=True) if r.kind != "storage"]
@@ -110,8 +114,3 @@ class Enforcer:
                     now.timestamp(),
                 )
                 log.warning("stopped %s of %s over budget", servers + clusters, username)
-
-    def _cap_time(self, username: str, item: Standing) -> float | None:
-        events = self.ledger.events(username, since=item.period.start_ts)
-        caps = [event.at for event in events if event.action == "cap"]
-        return caps[0] if caps else None

@@ -226,15 +226,23 @@ class Ledger:
         with self.sessions() as session:
             return list(session.execute(query).scalars())
 
-    def claim_notice(self, username: str, period_key: str, threshold: float) -> bool:
+    def claim_notice(self, username: str, period_key: str, threshold: float, at: float | None = None) -> bool:
         """True the first time (username, period, threshold) is claimed; False after."""
         with self.sessions.begin() as session:
             dialect = session.get_bind().dialect.name
             insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
             result = session.execute(
                 insert(Notice)
-                .values(username=username, period_key=period_key, threshold=threshold, at=time.time())
+                .values(username=username, period_key=period_key, threshold=threshold, at=at or time.time())
                 .on_conflict_do_nothing()
                 .returning(Notice.id)  # rowcount is not reliable across drivers
             )
             return result.first() is not None
+
+    def notice_at(self, username: str, period_key: str, threshold: float) -> float | None:
+        """When (username, period, threshold) was first claimed, or None if it was not."""
+        query = select(Notice.at).where(
+            Notice.username == username, Notice.period_key == period_key, Notice.threshold == threshold
+        )
+        with self.sessions() as session:
+            return session.execute(query).scalar_one_or_none()
