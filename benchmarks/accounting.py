@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -31,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from platform_tools.accounting.ledger import Ledger  # noqa: E402
 from platform_tools.hubclient import HubUser  # noqa: E402
-from tests.platform import LocalPlatform, platform_config_text, processes_of  # noqa: E402
+from tests.platform import LocalPlatform, platform_config_text, processes_of, running_platform  # noqa: E402
 
 FAST = {"  sample_interval_seconds: 15\n": "  sample_interval_seconds: 1\n  enforce_interval_seconds: 1\n"}
 
@@ -72,12 +73,8 @@ async def alternate(platforms: dict[str, LocalPlatform], spawns: int, calls: int
 
 
 def run_platform(text: str, action):
-    platform = LocalPlatform(Path(tempfile.mkdtemp(prefix="parhelion-bench-")), text)
-    platform.start()
-    try:
+    with running_platform(Path(tempfile.mkdtemp(prefix="parhelion-bench-")), text) as platform:
         return action(platform)
-    finally:
-        platform.stop_and_check()
 
 
 async def cap_scenario(platform: LocalPlatform) -> dict:
@@ -126,15 +123,14 @@ def main() -> int:
     # default sampling (15 s), as deployed; only the switch differs
     on = platform_config_text(sample_files=4)
     off = on.replace("accounting:\n  contact:", "accounting:\n  enabled: false\n  contact:")
-    platforms = {}
-    try:
-        for name, text in (("off", off), ("on", on)):
-            platforms[name] = LocalPlatform(Path(tempfile.mkdtemp(prefix="parhelion-bench-")), text)
-            platforms[name].start()
+    with contextlib.ExitStack() as stack:
+        platforms = {
+            name: stack.enter_context(
+                running_platform(Path(tempfile.mkdtemp(prefix="parhelion-bench-")), text)
+            )
+            for name, text in (("off", off), ("on", on))
+        }
         results = asyncio.run(alternate(platforms, args.spawns, args.api_calls))
-    finally:
-        for platform in platforms.values():
-            platform.stop_and_check()
     rows = [
         (
             "spawn: Start -> server ready (median)",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.platform import LocalPlatform, PostgresServer, RcloneS3, platform_config_text
+from tests.platform import PostgresServer, RcloneS3, platform_config_text, running_platform
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,13 +33,10 @@ def local_platform(tmp_path_factory: pytest.TempPathFactory):
 
     Stopped by pid at the end even when tests fail; leftover processes fail the test.
     """
-    root = tmp_path_factory.mktemp("platform")
-    platform = LocalPlatform(root, platform_config_text(sample_files=96))
-    platform.start()
-    try:
+    with running_platform(
+        tmp_path_factory.mktemp("platform"), platform_config_text(sample_files=96)
+    ) as platform:
         yield platform
-    finally:
-        platform.stop_and_check()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ is an orphan: it is killed, and the test fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,24 @@ import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARHELION = [sys.executable, "-m", "platform_tools.cli.main"]
+
+
+def run_parhelion(*args: str, cwd: Path = REPO_ROOT, **kwargs) -> subprocess.CompletedProcess:
+    """Run the `parhelion` command as a person does, capturing what it prints."""
+    kwargs.setdefault("timeout", 120)
+    return subprocess.run([*PARHELION, *args], cwd=cwd, capture_output=True, text=True, check=False, **kwargs)
+
+
+@contextlib.contextmanager
+def running_platform(root: Path, config_text: str, extra_args: list[str] | None = None):
+    """A started LocalPlatform, stopped and checked for leftovers on the way out, even if
+    it failed half-way through starting."""
+    platform = LocalPlatform(root, config_text)
+    try:
+        platform.start(extra_args=extra_args)
+        yield platform
+    finally:
+        platform.stop_and_check()
 
 
 def platform_config_text(sample_files: int = 96, **replacements: str) -> str:

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 import time
 
 import pytest
 
 from platform_tools.accounting.ledger import Ledger, Observation
-from tests.platform import REPO_ROOT, platform_config_text
+from tests.platform import platform_config_text, run_parhelion
 
 pytestmark = pytest.mark.unit
 
 
-def parhelion(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "platform_tools.cli.main", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+parhelion = run_parhelion
 
 
 @pytest.fixture

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.platform import REPO_ROOT
+from tests.platform import run_parhelion
 
 pytestmark = pytest.mark.unit
 
 
-def parhelion(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "platform_tools.cli.main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+parhelion = run_parhelion
 
 
 def test_validate_accepts_the_example():

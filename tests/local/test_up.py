@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -22,11 +21,11 @@ import pytest
 
 from platform_tools.hubclient import HubError, HubUser
 from tests.platform import (
-    PARHELION,
     REPO_ROOT,
-    LocalPlatform,
     platform_config_text,
     processes_of,
+    run_parhelion,
+    running_platform,
     server_with_cluster,
 )
 
@@ -52,13 +51,7 @@ def outputs_text(cell) -> str:
 
 
 def test_status_reports_every_service(local_platform):
-    result = subprocess.run(
-        [*PARHELION, "status", "--state-dir", str(local_platform.state)],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=60,
-    )
+    result = run_parhelion("status", "--state-dir", str(local_platform.state), timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"Parhelion is running from {local_platform.state}")
@@ -84,19 +77,13 @@ def test_every_listener_is_on_loopback(local_platform):
 
 def test_second_up_on_the_same_state_dir_is_refused(local_platform):
     before = {p.pid for p in processes_of(local_platform.state)}
-    result = subprocess.run(
-        [
-            *PARHELION,
-            "up",
-            "--config",
-            str(local_platform.config),
-            "--state-dir",
-            str(local_platform.state),
-            "--free-ports",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
+    result = run_parhelion(
+        "up",
+        "--config",
+        str(local_platform.config),
+        "--state-dir",
+        str(local_platform.state),
+        "--free-ports",
         env=local_platform.env,
         timeout=60,
     )
@@ -203,12 +190,8 @@ def test_invalid_config_starts_nothing(tmp_path):
     config = tmp_path / "platform.yaml"
     config.write_text(platform_config_text().replace("cpu_limit: 1\n", "cpu_limit: many\n", 1))
     state = tmp_path / "state"
-    result = subprocess.run(
-        [*PARHELION, "up", "--config", str(config), "--state-dir", str(state), "--free-ports"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=60,
+    result = run_parhelion(
+        "up", "--config", str(config), "--state-dir", str(state), "--free-ports", timeout=60
     )
     assert result.returncode == 1
     line = next(i for i, line in enumerate(config.read_text().splitlines(), 1) if "cpu_limit: many" in line)
@@ -218,26 +201,15 @@ def test_invalid_config_starts_nothing(tmp_path):
 
 
 def test_sample_size_is_set_by_a_flag(tmp_path):
-    platform = LocalPlatform(tmp_path, platform_config_text())
-    platform.start(extra_args=["--sample-files", "5"])
-    try:
+    with running_platform(tmp_path, platform_config_text(), ["--sample-files", "5"]) as platform:
         series = list((platform.state / "archive" / "helio-sample").rglob("aia_synthetic_*.fits"))
         assert len(series) == 5
         index = platform.state / "archive" / "helio-sample" / "index" / "aia_0094_synthetic_2024.csv"
         assert len(index.read_text().splitlines()) == 1 + 5
-    finally:
-        platform.stop_and_check()
 
 
 def test_bad_flag_value_is_named(tmp_path):
-    result = subprocess.run(
-        [*PARHELION, "up", "--sample-files", "0"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=60,
-        check=False,
-    )
+    result = run_parhelion("up", "--sample-files", "0", timeout=60)
     assert result.returncode == 2
     assert "argument --sample-files: must be between 1 and 100000, got 0" in result.stderr
 
@@ -249,21 +221,15 @@ def test_port_in_use_is_one_line(tmp_path):
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = subprocess.run(
-            [
-                *PARHELION,
-                "up",
-                "--config",
-                str(config),
-                "--state-dir",
-                str(tmp_path / "s"),
-                "--free-ports",
-                "--port",
-                str(port),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=REPO_ROOT,
+        result = run_parhelion(
+            "up",
+            "--config",
+            str(config),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--free-ports",
+            "--port",
+            str(port),
             timeout=60,
         )
     assert result.returncode == 1
@@ -278,13 +244,8 @@ def test_missing_node_is_actionable(tmp_path):
     config = tmp_path / "platform.yaml"
     config.write_text(platform_config_text())
     env = dict(os.environ, PATH=str(Path(sys.executable).parent))  # the venv only: no node
-    result = subprocess.run(
-        [*PARHELION, "up", "--config", str(config), "--state-dir", str(tmp_path / "s"), "--free-ports"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=env,
-        timeout=60,
+    result = run_parhelion(
+        "up", "--config", str(config), "--state-dir", str(tmp_path / "s"), "--free-ports", env=env, timeout=60
     )
     assert result.returncode == 1
     assert "node is not installed" in result.stderr and "apt-get install nodejs npm" in result.stderr
@@ -295,9 +256,7 @@ def test_missing_node_is_actionable(tmp_path):
 
 def test_ctrl_c_stops_servers_and_dask_clusters_too(tmp_path):
     """With a user's server and a Dask cluster running, Ctrl-C (SIGINT) stops them all."""
-    platform = LocalPlatform(tmp_path, platform_config_text(sample_files=4))
-    platform.start()
-    try:
+    with running_platform(tmp_path, platform_config_text(sample_files=4)) as platform:
 
         async def leave_things_running():
             async with HubUser(platform.url, "demo", platform.password()) as user:
@@ -316,17 +275,11 @@ def test_ctrl_c_stops_servers_and_dask_clusters_too(tmp_path):
         print(f"stopped everything in {time.monotonic() - started:.1f} s")
         assert "parhelion up: stopped." in platform.output
         assert not (platform.state / "runtime.json").exists()
-    finally:
-        platform.stop_and_check()
 
 
 def test_a_dying_service_takes_the_platform_down(tmp_path):
-    platform = LocalPlatform(tmp_path, platform_config_text(sample_files=4))
-    platform.start()
-    try:
+    with running_platform(tmp_path, platform_config_text(sample_files=4)) as platform:
         s3_pid = platform.runtime["pids"]["s3"]
         os.kill(s3_pid, signal.SIGKILL)
         assert platform.process.wait(120) == 1
         assert "parhelion up: s3 exited (code -9); stopping the platform" in platform.output
-    finally:
-        platform.stop_and_check()
