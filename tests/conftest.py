@@ -54,8 +54,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):
 def postgres():
     """A real PostgreSQL server for the session, stopped by pid at the end."""
     server = PostgresServer()
-    server.start()
     try:
+        server.start()
         yield server
     finally:
-        server.stop()
+        server.stop()  # also when it failed to start: its temp folder goes too

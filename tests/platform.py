@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -266,10 +267,23 @@ class PostgresServer:
 
         from platform_tools.local.processes import free_tcp_ports
 
-        # The wheel's binaries, without importing its Python side (which needs no set-up here).
-        self.bin = Path(importlib.util.find_spec("pgserver").origin).parent / "pginstall" / "bin"
         self.root = Path(tempfile.mkdtemp(prefix="parhelion-pg-"))
         self.root.chmod(0o755)
+        # The wheel's binaries (not its Python side, which needs nothing here), copied into
+        # this world-readable root: as root, PostgreSQL runs as nobody, who may not be able
+        # to reach a virtualenv inside a private (mode 700) checkout.
+        # The binaries find their libraries through RPATH $ORIGIN/../../../pgserver.libs,
+        # so the copy keeps the wheel's layout.
+        package = Path(importlib.util.find_spec("pgserver").origin).parent
+        site = self.root / "wheel"
+        shutil.copytree(
+            package / "pginstall",
+            site / "pgserver" / "pginstall",
+            symlinks=True,
+            ignore=shutil.ignore_patterns("include"),
+        )
+        shutil.copytree(package.parent / "pgserver.libs", site / "pgserver.libs")
+        self.bin = site / "pgserver" / "pginstall" / "bin"
         self.data = self.root / "data"
         self.port = free_tcp_ports(1)[0]
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
@@ -357,8 +371,6 @@ class PostgresServer:
                     os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        import shutil
-
         shutil.rmtree(self.root, ignore_errors=True)
 
 
