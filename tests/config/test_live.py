@@ -47,3 +47,18 @@ def test_a_missing_file_keeps_the_last_good(tmp_path, example_text):
     live = LiveConfig(path)
     path.unlink()
     assert live.current().name == "parhelion-local"
+
+
+def test_a_configured_path_is_followed_when_it_changes(tmp_path, example_text, caplog):
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(example_text)
+    where = [first]
+    live = LiveConfig(lambda: where[0])
+    where[0] = second  # configured elsewhere, not written yet: the last good stays, said once
+    with caplog.at_level(logging.ERROR):
+        assert live.current().name == "parhelion-local"
+        assert live.current().name == "parhelion-local"
+    assert live.rejected == f"{second}: no such file"
+    assert sum("no such file" in r.message for r in caplog.records) == 1
+    second.write_text(example_text.replace("name: parhelion-local", "name: moved", 1))
+    assert live.current().name == "moved" and live.path == second and live.rejected is None
