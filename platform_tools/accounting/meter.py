@@ -122,19 +122,20 @@ class LocalSources:
     gateway_usage_url: str | None
     accounting_token: str
     homes: Path
-    catalog: PriceCatalog
+    catalog: Callable[[], PriceCatalog]
     config: Callable[[], PlatformConfig]
 
     async def observe(self) -> list[Observation]:
         config = self.config()
-        node = local_node(config, self.catalog)
+        catalog = self.catalog()
+        node = local_node(config, catalog)
         users = await self._get_json(f"{self.hub_api_url}/users?state=active", self.hub_token)
         observations = server_observations(users, config, node)
         if self.gateway_usage_url:
             usage = await self._get_json(self.gateway_usage_url, self.accounting_token)
             observations += cluster_observations(usage["clusters"], node)
         region = config.accounting.virtual_node.region
-        observations += home_observations(self.homes, config, self.catalog.storage_per_gib_hour(region))
+        observations += home_observations(self.homes, config, catalog.storage_per_gib_hour(region))
         return observations
 
     async def _get_json(self, url: str, token: str):

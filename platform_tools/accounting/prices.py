@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
+from ..config.live import LiveFile
+
 DEFAULT_CATALOG = Path(__file__).with_name("data") / "aws_prices.json"
 HOURS_PER_MONTH = 730.0  # AWS's convention for monthly prices
 CapacityType = Literal["on-demand", "spot"]
@@ -75,12 +77,29 @@ class PriceCatalog(BaseModel):
         except KeyError:
             raise PriceError(
                 f"no prices for region {region!r} (known: {', '.join(sorted(self.regions))}); "
-                "run `parhelion prices refresh --region {region}`"
+                f"run `parhelion prices refresh --region {region}`"
             ) from None
 
 
 class PriceError(LookupError):
     """A price the catalog does not have, naming what is missing."""
+
+
+def catalog_path(configured: Path | None, state_dir: Path) -> Path:
+    """The catalog ``accounting.price_catalog`` names: relative to the state directory."""
+    if configured is None:
+        return DEFAULT_CATALOG
+    return configured if configured.is_absolute() else Path(state_dir) / configured
+
+
+class LiveCatalog(LiveFile[PriceCatalog]):
+    """The catalog a running service prices with; a refreshed file is taken at once."""
+
+    what = "price catalog"
+    errors = (PriceError,)
+
+    def load(self, path: Path) -> PriceCatalog:
+        return PriceCatalog.load(path)
 
 
 @dataclass(frozen=True)

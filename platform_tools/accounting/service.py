@@ -30,7 +30,7 @@ from .handlers import handlers
 from .ledger import Ledger
 from .meter import LocalSources, SourceError
 from .metrics import Metrics
-from .prices import PriceCatalog
+from .prices import LiveCatalog, catalog_path
 
 log = logging.getLogger("parhelion.accounting")
 
@@ -149,7 +149,9 @@ async def run_local() -> None:
         ),
         accounting_token=internal_token,
         homes=state.homes,
-        catalog=PriceCatalog.load(),
+        catalog=LiveCatalog(
+            lambda: catalog_path(live.current().accounting.price_catalog, state.root), log
+        ).current,
         config=live.current,
     )
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")

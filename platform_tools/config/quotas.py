@@ -8,6 +8,7 @@ applies to one user (the precedence rules are documented there and in the README
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
@@ -144,6 +145,11 @@ class AccountingConfig(StrictModel):
         None,
         description="SQLAlchemy URL of the ledger (default: SQLite in the state directory); "
         "postgresql+psycopg://... for PostgreSQL.",
+    )
+    price_catalog: Path | None = Field(
+        None,
+        description="The price catalog `parhelion prices refresh` writes (relative paths are in "
+        "local.state_dir); absent: the dated catalog shipped with Parhelion. Re-read when it changes.",
     )
     virtual_node: VirtualNode = Field(default_factory=VirtualNode)
     when_unavailable: UnavailablePolicy = Field(default_factory=UnavailablePolicy)

@@ -88,6 +88,7 @@ def run_up(options: UpOptions) -> int:
 
 def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir) -> int:
     proxy_command = find_proxy_command()
+    check_prices(platform, state)
     ports = resolve_ports(platform, options)
     install_config(options.config, state)
     new_secrets = {name for name, make in SECRETS.items() if state.secret(name, make)[1]}
@@ -231,6 +232,20 @@ def resolve_ports(platform: PlatformConfig, options: UpOptions) -> Ports:
     free = iter(port for port in free_tcp_ports(len(missing) + len(taken)) if port not in taken)
     chosen = {name: wanted.get(name) or next(free) for name in names}
     return Ports(**chosen)
+
+
+def check_prices(platform: PlatformConfig, state: StateDir) -> None:
+    """The price catalog loads and prices the virtual node, or nothing starts."""
+    if not platform.accounting.enabled:
+        return
+    from ..accounting.prices import PriceCatalog, PriceError, catalog_path
+
+    virtual = platform.accounting.virtual_node
+    try:
+        catalog = PriceCatalog.load(catalog_path(platform.accounting.price_catalog, state.root))
+        catalog.node(virtual.instance_type, virtual.region, virtual.capacity_type)
+    except PriceError as exc:
+        raise LaunchError(f"accounting.price_catalog / accounting.virtual_node: {exc}") from None
 
 
 def install_config(source: Path, state: StateDir) -> None:

@@ -240,6 +240,37 @@ def test_port_in_use_is_one_line(tmp_path):
     assert not processes_of(tmp_path / "s")
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "  virtual_node:",
+            "  price_catalog: prices/missing.json\n  virtual_node:",
+            "prices/missing.json: not a usable",
+        ),
+        (
+            "instance_type: m6i.xlarge",
+            "instance_type: m9z.huge",
+            "no price for instance type 'm9z.huge' in us-east-1",
+        ),
+    ],
+    ids=["missing-catalog", "unpriced-virtual-node"],
+)
+def test_prices_are_checked_before_anything_starts(tmp_path, old, new, message):
+    text = platform_config_text()
+    assert text.count(old) == 1
+    config = tmp_path / "platform.yaml"
+    config.write_text(text.replace(old, new))
+    state = tmp_path / "s"
+    result = run_parhelion(
+        "up", "--config", str(config), "--state-dir", str(state), "--free-ports", timeout=60
+    )
+    assert result.returncode == 1, result.stderr
+    assert "parhelion up: accounting.price_catalog / accounting.virtual_node: " in result.stderr
+    assert message in result.stderr
+    assert not processes_of(state)
+
+
 def test_missing_node_is_actionable(tmp_path):
     config = tmp_path / "platform.yaml"
     config.write_text(platform_config_text())
