@@ -182,6 +182,34 @@ class LocalPlatform:
         assert not described, "processes left behind:\n" + "\n".join(described)
 
 
+def wait_for_http(url: str, process: subprocess.Popen, what: str, timeout: float) -> None:
+    """Until ``url`` answers at all (any HTTP status); fails if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited with {process.returncode} before it answered")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{what} did not answer at {url} within {timeout:g} s")
+
+
+def stop_process(process: subprocess.Popen | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s: a server a test started is gone when this returns."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 class RcloneS3:
     """A real S3-compatible server (rclone, from its PyPI wheel) over a temp folder.
 
@@ -221,25 +249,10 @@ class RcloneS3:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(self.url, timeout=1)
-                return
-            except urllib.error.HTTPError:
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("rclone serve s3 did not start")
+        wait_for_http(self.url, self.process, "rclone serve s3", timeout=20)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
     @property
     def storage_options(self) -> dict:

@@ -4,6 +4,9 @@ parhelion config validate FILE     every error, with file:line:column: field: me
 parhelion config schema [--write]  the JSON schema of platform.yaml
 parhelion up [--config FILE]       run the local platform in the foreground
 parhelion status | down            inspect or stop a running local platform
+parhelion quota show USER          what applies to a user, and their spend
+parhelion cost report              spend per user (--group, --since, --csv)
+parhelion prices show | refresh    the price catalog; a new one from the AWS APIs
 """
 
 from __future__ import annotations
@@ -147,9 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     local_options(down)
     down.set_defaults(func=_down)
 
-    from .accounting import add_commands
+    from . import accounting, prices
 
-    add_commands(commands, local_options)
+    accounting.add_commands(commands, local_options)
+    prices.add_commands(commands, local_options)
     return parser
 
 
