@@ -20,8 +20,9 @@ select the price. A claim is charged its provisioned capacity.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 from .cost import hourly_cost, storage_hourly_cost
 from .ledger import Observation
@@ -140,13 +141,21 @@ class KubernetesSources:
     """Reads metered pods, all nodes and metered claims through the Kubernetes API.
 
     Uses kubernetes_asyncio with the in-cluster service account (read-only RBAC on
-    pods, nodes and persistentvolumeclaims, granted by the chart).
+    pods, nodes and persistentvolumeclaims, granted by the chart), or with the given
+    client ``configuration`` (a kubeconfig's, or a test's API server).
     """
 
-    def __init__(self, namespace: str, catalog: PriceCatalog, storage_kind: str = "ebs-gp3"):
+    def __init__(
+        self,
+        namespace: str,
+        catalog: Callable[[], PriceCatalog],
+        storage_kind: str = "ebs-gp3",
+        configuration: Any = None,
+    ):
         self.namespace = namespace
         self.catalog = catalog
         self.storage_kind = storage_kind
+        self.configuration = configuration
 
     async def observe(self) -> list[Observation]:
         from kubernetes_asyncio import client, config
@@ -154,8 +163,9 @@ class KubernetesSources:
         from .meter import SourceError
 
         try:
-            config.load_incluster_config()
-            async with client.ApiClient() as api:
+            if self.configuration is None:
+                config.load_incluster_config()
+            async with client.ApiClient(configuration=self.configuration) as api:
                 core = client.CoreV1Api(api)
                 pods = await core.list_namespaced_pod(self.namespace, label_selector=SELECTOR)
                 nodes = await core.list_node()
@@ -167,7 +177,7 @@ class KubernetesSources:
                     [serialize(p) for p in pods.items],
                     [serialize(n) for n in nodes.items],
                     [serialize(c) for c in claims.items],
-                    self.catalog,
+                    self.catalog(),
                     self.storage_kind,
                 )
         except Exception as exc:  # the API unreachable: skip the sample, never half-record
