@@ -51,6 +51,17 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def public_s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """An S3 server that needs no keys, standing in for a public AWS Open Data bucket."""
+    server = RcloneS3(tmp_path_factory.mktemp("public-s3"), keyed=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL server for the session, stopped by pid at the end."""
     server = PostgresServer()

@@ -220,9 +220,10 @@ class RcloneS3:
     ACCESS_KEY = "testaccesskey"
     SECRET_KEY = "testsecretkey123"
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, keyed: bool = True):
         from platform_tools.local.processes import free_tcp_ports
 
+        self.keyed = keyed  # without keys it serves anyone, like a public AWS Open Data bucket
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_tcp_ports(1)[0]
@@ -230,9 +231,9 @@ class RcloneS3:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        env = dict(
-            os.environ, RCLONE_CONFIG=os.devnull, RCLONE_AUTH_KEY=f'"{self.ACCESS_KEY},{self.SECRET_KEY}"'
-        )
+        env = dict(os.environ, RCLONE_CONFIG=os.devnull)
+        if self.keyed:
+            env["RCLONE_AUTH_KEY"] = f'"{self.ACCESS_KEY},{self.SECRET_KEY}"'
         self.process = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "rclone"),
@@ -256,10 +257,10 @@ class RcloneS3:
 
     @property
     def storage_options(self) -> dict:
+        credentials = {"key": self.ACCESS_KEY, "secret": self.SECRET_KEY} if self.keyed else {"anon": True}
         return {
             "endpoint_url": self.url,
-            "key": self.ACCESS_KEY,
-            "secret": self.SECRET_KEY,
+            **credentials,
             "client_kwargs": {"region_name": "us-east-1"},
             "config_kwargs": {
                 "response_checksum_validation": "when_required",

@@ -1,19 +1,39 @@
 """CloudCatalog: find files in S3 archives by dataset and time (HelioCloud's spec)."""
 
-from .client import CatalogError, CloudCatalog
-from .spec import BucketCatalog, CatalogEntry, format_time, index_name, parse_time
-from .writer import IndexedFile, catalog_entry, catalog_json, index_files
+from .client import CatalogError, CatalogRegistry, CloudCatalog, NoFilesError
+from .spec import (
+    BucketCatalog,
+    CatalogEntry,
+    DatasetInfo,
+    Parameter,
+    Registry,
+    RegistryEntry,
+    format_time,
+    index_name,
+    info_name,
+    parse_time,
+)
+from .writer import IndexedFile, catalog_entry, catalog_json, encode_indices, index_files, write_dataset
 
 __all__ = [
     "BucketCatalog",
     "CatalogEntry",
     "CatalogError",
+    "CatalogRegistry",
     "CloudCatalog",
+    "DatasetInfo",
     "IndexedFile",
+    "NoFilesError",
+    "Parameter",
+    "Registry",
+    "RegistryEntry",
     "catalog_entry",
     "catalog_json",
+    "encode_indices",
     "format_time",
     "index_files",
     "index_name",
+    "info_name",
     "parse_time",
+    "write_dataset",
 ]

@@ -135,3 +135,83 @@ class BucketCatalog(BaseModel):
                 return entry
         known = ", ".join(entry.id for entry in self.catalog) or "none"
         raise KeyError(f"no dataset {dataset_id!r} in catalog {self.name!r} (datasets: {known})")
+
+
+class RegistryEntry(BaseModel):
+    """One bucket in the global registry."""
+
+    model_config = ConfigDict(extra="allow")
+
+    endpoint: str = Field(pattern=r"^(s3|https?)://.+/$")
+    name: str
+    provider: str = "aws"
+    region: str = "us-east-1"
+
+
+class Registry(BaseModel):
+    """The global registry: the buckets that hold CloudCatalogs (a catalog of catalogs)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str = SPEC_VERSION
+    modificationDate: str = Field(default_factory=lambda: format_time(datetime.now(UTC)))  # noqa: N815 (the spec's name)
+    registry: list[RegistryEntry] = Field(default_factory=list)
+
+    _time = field_validator("modificationDate")(_check_time)
+
+    def entry(self, name_or_endpoint: str) -> RegistryEntry:
+        for entry in self.registry:
+            if name_or_endpoint in (entry.name, entry.endpoint, entry.endpoint.rstrip("/")):
+                return entry
+        known = ", ".join(entry.name for entry in self.registry) or "none"
+        raise KeyError(f"no bucket {name_or_endpoint!r} in the registry (buckets: {known})")
+
+
+ParameterType = Literal["string", "integer", "double", "isotime", "boolean"]
+
+
+class Parameter(BaseModel):
+    """An extra index column, declared in the dataset's ``<id>.json``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    type: ParameterType = "string"
+    units: str | None = None
+    desc: str | None = None
+
+
+class DatasetInfo(BaseModel):
+    """A dataset's optional ``<index><id>.json``: the extra index columns, in order."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str = SPEC_VERSION
+    parameters: list[Parameter] = Field(default_factory=list)
+
+    @field_validator("parameters")
+    @classmethod
+    def _no_reserved_or_repeated(cls, parameters: list[Parameter]) -> list[Parameter]:
+        names = [p.name for p in parameters]
+        reserved = sorted(set(names) & set(INDEX_COLUMNS))
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} are the required columns, not extra ones")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"parameter {', '.join(repeated)} declared more than once")
+        return parameters
+
+
+def info_name(dataset_id: str) -> str:
+    """The name of a dataset's info file, next to its index files."""
+    return f"{dataset_id}.json"
+
+
+def describe(error: ValueError) -> str:
+    """A pydantic error as one line of ``field.path: message`` parts; other errors as they are."""
+    errors = getattr(error, "errors", None)
+    if not callable(errors):
+        return str(error)
+    return "; ".join(
+        f"{'.'.join(str(p) for p in item['loc']) or '(top)'}: {item['msg']}" for item in errors()
+    )

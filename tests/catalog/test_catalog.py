@@ -12,7 +12,6 @@ from platform_tools.catalog import (
     BucketCatalog,
     CatalogError,
     CloudCatalog,
-    IndexedFile,
     catalog_entry,
     catalog_json,
     format_time,
@@ -20,30 +19,9 @@ from platform_tools.catalog import (
     index_name,
     parse_time,
 )
+from tests.catalog.helpers import make_files
 
 pytestmark = pytest.mark.integration  # reads through a real S3 server (rclone)
-
-
-def make_files(start: datetime, count: int, step: timedelta, bucket: str = "bkt") -> list[IndexedFile]:
-    return [
-        IndexedFile(
-            start + i * step,
-            start + i * step + timedelta(seconds=3),
-            f"s3://{bucket}/data/f{i:05d}.fits",
-            1000 + i,
-        )
-        for i in range(count)
-    ]
-
-
-@pytest.fixture
-def bucket(s3_server, request):
-    """A fresh bucket (a folder of the S3 server) per test; its name and folder."""
-    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-[]")
-    name = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in name).strip("-")
-    folder = s3_server.root / name
-    folder.mkdir()
-    yield name, folder
 
 
 def write_bucket(bucket, files, dataset_id="series") -> str:
@@ -86,7 +64,8 @@ def test_index_is_per_year_sorted_with_header():
     texts = index_files(reversed(files))
     assert sorted(texts) == [2023, 2024]
     lines = texts[2023].splitlines()
-    assert lines[0] == "# start,stop,datakey,filesize"
+    assert lines[0] == "start,stop,datakey,filesize"
+    assert index_files(files, header="comment")[2023].startswith("# start,stop,datakey,filesize\n")
     assert lines[1] == "2023-12-31T22:00:00Z,2023-12-31T22:00:03Z,s3://bkt/data/f00000.fits,1000"
     assert len(texts[2024].splitlines()) == 3
 
