@@ -7,6 +7,7 @@ parhelion status | down            inspect or stop a running local platform
 parhelion quota show USER          what applies to a user, and their spend
 parhelion cost report              spend per user (--group, --since, --csv)
 parhelion prices show | refresh    the price catalog; a new one from the AWS APIs
+parhelion catalog build | validate | query   CloudCatalogs of S3 archives
 """
 
 from __future__ import annotations
@@ -150,10 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     local_options(down)
     down.set_defaults(func=_down)
 
-    from . import accounting, prices
+    from . import accounting, catalog, prices
 
     accounting.add_commands(commands, local_options)
     prices.add_commands(commands, local_options)
+    catalog.add_commands(commands)
     return parser
 
 
@@ -164,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not args.verbose:  # libraries' chatter (e.g. "Found credentials in environment variables")
+        for name in ("botocore", "aiobotocore", "boto3", "s3fs", "fsspec", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     return args.func(args)
 
 
