@@ -9,7 +9,9 @@ Standard variables only, so every library does the right thing unprompted:
   AWS Open Data buckets;
 * ``DASK_GATEWAY__*`` is dask's config, so ``dask_gateway.Gateway()`` needs no
   arguments;
-* ``PARHELION_ARCHIVE`` names the default archive's bucket for notebooks.
+* ``PARHELION_ARCHIVE`` names the default archive's bucket for notebooks;
+* ``PARHELION_ARCHIVES`` (JSON) maps every configured bucket to the fsspec options
+  that reach it, read by ``platform_tools.archives.storage_options``.
 
 The same dictionary goes to users' servers (hub) and to their Dask schedulers and
 workers (gateway): a notebook and its workers see the same data.
@@ -47,6 +49,33 @@ def archive_environment(
     elif archive.access == "anonymous":
         env["FSSPEC_S3"] = json.dumps({"anon": True})
     return env
+
+
+def archive_storage_options(
+    archive: Archive,
+    *,
+    endpoint_url: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+) -> dict:
+    """fsspec/s3fs options that reach ``archive`` whatever the default endpoint is.
+
+    Public buckets on AWS get AWS's regional endpoint and anonymous access explicitly,
+    so they stay reachable on a platform whose default endpoint is a local S3 server.
+    """
+    options: dict = {"client_kwargs": {"region_name": archive.region}}
+    endpoint = endpoint_url or archive.endpoint_url
+    options["endpoint_url"] = endpoint or f"https://s3.{archive.region}.amazonaws.com"
+    if endpoint:  # S3-compatible servers do not send the checksums newer botocore validates
+        options["config_kwargs"] = {
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+        }
+    if archive.access == "anonymous":
+        options["anon"] = True
+    elif access_key and secret_key:
+        options["key"], options["secret"] = access_key, secret_key
+    return options
 
 
 def gateway_client_environment(address: str, proxy_address: str, public_address: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ dask-gateway and idle-culler services and the roles they need.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import sys
@@ -16,7 +17,12 @@ from typing import Any
 
 from ..config import PlatformConfig
 from ..config.live import LiveConfig
-from ..environment import archive_environment, default_archive, gateway_client_environment
+from ..environment import (
+    archive_environment,
+    archive_storage_options,
+    default_archive,
+    gateway_client_environment,
+)
 from ..local.runtime import GATEWAY_PREFIX, HOST, LocalRuntime
 from ..local.statedir import StateDir
 from .homes import provide_notebooks
@@ -131,17 +137,20 @@ def user_data_environment(platform: PlatformConfig, runtime: LocalRuntime, state
     workers, so a supervisor or a test can find them all.
     """
     env = {"PARHELION_STATE_DIR": str(state.root)}
+    local = {
+        "endpoint_url": runtime.s3_url,
+        "access_key": state.secret("s3-access-key")[0],
+        "secret_key": state.secret("s3-secret-key")[0],
+    }
+    buckets = {
+        archive.bucket: archive_storage_options(archive, **(local if archive.local else {}))
+        for archive in platform.archives.values()
+    }
+    env["PARHELION_ARCHIVES"] = json.dumps(buckets, sort_keys=True)
     archive = default_archive(platform)
     if archive is None:
         return env
-    if archive.local is None:
-        return env | archive_environment(archive)
-    return env | archive_environment(
-        archive,
-        endpoint_url=runtime.s3_url,
-        access_key=state.secret("s3-access-key")[0],
-        secret_key=state.secret("s3-secret-key")[0],
-    )
+    return env | archive_environment(archive, **(local if archive.local else {}))
 
 
 def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> None:
