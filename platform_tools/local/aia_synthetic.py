@@ -77,10 +77,10 @@ class SyntheticAIA:
         self.arcsec_per_pixel = AIA_ARCSEC_PER_PIXEL * AIA_FULL_SIZE / size
         self.radius_px = RSUN_ARCSEC / self.arcsec_per_pixel
         centre = (size - 1) / 2
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-        self._x = (xx - centre) / self.radius_px  # in solar radii
-        self._y = (yy - centre) / self.radius_px
-        self._r = np.hypot(self._x, self._y)
+        axis = (np.arange(size, dtype=np.float32) - centre) / np.float32(self.radius_px)  # solar radii
+        self._x = axis  # along a row (columns)
+        self._y = axis  # down a column (rows)
+        self._r = np.hypot(axis[np.newaxis, :], axis[:, np.newaxis])
         self._quiet = self._quiet_sun()
 
     def time_of(self, index: int) -> datetime:
@@ -107,7 +107,11 @@ class SyntheticAIA:
             cy = math.sin(lat)
             width = math.radians(region.width_deg)
             core = region.brightness + self._flare_boost(index, moment)
-            light += core * np.exp(-((self._x - cx) ** 2 + (self._y - cy) ** 2) / (2 * width**2))
+            # a round Gaussian is separable: an outer product of two 1-D profiles, which
+            # keeps 4096x4096 images (the benchmark's) to a fraction of a second each
+            across = np.exp(-((self._x - cx) ** 2) / (2 * width**2)).astype(np.float32)
+            down = np.exp(-((self._y - cy) ** 2) / (2 * width**2)).astype(np.float32)
+            light += np.float32(core) * np.outer(down, across)
         return light
 
     def _flare_boost(self, region: int, moment: datetime) -> float:
