@@ -30,6 +30,7 @@ from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.db_base import JobStatus
 from dask_gateway_server.backends.local import LocalBackend, UnsafeLocalBackend
 from dask_gateway_server.models import User
+from dask_gateway_server.routes import api_handler
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
@@ -106,6 +107,16 @@ class AggregateLimitsMixin(LoggingConfigurable):
             memory += m
         return len(clusters), cores, memory
 
+    def _room(self, cluster: Any) -> int | None:
+        """Workers of ``cluster`` that fit beside the owner's other clusters; None: no limit."""
+        quota = resolve(self.platform(), cluster.username).quota
+        _, cores, memory = self._user_usage(cluster.username, exclude=cluster.name)
+        return workers_that_fit(
+            cluster.config,
+            None if quota.max_dask_cores is None else quota.max_dask_cores - cores,
+            None if quota.max_dask_memory_gib is None else quota.max_dask_memory_gib - memory,
+        )
+
     # ------------------------------------------------------------ the hooks
 
     async def start_cluster(self, user: User, cluster_options: dict) -> str:
@@ -137,13 +148,7 @@ class AggregateLimitsMixin(LoggingConfigurable):
     async def on_cluster_heartbeat(self, cluster_name: str, msg: dict) -> None:
         cluster = self.db.get_cluster(cluster_name)
         if cluster is not None and cluster.target <= JobStatus.RUNNING:
-            quota = resolve(self.platform(), cluster.username).quota
-            _, cores, memory = self._user_usage(cluster.username, exclude=cluster_name)
-            fit = workers_that_fit(
-                cluster.config,
-                None if quota.max_dask_cores is None else quota.max_dask_cores - cores,
-                None if quota.max_dask_memory_gib is None else quota.max_dask_memory_gib - memory,
-            )
+            fit = self._room(cluster)
             if fit is not None and msg["count"] > fit:
                 self.log.info(
                     "Cluster %s of %s asked for %d workers; %d fit within the user's aggregate quota",
@@ -187,6 +192,36 @@ class AggregateLimitsMixin(LoggingConfigurable):
         await super().setup(app)
         app.router.add_get("/api/v1/parhelion/usage", self._usage_route)
         app.router.add_post("/api/v1/parhelion/users/{username}/stop", self._stop_route)
+        app.router.add_get(
+            "/api/v1/parhelion/clusters/{cluster_name}/room",
+            api_handler(self._room_route, user_authenticated=True),
+        )
+
+    async def _room_route(self, request: web.Request) -> web.Response:
+        """How many workers this cluster of the caller's may have, beside their other clusters.
+
+        Lets a client (``platform_tools.burst``) size a cluster within the quota before work
+        begins, instead of asking for more and waiting for workers that never come.
+        """
+        cluster = self.db.get_cluster(request.match_info["cluster_name"])
+        if cluster is None or cluster.username != request["user"].name:
+            raise web.HTTPNotFound(reason="no such cluster of yours")
+        quota = resolve(self.platform(), cluster.username).quota
+        clusters, cores, memory = self._user_usage(cluster.username, exclude=cluster.name)
+        fit = self._room(cluster)
+        per_cluster = self.platform().dask_gateway.max_workers_per_cluster
+        return web.json_response(
+            {
+                "workers": per_cluster if fit is None else min(fit, per_cluster),
+                "worker_cores": cluster.config["worker_cores"],
+                "worker_memory_gib": cluster.config["worker_memory"] / GIB,
+                "other_clusters": {"count": clusters, "cores": cores, "memory_gib": memory},
+                "quota": {
+                    "max_dask_cores": quota.max_dask_cores,
+                    "max_dask_memory_gib": quota.max_dask_memory_gib,
+                },
+            }
+        )
 
     def _authorized(self, request: web.Request) -> bool:
         expected = f"token {self.accounting_token}"
