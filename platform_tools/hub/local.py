@@ -8,6 +8,7 @@ dask-gateway and idle-culler services and the roles they need.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pwd
@@ -147,10 +148,24 @@ def user_data_environment(platform: PlatformConfig, runtime: LocalRuntime, state
         for archive in platform.archives.values()
     }
     env["PARHELION_ARCHIVES"] = json.dumps(buckets, sort_keys=True)
+    node = _priced_node(platform, state)
+    if node is not None:  # what burst reports price a cluster with (the cost rule's node)
+        env["PARHELION_NODE"] = json.dumps(dataclasses.asdict(node))
     archive = default_archive(platform)
     if archive is None:
         return env
     return env | archive_environment(archive, **(local if archive.local else {}))
+
+
+def _priced_node(platform: PlatformConfig, state: StateDir):
+    from ..accounting.prices import PriceCatalog, PriceError, catalog_path
+
+    virtual = platform.accounting.virtual_node
+    try:
+        catalog = PriceCatalog.load(catalog_path(platform.accounting.price_catalog, state.root))
+        return catalog.node(virtual.instance_type, virtual.region, virtual.capacity_type)
+    except PriceError:  # `parhelion up` refuses to start without it; never fail a spawn over it
+        return None
 
 
 def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> None:

@@ -162,7 +162,9 @@ def test_a_bucket_that_denies_access_is_named(bucket, s3_server):
     # Keys the server does not accept: 403, as AWS answers a private bucket. (rclone answers
     # unsigned requests with 400 UnsupportedAlgorithm where AWS says 403 AccessDenied.)
     denied = dict(s3_server.storage_options, key="not-a-key", secret="not-a-secret")
-    with pytest.raises(CatalogError, match=f"s3://{name}/catalog.json: access denied reading the CloudCatalog"):
+    with pytest.raises(
+        CatalogError, match=f"s3://{name}/catalog.json: access denied reading the CloudCatalog"
+    ):
         CloudCatalog(f"s3://{name}", **denied).datasets()
 
 
