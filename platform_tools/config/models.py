@@ -186,6 +186,11 @@ class DaskGatewayConfig(StrictModel):
     """What users may ask of dask-gateway, per cluster."""
 
     enabled: bool = True
+    image: Name | None = Field(
+        None,
+        description="The image (a key of `images:`) Dask schedulers and workers run when the "
+        "user's own server image is not known; absent: the default profile's image.",
+    )
     worker_cores: Range = Field(default_factory=lambda: Range(min=1, max=4, default=1))
     worker_memory_gib: Range = Field(default_factory=lambda: Range(min=1, max=8, default=2))
     max_workers_per_cluster: PositiveInt = 8
@@ -274,6 +279,12 @@ class PlatformConfig(StrictModel):
             if archive.default:
                 return name
         return next(iter(self.archives), None)
+
+    @property
+    def dask_image(self) -> str:
+        """The image reference Dask clusters run by default (the gateway's image option)."""
+        name = self.dask_gateway.image or self.profiles[self.default_profile].image
+        return self.images[name]
 
     @property
     def allowed_users(self) -> set[str]:

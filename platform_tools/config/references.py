@@ -60,6 +60,12 @@ def reference_issues(config: PlatformConfig) -> list[tuple[Loc, str]]:
                 )
             )
 
+    gateway_image = config.dask_gateway.image
+    if gateway_image is not None and gateway_image not in config.images:
+        issues.append(
+            (("dask_gateway", "image"), f"unknown image {gateway_image!r} ({_known(config.images)})")
+        )
+
     defaults = [name for name, profile in config.profiles.items() if profile.default]
     for extra in defaults[1:]:
         issues.append(

@@ -1,0 +1,149 @@
+"""Smoke checks of an image's environment: run inside the built image, or in a venv of its lock.
+
+    python -m platform_tools.images.smoke --image helio --expect '{"dask": "2026.8.0", ...}'
+
+Checks, as each image needs: its key imports; a tile-compressed FITS file written and read
+back from memory (and as a sunpy Map in helio); a Dask LocalCluster computing; and the
+versions that must agree across images (dask, distributed, dask-gateway with the gateway
+server's, jupyterhub with the hub's) equal to those expected. Prints one line per check and
+exits 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import io
+import json
+import sys
+import traceback
+from collections.abc import Callable
+
+IMPORTS = {
+    "hub": [
+        "jupyterhub.app",
+        "kubespawner",
+        "oauthenticator",
+        "jupyterhub_idle_culler",
+        "dask_gateway_server.app",
+        "kubernetes_asyncio",
+        "sqlalchemy",
+        "alembic",
+        "psycopg",
+        "prometheus_client",
+        "platform_tools.accounting.service",
+        "platform_tools.gateway.limits",
+        "platform_tools.hub.spawn",
+    ],
+    "base": [
+        "jupyterlab",
+        "jupyterhub.singleuser",
+        "ipykernel",
+        "ipywidgets",
+        "dask",
+        "distributed",
+        "dask_gateway",
+        "s3fs",
+        "astropy.io.fits",
+        "pyarrow",
+        "platform_tools.burst",
+        "platform_tools.catalog",
+    ],
+    "helio": ["sunpy.map", "aiapy", "xarray", "matplotlib", "reproject", "scipy"],
+}
+VERSIONED = ("dask", "distributed", "dask-gateway", "dask-gateway-server", "jupyterhub")
+
+
+def modules_for(image: str) -> list[str]:
+    return IMPORTS["base"] + IMPORTS["helio"] if image == "helio" else IMPORTS[image]
+
+
+def check_imports(image: str) -> str:
+    for module in modules_for(image):
+        importlib.import_module(module)
+    return f"{len(modules_for(image))} modules import"
+
+
+def check_fits(image: str) -> str:
+    import numpy as np
+    from astropy.io import fits
+
+    from platform_tools.burst.worker import decode_image
+
+    pixels = (np.arange(128 * 128, dtype=np.int16) % 4000).reshape(128, 128)
+    header = fits.Header([("DATE-OBS", "2024-05-08T00:00:00.000"), ("EXPTIME", 2.9), ("WAVELNTH", 94)])
+    out = io.BytesIO()
+    hdu = fits.CompImageHDU(pixels, header=header, compression_type="RICE_1", tile_shape=(64, 64))
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(out)
+    image_data, read_header = decode_image(out.getvalue())
+    assert (image_data == pixels).all() and read_header["EXPTIME"] == 2.9
+    if image == "helio":
+        import sunpy.map
+
+        read_header.update(
+            {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CUNIT1": "arcsec", "CUNIT2": "arcsec"}
+        )
+        read_header.update({"CDELT1": 2.4, "CDELT2": 2.4, "TELESCOP": "SDO/AIA", "INSTRUME": "AIA_4"})
+        solar = sunpy.map.Map(image_data, read_header)
+        return (
+            f"RICE tile-compressed FITS read from memory; sunpy map of {solar.dimensions.x:.0f} pixels wide"
+        )
+    return "RICE tile-compressed FITS read from memory"
+
+
+def check_dask(image: str) -> str:
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        total = client.compute(da.ones((1000, 1000), chunks=250).sum()).result()
+    assert total == 1_000_000
+    return "a LocalCluster computed a 16-chunk sum"
+
+
+def check_versions(expected: dict[str, str]) -> str:
+    found = {}
+    wrong = []
+    for name, version in expected.items():
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not part of this image (e.g. dask in the hub)
+        if found[name] != version:
+            wrong.append(f"{name} {found[name]} (expected {version})")
+    if wrong:
+        raise AssertionError("; ".join(wrong))
+    return ", ".join(f"{k} {v}" for k, v in sorted(found.items())) or "no versioned packages"
+
+
+def run(image: str, expected: dict[str, str]) -> int:
+    checks: list[tuple[str, Callable[[], str]]] = [("imports", lambda: check_imports(image))]
+    if image != "hub":
+        checks += [("fits", lambda: check_fits(image)), ("dask", lambda: check_dask(image))]
+    checks.append(("versions", lambda: check_versions(expected)))
+    failed = 0
+    for name, check in checks:
+        try:
+            print(f"ok    {name}: {check()}", flush=True)
+        except Exception as exc:  # every check reports; the exit code says if any failed
+            failed += 1
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            print(f"FAIL  {name}: {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})", flush=True)
+    print(f"{image}: {len(checks) - failed} of {len(checks)} checks passed", flush=True)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Smoke checks of a Parhelion image's environment.")
+    parser.add_argument("--image", required=True, choices=sorted(IMPORTS))
+    parser.add_argument("--expect", default="{}", help="JSON {package: version} that must match")
+    args = parser.parse_args(argv)
+    return run(args.image, json.loads(args.expect))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
