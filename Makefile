@@ -14,13 +14,14 @@ BROWSER    := /usr/bin/chromium /usr/bin/chromedriver
 
 LINTED := platform_tools tests benchmarks hub_config
 
-.PHONY: up test lint unit integration install lock schema clean help
+.PHONY: up test lint unit integration images-test install lock schema clean help
 
 help:
 	@echo "make up      run the local platform (http://127.0.0.1:8000) in the foreground"
 	@echo "make test    run the whole test suite"
 	@echo "make unit    run the unit tests only"
 	@echo "make lint    ruff check and format check"
+	@echo "make images-test  build the images (docker, podman or buildah) and smoke-test inside them"
 	@echo "make lock    re-resolve requirements/lock.txt from pyproject.toml"
 	@echo "make schema  regenerate platform_tools/config/platform.schema.json"
 	@echo "make clean   remove .venv and node_modules (not the platform's state)"
@@ -71,6 +72,19 @@ lock: $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" --annotation-style line \
 	  -o requirements/lock.txt
+
+# The real image builds and the smoke checks inside them (slow: a Debian base by debootstrap,
+# then hub, base and helio). Uses docker or podman if they can run containers, else buildah.
+images-test: install
+	@if ! { command -v buildah && command -v debootstrap; } >/dev/null && [ "$$(id -u)" = 0 ] \
+	    && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah debootstrap; \
+	fi
+	$(BIN)/parhelion images check
+	$(BIN)/parhelion images build
+	$(BIN)/parhelion images test hub
+	$(BIN)/parhelion images test base
+	$(BIN)/parhelion images test helio
 
 schema: $(PY_STAMP)
 	$(BIN)/parhelion config schema --write

@@ -45,17 +45,15 @@ class ContainerTool:
     def find(cls) -> ContainerTool:
         if shutil.which("docker") and _works(["docker", "info"]):
             return cls("docker")
-        if (
-            shutil.which("podman")
-            and _works(["podman", "run", "--rm", "--help"])
-            and _works(["podman", "info"])
-        ):
-            return cls("podman")
+        # buildah before podman: where there is no engine, podman often cannot run containers
+        # (no cgroups), while buildah builds and runs with chroot isolation anywhere as root
         if shutil.which("buildah"):
             conf = IMAGES_DIR / ".build" / "storage.conf"
             conf.parent.mkdir(parents=True, exist_ok=True)
             conf.write_text(STORAGE_CONF)
             return cls("buildah", {"CONTAINERS_STORAGE_CONF": str(conf), "BUILDAH_ISOLATION": "chroot"})
+        if shutil.which("podman") and _works(["podman", "info"]):
+            return cls("podman")
         raise ImagesError(
             "no container tool: install docker (with its engine), podman, or buildah "
             "(here: apt-get install buildah debootstrap)"
@@ -73,6 +71,9 @@ class ContainerTool:
         argv = ["build"] if self.name != "buildah" else ["bud", "--isolation", "chroot", "--network", "host"]
         for key, value in build_args.items():
             argv += ["--build-arg", f"{key}={value}"]
+        ca = Path(os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"))
+        if ca.is_file():  # this machine's CA bundle for pip inside the build, as a secret
+            argv += ["--secret", f"id=pip-ca,src={ca}"]
         argv += ["-f", str(dockerfile), "-t", reference, str(REPO_ROOT)]
         if self._run(argv).returncode != 0:
             raise ImagesError(f"{dockerfile.parent.name}: the build failed (see the output above)")

@@ -76,27 +76,23 @@ def check(images: ImagesFile, names: list[str] | None = None) -> list[str]:
     return problems + consistency_problems(images)
 
 
-def build_wheel() -> Path:
-    """platform_tools as a wheel in images/.build/, for the Dockerfiles to install."""
-    WHEELS.mkdir(parents=True, exist_ok=True)
-    for old in WHEELS.glob("parhelion-*.whl"):
+def build_wheel(out_dir: Path = WHEELS) -> Path:
+    """platform_tools as a wheel (in images/.build/, for the Dockerfiles to install)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("parhelion-*.whl"):
         old.unlink()
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
-    done = subprocess.run(
-        [uv, "build", "--wheel", "--out-dir", str(WHEELS), str(REPO_ROOT)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # noqa: E501
+    argv = [uv, "build", "--wheel", "--out-dir", str(out_dir), str(REPO_ROOT)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ImagesError(f"building the platform_tools wheel failed:\n{done.stderr.strip()}")
-    return next(WHEELS.glob("parhelion-*.whl"))
+    return next(out_dir.glob("parhelion-*.whl"))
 
 
 def revision() -> str:
     done = subprocess.run(
         ["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-    )  # noqa: E501
+    )
     return done.stdout.strip() or "unknown"
 
 
@@ -109,7 +105,9 @@ class Built:
 
 
 def build(images: ImagesFile, names: list[str] | None, tool: ContainerTool, log=print) -> list[Built]:
-    ordered = images.build_order(names)
+    asked = names or list(images.images)
+    # what was asked for is built; a base it needs only when it is not built yet
+    ordered = [n for n in images.build_order(asked) if n in asked or not tool.exists(images.reference(n))]
     problems = [p for name in ordered for p in dockerfile_problems(images, name) + lock_problems(name)]
     if problems:
         raise ImagesError("not building:\n" + "\n".join(problems))

@@ -85,10 +85,10 @@ def check_fits(image: str) -> str:
             {"CTYPE1": "HPLN-TAN", "CTYPE2": "HPLT-TAN", "CUNIT1": "arcsec", "CUNIT2": "arcsec"}
         )
         read_header.update({"CDELT1": 2.4, "CDELT2": 2.4, "TELESCOP": "SDO/AIA", "INSTRUME": "AIA_4"})
+        read_header["WAVEUNIT"] = "angstrom"
         solar = sunpy.map.Map(image_data, read_header)
-        return (
-            f"RICE tile-compressed FITS read from memory; sunpy map of {solar.dimensions.x:.0f} pixels wide"
-        )
+        width = solar.dimensions.x.value
+        return f"RICE tile-compressed FITS read from memory; sunpy map of {width:.0f} pixels wide"
     return "RICE tile-compressed FITS read from memory"
 
 
