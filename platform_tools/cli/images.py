@@ -71,10 +71,16 @@ def images_test(args: argparse.Namespace) -> int:
     from ..images.service import test
 
     images = load_images()
-    done = test(images, _names(images, [args.name])[0], ContainerTool.find())
+    name = _names(images, [args.name])[0]
+    problems, done = test(images, name, ContainerTool.find())
+    for problem in problems:
+        print(f"FAIL  image: {problem}")
+    if not problems:
+        tag = images.image(name).tag
+        print(f"ok    image: runs as uid 1000, OCI labels (version {tag}), no secrets in its env")
     sys.stdout.write(done.stdout)
     sys.stderr.write(done.stderr)
-    return done.returncode
+    return 1 if problems else done.returncode
 
 
 def images_bump(args: argparse.Namespace) -> int:

@@ -95,6 +95,25 @@ class ContainerTool:
         finally:
             self._run(["rm", container], capture_output=True)
 
+    def config(self, reference: str) -> dict:
+        """The image's config: {"User", "Labels", "Env"} whichever tool built it."""
+        import json
+
+        if self.name == "buildah":
+            done = self._run(["inspect", "--type", "image", reference], capture_output=True, text=True)
+            config = json.loads(done.stdout)["OCIv1"]["config"] if done.returncode == 0 else {}
+        else:
+            done = self._run(
+                ["image", "inspect", "--format", "{{json .Config}}", reference],
+                capture_output=True,
+                text=True,
+            )
+            config = json.loads(done.stdout) if done.returncode == 0 else {}
+        return {
+            key.capitalize(): config.get(key) or config.get(key.capitalize())
+            for key in ("User", "Labels", "Env")
+        }
+
     def size(self, reference: str) -> int:
         """The image's size in bytes (as the tool reports it)."""
         if self.name == "buildah":

@@ -135,11 +135,32 @@ def smoke_command(images: ImagesFile, name: str) -> list[str]:
     return ["python", "-m", "platform_tools.images.smoke", "--image", name, "--expect", expected]
 
 
-def test(images: ImagesFile, name: str, tool: ContainerTool) -> subprocess.CompletedProcess:
+def config_problems(images: ImagesFile, name: str, config: dict) -> list[str]:
+    """The built image runs as uid 1000, carries the OCI labels, and no secret in its environment."""
+    problems = []
+    if str(config.get("User") or "").split(":")[0] != "1000":
+        problems.append(f"{name}: runs as user {config.get('User')!r}, not the non-root uid 1000")
+    labels = config.get("Labels") or {}
+    if labels.get("org.opencontainers.image.version") != images.image(name).tag:
+        problems.append(
+            f"{name}: label version {labels.get('org.opencontainers.image.version')!r}, not its tag"
+        )
+    problems += [f"{name}: no {label} label" for label in REQUIRED_LABELS if not labels.get(label)]
+    secretive = re.compile(r"(SECRET|TOKEN|PASSWORD|PIP_CERT|_KEY)=", re.IGNORECASE)
+    problems += [
+        f"{name}: environment has {e.split('=')[0]}" for e in config.get("Env") or [] if secretive.search(e)
+    ]
+    return problems
+
+
+def test(images: ImagesFile, name: str, tool: ContainerTool) -> tuple[list[str], subprocess.CompletedProcess]:
+    """(problems of the image's config, the smoke checks run inside it)."""
     reference = images.reference(name)
     if not tool.exists(reference):
         raise ImagesError(f"{name}: {reference} is not built; run `parhelion images build {name}`")
-    return tool.run(reference, smoke_command(images, name))
+    return config_problems(images, name, tool.config(reference)), tool.run(
+        reference, smoke_command(images, name)
+    )
 
 
 def bump(
