@@ -118,9 +118,11 @@ def build(images: ImagesFile, names: list[str] | None, tool: ContainerTool, log=
     built = []
     for name in ordered:
         image = images.image(name)
-        args = {"VERSION": image.tag, "REVISION": revision(), "DEBIAN_IMAGE": DEBIAN_IMAGE}
+        args = {"VERSION": image.tag, "REVISION": revision()}
         if image.from_:
             args["BASE_IMAGE"] = images.reference(image.from_)
+        else:
+            args["DEBIAN_IMAGE"] = DEBIAN_IMAGE
         began = time.monotonic()
         tool.build(image_dir(name) / "Dockerfile", images.reference(name), args)
         built.append(
