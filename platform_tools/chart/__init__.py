@@ -1,0 +1,1 @@
+"""The Helm chart: the helm binary, values schema and rendering."""
