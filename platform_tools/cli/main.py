@@ -9,6 +9,7 @@ parhelion cost report              spend per user (--group, --since, --csv)
 parhelion prices show | refresh    the price catalog; a new one from the AWS APIs
 parhelion catalog build | validate | query   CloudCatalogs of S3 archives
 parhelion images list | lock | check | build | test | bump   the science images
+parhelion chart schema [--write]   the chart's values.schema.json
 """
 
 from __future__ import annotations
@@ -152,12 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     local_options(down)
     down.set_defaults(func=_down)
 
-    from . import accounting, catalog, images, prices
+    from . import accounting, catalog, chart, images, prices
 
     accounting.add_commands(commands, local_options)
     prices.add_commands(commands, local_options)
     catalog.add_commands(commands)
     images.add_commands(commands)
+    chart.add_commands(commands)
     return parser
 
 

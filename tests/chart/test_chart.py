@@ -1,0 +1,203 @@
+"""The chart, rendered offline by the real helm binary, for the default and every example values
+file; validated for Kubernetes, scanned by checkov, and read back as objects.
+
+The zero-to-jupyterhub and dask-gateway charts cannot be downloaded here: tests/chart/stand-ins
+holds empty charts of the same names and pinned versions, copied into a temporary copy of the
+chart's charts/ folder, so that helm renders Parhelion's own templates (and nothing upstream).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from platform_tools.chart.helm import Helm, HelmError, install_helm
+from platform_tools.chart.values import SCHEMA_PATH, render_schema
+from platform_tools.config import parse_platform
+from tests.platform import REPO_ROOT
+
+pytestmark = pytest.mark.chart
+
+CHART = REPO_ROOT / "helm" / "parhelion"
+STAND_INS = Path(__file__).parent / "stand-ins"
+KUBERNETES_VERSION = "1.33.0"  # the EKS version the chart is validated for
+EXAMPLES = sorted((CHART / "examples").glob("*.yaml"))
+CHECKOV = REPO_ROOT / ".venv-tools" / "checkov" / "bin" / "checkov"
+
+
+@pytest.fixture(scope="module")
+def chart(tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("chart") / "parhelion"
+    shutil.copytree(CHART, copy)
+    shutil.copytree(STAND_INS, copy / "charts")
+    return copy
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory) -> Helm:
+    install_helm()
+    return Helm(tmp_path_factory.mktemp("helm-home"))
+
+
+def render(helm: Helm, chart: Path, values: list[Path] = (), *sets: str) -> list[dict]:
+    text = (
+        helm.template(chart, list(values))
+        if not sets
+        else helm.run(
+            "template",
+            "parhelion",
+            str(chart),
+            "--namespace",
+            "parhelion",
+            *[a for v in values for a in ("-f", str(v))],
+            *[a for s in sets for a in ("--set", s)],
+        )
+    )
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def containers(objects: list[dict]):
+    for obj in objects:
+        spec = obj.get("spec", {}).get("template", {}).get("spec")
+        if spec:
+            for container in spec.get("containers", []) + spec.get("initContainers", []):
+                yield obj, spec, container
+
+
+VALUES = [pytest.param([], id="default"), *[pytest.param([p], id=p.stem) for p in EXAMPLES]]
+
+
+def test_schema_is_generated_from_the_models():
+    assert SCHEMA_PATH.read_text() == render_schema(), "stale: run `parhelion chart schema --write`"
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_lint_and_render(helm, chart, values):
+    helm.lint(chart, values)
+    kinds = {obj["kind"] for obj in render(helm, chart, values)}
+    assert {"ConfigMap", "Deployment", "NetworkPolicy", "NodePool", "EC2NodeClass", "PriorityClass"} <= kinds
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_manifests_are_valid_kubernetes(helm, chart, values, tmp_path):
+    path = tmp_path / "rendered.yaml"
+    path.write_text(helm.template(chart, values))
+    validate = Path(sys.executable).parent / "kubernetes-validate"
+    done = subprocess.run(
+        [str(validate), "--strict", "--quiet", "-k", KUBERNETES_VERSION, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("ERROR")]
+    assert done.returncode == 0 and not errors, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_checkov_passes(helm, chart, values, tmp_path):
+    if not CHECKOV.exists():
+        pytest.fail(f"{CHECKOV} is missing: `make test` installs checkov in its own venv")
+    (tmp_path / "rendered.yaml").write_text(helm.template(chart, values))
+    done = subprocess.run(
+        [
+            str(CHECKOV),
+            "-d",
+            str(tmp_path),
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--quiet",
+            "--compact",
+            "--config-file",
+            str(CHART / ".checkov.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_every_container_is_bounded_and_unprivileged(helm, chart, values):
+    objects = render(helm, chart, values, "placeholders.replicas=2")
+    seen = 0
+    for obj, spec, container in containers(objects):
+        seen += 1
+        name = f"{obj['kind']}/{obj['metadata']['name']}/{container['name']}"
+        resources = container.get("resources", {})
+        assert {"cpu", "memory"} <= set(resources.get("requests", {})), name
+        assert {"cpu", "memory"} <= set(resources.get("limits", {})), name
+        pod = spec.get("securityContext", {})
+        security = container.get("securityContext", {})
+        assert security.get("runAsNonRoot", pod.get("runAsNonRoot")) is True, name
+        assert security.get("allowPrivilegeEscalation") is False, name
+        image = container["image"]
+        assert ":" in image and not image.endswith(":latest"), name
+    assert seen >= 2  # the accounting service and the placeholders
+
+
+def test_user_pods_never_reach_the_metadata_endpoint(helm, chart):
+    objects = render(helm, chart)
+    egress = next(
+        o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("user-egress")
+    )
+    assert egress["spec"]["podSelector"] == {"matchLabels": {"parhelion.dev/metered": "true"}}
+    blocks = [
+        to["ipBlock"] for rule in egress["spec"]["egress"] for to in rule.get("to", []) if "ipBlock" in to
+    ]
+    assert blocks and all("169.254.169.254/32" in block["except"] for block in blocks)
+
+
+def test_only_the_dask_pool_is_spot_and_tainted(helm, chart):
+    pools = {o["metadata"]["name"]: o for o in render(helm, chart) if o["kind"] == "NodePool"}
+    assert set(pools) == {"parhelion-core", "parhelion-users", "parhelion-dask-workers"}
+    for name, pool in pools.items():
+        spec = pool["spec"]["template"]["spec"]
+        capacity = next(r["values"] for r in spec["requirements"] if r["key"] == "karpenter.sh/capacity-type")
+        tainted = any(t["key"] == "parhelion.dev/dask-worker" for t in spec.get("taints", []))
+        assert (capacity == ["spot"]) == tainted == (name == "parhelion-dask-workers"), name
+        assert pool["spec"]["limits"]["cpu"] and pool["spec"]["limits"]["memory"]
+    workers = pools["parhelion-dask-workers"]
+    assert workers["spec"]["disruption"]["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
+    families = next(
+        r["values"]
+        for r in workers["spec"]["template"]["spec"]["requirements"]
+        if r["key"].endswith("instance-family")
+    )  # noqa: E501
+    assert len(families) >= 3
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_the_configmap_is_the_validated_platform(helm, chart, values):
+    configmap = next(o for o in render(helm, chart, values) if o["kind"] == "ConfigMap")
+    rendered = parse_platform(configmap["data"]["platform.yaml"])
+    source = yaml.safe_load((values[0] if values else CHART / "values.yaml").read_text())["platform"]
+    assert rendered == parse_platform(yaml.safe_dump(source))
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (
+            "platform.profiles.small.cpu_limit=many",
+            "at '/platform/profiles/small/cpu_limit': got string, want number",
+        ),
+        ("accounting.databse.size=1Gi", "at '/accounting': additional properties 'databse' not allowed"),
+        (
+            "platform.profiles.small.image=nope",
+            'platform.profiles.small.image: unknown image "nope" (images: helio)',
+        ),
+        ("platform.dask_gateway.image=nope", 'platform.dask_gateway.image: unknown image "nope"'),
+    ],
+    ids=["wrong-type", "misspelt-key", "unknown-image", "unknown-gateway-image"],
+)
+def test_bad_values_fail_naming_the_field(helm, chart, setting, message):
+    with pytest.raises(HelmError) as failure:
+        render(helm, chart, [], setting)
+    assert message in str(failure.value)
