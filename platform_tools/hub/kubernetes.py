@@ -1,0 +1,146 @@
+"""The hub on Kubernetes: KubeSpawner configured from platform.yaml.
+
+zero-to-jupyterhub's own jupyterhub_config.py runs first (proxy, database, secrets,
+authentication from the chart's values); the hub image puts hub_config/jupyterhub_config.py
+in its ``jupyterhub_config.d``, which then calls :func:`configure_kubernetes_hub` to apply
+what platform.yaml decides, the same decisions the local hub makes:
+
+* the profiles a user may start (by their groups), each showing its $/hour, with its image,
+  CPU and memory guarantees and limits, on the "users" node pool;
+* the quota and budget check before every spawn (the accounting service answers);
+* the labels and annotations the meter selects pods and claims by, and the user's home
+  volume sized from their storage quota;
+* the environment that makes S3 archives and dask-gateway work with no arguments;
+* the accounting service registered as a hub service, with its roles.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..accounting.k8s import metering_metadata
+from ..config import PlatformConfig
+from ..config.live import LiveConfig
+from ..config.policy import resolve
+from ..environment import archive_environment, default_archive, gateway_client_environment
+from .spawn import check_spawn
+
+USERS_POOL = {"parhelion.dev/pool": "users"}
+ACCOUNTING_SERVICE = "accounting"
+
+
+def profile_list(config: PlatformConfig, username: str) -> list[dict]:
+    """KubeSpawner profiles for ``username``: those their groups allow, with $/hour."""
+    allowed = resolve(config, username).profiles
+    default = config.default_profile if config.default_profile in allowed else allowed[0]
+    labels, _ = metering_metadata(username, "server")
+    profiles = []
+    for name in allowed:
+        profile = config.profiles[name]
+        profiles.append(
+            {
+                "slug": name,
+                "display_name": f"{profile.display_name} · ${profile.price_per_hour_usd:.3f}/hour",
+                "description": profile.description,
+                "default": name == default,
+                "kubespawner_override": {
+                    "image": config.images[profile.image],
+                    "cpu_guarantee": profile.cpu_guarantee,
+                    "cpu_limit": profile.cpu_limit,
+                    "mem_guarantee": f"{profile.mem_guarantee_gib:g}G",
+                    "mem_limit": f"{profile.mem_limit_gib:g}G",
+                    "node_selector": dict(USERS_POOL),
+                    "extra_labels": {**labels, "parhelion.dev/profile": name},
+                },
+            }
+        )
+    return profiles
+
+
+def user_environment(config: PlatformConfig, gateway: dict[str, str]) -> dict[str, str]:
+    """What servers (and, through the gateway, their Dask pods) need in their environment."""
+    env = {}
+    archive = default_archive(config)
+    if archive is not None:
+        env |= archive_environment(archive)
+    if config.dask_gateway.enabled:
+        env |= gateway_client_environment(gateway["address"], gateway["proxy"], gateway["public"])
+    return env
+
+
+def gateway_addresses() -> dict[str, str]:
+    """Where users reach dask-gateway: through the hub's proxy, as in a daskhub (overridable)."""
+    return {
+        "address": os.environ.get("PARHELION_GATEWAY_ADDRESS", "http://proxy-public/services/dask-gateway"),
+        "proxy": os.environ.get(
+            "PARHELION_GATEWAY_PROXY_ADDRESS", "gateway://traefik-parhelion-dask-gateway:80"
+        ),
+        "public": os.environ.get("PARHELION_GATEWAY_PUBLIC_ADDRESS", "/services/dask-gateway/"),
+    }
+
+
+def prepare_spawner(spawner: Any, config: PlatformConfig) -> None:
+    """Per user: metering annotations on the pod and the home claim, the claim's size."""
+    username = spawner.user.name
+    _, annotations = metering_metadata(username, "server")
+    spawner.extra_annotations = {**spawner.extra_annotations, **annotations}
+    home_labels, home_annotations = metering_metadata(username, "home")
+    spawner.storage_extra_labels = {**spawner.storage_extra_labels, **home_labels}
+    spawner.storage_extra_annotations = {**spawner.storage_extra_annotations, **home_annotations}
+    storage_gib = resolve(config, username).quota.storage_gib
+    if storage_gib is not None:
+        spawner.storage_capacity = f"{storage_gib:g}Gi"
+
+
+def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
+    live = live or LiveConfig(os.environ["PARHELION_CONFIG"])
+    config = live.current()
+    namespace = os.environ.get("POD_NAMESPACE", "parhelion")
+    accounting_url = os.environ.get("PARHELION_ACCOUNTING_URL", "http://parhelion-accounting:8080")
+    token = os.environ.get("PARHELION_ACCOUNTING_TOKEN", "")
+
+    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+    c.KubeSpawner.profile_list = lambda spawner: profile_list(live.current(), spawner.user.name)
+    c.KubeSpawner.node_selector = dict(USERS_POOL)
+    c.KubeSpawner.extra_labels = {"parhelion.dev/metered": "true", "parhelion.dev/kind": "server"}
+    c.KubeSpawner.environment = user_environment(config, gateway_addresses())
+    c.KubeSpawner.uid = 1000
+    c.KubeSpawner.gid = 1000
+    c.KubeSpawner.fs_gid = 1000
+    c.KubeSpawner.allow_privilege_escalation = False
+    c.KubeSpawner.storage_pvc_ensure = True
+    c.KubeSpawner.storage_class = os.environ.get("PARHELION_HOME_STORAGE_CLASS", "gp3")
+    c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
+    c.KubeSpawner.pvc_name_template = "claim-{user_server}"
+    c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
+    c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
+
+    async def before_spawn(spawner: Any) -> None:
+        await check_spawn(spawner, live, accounting_url if config.accounting.enabled else None, token)
+        prepare_spawner(spawner, live.current())
+
+    c.KubeSpawner.pre_spawn_hook = before_spawn
+
+    if config.accounting.enabled:
+        services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+        services.append(
+            {
+                "name": ACCOUNTING_SERVICE,
+                "url": accounting_url,
+                "api_token": token,
+                "display": True,
+                "oauth_no_confirm": True,
+            }  # noqa: E501
+        )
+        c.JupyterHub.services = services
+        roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+        roles.append(
+            {
+                "name": "parhelion-accounting",
+                "services": [ACCOUNTING_SERVICE],
+                "scopes": ["list:users", "read:users", "read:servers", "delete:servers", "read:groups"],
+            }
+        )
+        c.JupyterHub.load_roles = roles
+    c.KubeSpawner.namespace = namespace

@@ -1,0 +1,136 @@
+"""Pod manifests made by KubeSpawner itself (no API server needed) from platform.yaml, for each
+profile and group: resources, node placement, image, and what the meter selects pods by."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from traitlets.config import Config
+
+from platform_tools.accounting.k8s import KIND, METERED, USER
+from platform_tools.config import parse_platform
+from platform_tools.hub.kubernetes import configure_kubernetes_hub, prepare_spawner, profile_list
+
+pytestmark = pytest.mark.unit
+
+GROUPS = """
+groups:
+  researchers:
+    members: [demo, ann@example.org]
+    profiles: [small, medium]
+    quota: {max_servers: 1, storage_gib: 25}
+  class:
+    members: [student1]
+    profiles: [small]
+    quota: {max_servers: 1, storage_gib: 5}
+"""
+
+
+class FakeLive:
+    def __init__(self, config):
+        self.config = config
+
+    def current(self):
+        return self.config
+
+
+@pytest.fixture
+def platform(example_text):
+    start = example_text.index("\ngroups:\n")
+    end = example_text.index("\n# Per-user exceptions")
+    return parse_platform(example_text[:start] + GROUPS + example_text[end:])
+
+
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+
+
+def manifest(platform, username: str, profile: str | None, monkeypatch, tmp_path) -> dict:
+    """KubeSpawner loads a client configuration when it is made, and never calls the API to
+    build manifests: a kubeconfig naming an unreachable server satisfies it."""
+    from kubernetes_asyncio.config import kube_config
+    from kubespawner import KubeSpawner
+
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "kubeconfig"))
+    monkeypatch.setenv("PARHELION_ACCOUNTING_TOKEN", "t")
+    c = Config()
+    configure_kubernetes_hub(c, FakeLive(platform))
+    user = SimpleNamespace(name=username, id=1, url=f"/user/{username}/", spawners={})
+
+    async def build() -> dict:
+        spawner = KubeSpawner(_mock=True, config=c, user=user)
+        spawner.user_options = {"profile": profile} if profile else {}
+        await spawner.load_user_options()
+        prepare_spawner(spawner, platform)
+        pod = await spawner.get_pod_manifest()
+        pvc = spawner.get_pvc_manifest()
+        return {"pod": pod.to_dict(), "pvc": pvc.to_dict(), "capacity": spawner.storage_capacity}
+
+    return asyncio.run(build())
+
+
+@pytest.mark.parametrize(
+    ("username", "profile", "expected"),
+    [("demo", "small", "small"), ("demo", "medium", "medium"), ("student1", None, "small")],
+)
+def test_pods_follow_the_profile(platform, monkeypatch, tmp_path, username, profile, expected):
+    built = manifest(platform, username, profile, monkeypatch, tmp_path)
+    pod = built["pod"]
+    chosen = platform.profiles[expected]
+    container = pod["spec"]["containers"][0]
+    resources = container["resources"]
+    assert float(resources["requests"]["cpu"]) == chosen.cpu_guarantee
+    assert float(resources["limits"]["cpu"]) == chosen.cpu_limit
+    assert resources["requests"]["memory"] == chosen.mem_guarantee_gib * 2**30  # KubeSpawner's G is GiB
+    assert resources["limits"]["memory"] == chosen.mem_limit_gib * 2**30
+    assert pod["metadata"]["labels"]["parhelion.dev/profile"] == expected
+    assert container["image"] == platform.images["helio"]
+    assert pod["spec"]["node_selector"] == {"parhelion.dev/pool": "users"}
+    assert not pod["spec"].get("tolerations")  # never on the spot Dask pool
+    security = container["security_context"]
+    assert security.get("allowPrivilegeEscalation", security.get("allow_privilege_escalation")) is False, (
+        security
+    )
+    pod_security = pod["spec"]["security_context"]
+    assert pod_security.get("fsGroup", pod_security.get("fs_group")) == 1000
+    assert security.get("runAsUser", security.get("run_as_user")) == 1000
+
+
+def test_pods_and_homes_carry_what_the_meter_selects(platform, monkeypatch, tmp_path):
+    built = manifest(platform, "ann@example.org", "small", monkeypatch, tmp_path)
+    meta = built["pod"]["metadata"]
+    assert meta["labels"][METERED] == "true" and meta["labels"][KIND] == "server"
+    assert meta["annotations"][USER] == "ann@example.org"  # the real name; labels cannot hold '@'
+    pvc = built["pvc"]["metadata"]
+    assert pvc["labels"][METERED] == "true" and pvc["labels"][KIND] == "home"
+    assert pvc["annotations"][USER] == "ann@example.org"
+    assert built["pvc"]["spec"]["resources"]["requests"]["storage"] == "25Gi"  # the group's storage quota
+    assert built["capacity"] == "25Gi"
+
+
+def test_the_class_gets_only_its_profile_and_its_smaller_home(platform, monkeypatch, tmp_path):
+    assert [p["slug"] for p in profile_list(platform, "student1")] == ["small"]
+    assert [p["slug"] for p in profile_list(platform, "demo")] == ["small", "medium"]
+    assert "$0.024/hour" in profile_list(platform, "demo")[0]["display_name"]
+    assert manifest(platform, "student1", None, monkeypatch, tmp_path)["capacity"] == "5Gi"
+
+
+def test_servers_get_the_archive_and_the_gateway_with_no_arguments(platform, monkeypatch, tmp_path):
+    env = {
+        e["name"]: e.get("value")
+        for e in manifest(platform, "demo", "small", monkeypatch, tmp_path)["pod"]["spec"]["containers"][0][
+            "env"
+        ]
+    }  # noqa: E501
+    assert env["PARHELION_ARCHIVE"] == "s3://helio-sample"
+    assert env["DASK_GATEWAY__ADDRESS"] == "http://proxy-public/services/dask-gateway"
+    assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
