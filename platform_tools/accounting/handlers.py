@@ -190,8 +190,17 @@ def daily_chart_svg(daily: list[dict], width: int = 560, height: int = 160) -> s
     return "".join(parts)
 
 
+class HealthHandler(web.RequestHandler):
+    """For probes: the service answers (no data, no login)."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish({"status": "ok"})
+
+
 def handlers(prefix: str) -> list:
     return [
+        (prefix + "health", HealthHandler),
         (prefix + "oauth_callback", HubOAuthCallbackHandler),
         (prefix + "api/v1/check/spawn", CheckSpawnHandler),
         (prefix + "api/v1/check/cluster", CheckClusterHandler),

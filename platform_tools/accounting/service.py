@@ -80,20 +80,26 @@ class Accounting:
 
 
 def local_actions(runtime: LocalRuntime, hub_token: str, internal_token: str) -> Actions:
+    return hub_actions(
+        runtime.hub_api_url, f"{runtime.gateway_url}{GATEWAY_PREFIX}", hub_token, internal_token
+    )
+
+
+def hub_actions(hub_api_url: str, gateway_url: str | None, hub_token: str, internal_token: str) -> Actions:
     """Stop servers through the hub's API and clusters through the gateway's route."""
     client = AsyncHTTPClient()
 
     async def stop_servers(username: str) -> list[str]:
         request = HTTPRequest(
-            f"{runtime.hub_api_url}/users/{username}", headers={"Authorization": f"token {hub_token}"}
+            f"{hub_api_url}/users/{username}", headers={"Authorization": f"token {hub_token}"}
         )
         user = json.loads((await client.fetch(request)).body)
         stopped = []
         for name in user.get("servers") or {}:
             path = (
-                f"{runtime.hub_api_url}/users/{username}/servers/{name}"
+                f"{hub_api_url}/users/{username}/servers/{name}"
                 if name
-                else f"{runtime.hub_api_url}/users/{username}/server"
+                else f"{hub_api_url}/users/{username}/server"
             )
             await client.fetch(
                 HTTPRequest(path, method="DELETE", headers={"Authorization": f"token {hub_token}"}),
@@ -103,8 +109,10 @@ def local_actions(runtime: LocalRuntime, hub_token: str, internal_token: str) ->
         return stopped
 
     async def stop_clusters(username: str) -> list[str]:
+        if gateway_url is None:
+            return []
         request = HTTPRequest(
-            f"{runtime.gateway_url}{GATEWAY_PREFIX}/api/v1/parhelion/users/{username}/stop",
+            f"{gateway_url}/api/v1/parhelion/users/{username}/stop",
             method="POST",
             body=b"",
             headers={"Authorization": f"token {internal_token}"},
@@ -158,9 +166,14 @@ async def run_local() -> None:
     accounting = Accounting(
         live, ledger, sources, local_actions(runtime, hub_token, internal_token), internal_token, prefix
     )
+    await serve(accounting, runtime.ports.accounting, "127.0.0.1")
+
+
+async def serve(accounting: Accounting, port: int, address: str) -> None:
+    """The web app and the meter and enforcer loops, until SIGINT or SIGTERM."""
     app = make_app(accounting)
-    app.listen(runtime.ports.accounting, address="127.0.0.1")
-    log.info("accounting listening on 127.0.0.1:%s%s", runtime.ports.accounting, prefix)
+    app.listen(port, address=address)
+    log.info("accounting listening on %s:%s%s", address, port, accounting.prefix)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -172,14 +185,32 @@ async def run_local() -> None:
     await stop.wait()
     for task in tasks:
         task.cancel()
-    ledger.close()
+    accounting.ledger.close()
 
 
-def main() -> int:
+async def run_kubernetes() -> None:
+    """Start as its own Deployment: settings from the environment the chart gives it."""
+    from .k8s import KubernetesSources
+
+    live = LiveConfig(os.environ["PARHELION_CONFIG"], log)
+    ledger = Ledger(os.environ.get("PARHELION_DATABASE_URL") or live.current().accounting.database_url)
+    ledger.migrate()
+    token = os.environ["JUPYTERHUB_API_TOKEN"]  # registered with the hub; also guards the check routes
+    catalog = LiveCatalog(lambda: catalog_path(live.current().accounting.price_catalog, Path("/")), log)
+    sources = KubernetesSources(os.environ.get("PARHELION_NAMESPACE", "default"), catalog.current)
+    actions = hub_actions(
+        os.environ["JUPYTERHUB_API_URL"], os.environ.get("PARHELION_GATEWAY_URL") or None, token, token
+    )
+    accounting = Accounting(live, ledger, sources, actions, token, f"/services/{SERVICE_NAME}/")
+    await serve(accounting, int(os.environ.get("PARHELION_ACCOUNTING_PORT", "8080")), "0.0.0.0")
+
+
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s accounting %(levelname)s %(message)s", stream=sys.stdout
     )
-    asyncio.run(run_local())
+    argv = sys.argv[1:] if argv is None else argv
+    asyncio.run(run_kubernetes() if argv == ["--kubernetes"] else run_local())
     return 0
 
 
