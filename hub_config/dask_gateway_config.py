@@ -1,6 +1,14 @@
 # dask-gateway-server configuration for Parhelion. Thin on purpose: platform.yaml
-# decides, platform_tools applies. `parhelion up` sets PARHELION_RUNTIME.
-from platform_tools.gateway.local import configure_local_gateway
+# decides, platform_tools applies. Locally `parhelion up` sets PARHELION_RUNTIME; on
+# Kubernetes the gateway API server runs the hub image with PARHELION_BACKEND=kubernetes.
+import os
 
 c = get_config()  # noqa: F821 - provided by dask-gateway-server
-configure_local_gateway(c)
+if os.environ.get("PARHELION_BACKEND") == "kubernetes":
+    from platform_tools.gateway.kubernetes import configure_kubernetes_gateway
+
+    configure_kubernetes_gateway(c)
+else:
+    from platform_tools.gateway.local import configure_local_gateway
+
+    configure_local_gateway(c)

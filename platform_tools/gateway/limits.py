@@ -85,10 +85,22 @@ class AggregateLimitsMixin(LoggingConfigurable):
 
     # ---------------------------------------------------------------- usage
 
+    # Where clusters are kept differs by backend; these two say it. The database backends
+    # (local, system users) keep records with name, username, config and count (the target
+    # worker count); the Kubernetes backend overrides them (platform_tools.gateway.kubernetes).
+
+    def _active_clusters(self) -> list[Any]:
+        return list(self.db.active_clusters())
+
+    def _live_cluster(self, cluster_name: str) -> Any | None:
+        """The cluster named, if it is not being stopped; None otherwise."""
+        cluster = self.db.get_cluster(cluster_name)
+        return cluster if cluster is not None and cluster.target <= JobStatus.RUNNING else None
+
     def _user_clusters(self, username: str, exclude: str | None = None) -> list[Any]:
         return [
             cluster
-            for cluster in self.db.active_clusters()
+            for cluster in self._active_clusters()
             if cluster.username == username and cluster.name != exclude
         ]
 
@@ -128,7 +140,7 @@ class AggregateLimitsMixin(LoggingConfigurable):
                 f"({quota.max_dask_clusters}). Shut one down (cluster.shutdown()) and try again."
             )
         self._check_budget(user.name)
-        options, config = await self.process_cluster_options(user, cluster_options)
+        _, config = await self.process_cluster_options(user, cluster_options)
         cores_left = None if quota.max_dask_cores is None else quota.max_dask_cores - cores
         memory_left = None if quota.max_dask_memory_gib is None else quota.max_dask_memory_gib - memory
         no_cores = cores_left is not None and cores_left < config.scheduler_cores
@@ -140,14 +152,13 @@ class AggregateLimitsMixin(LoggingConfigurable):
                 "your clusters): a new cluster does not fit. Scale another one down first."
             )
         fit = workers_that_fit(config.to_dict(), cores_left, memory_left)
-        cluster = self.db.create_cluster(user.name, options, config.to_dict())
-        self.log.info("Created cluster %s for user %s (room for %s workers)", cluster.name, user.name, fit)
-        self.queue.put(cluster)
-        return cluster.name
+        name = await super().start_cluster(user, cluster_options)
+        self.log.info("Created cluster %s for user %s (room for %s workers)", name, user.name, fit)
+        return name
 
     async def on_cluster_heartbeat(self, cluster_name: str, msg: dict) -> None:
-        cluster = self.db.get_cluster(cluster_name)
-        if cluster is not None and cluster.target <= JobStatus.RUNNING:
+        cluster = self._live_cluster(cluster_name)
+        if cluster is not None:
             fit = self._room(cluster)
             if fit is not None and msg["count"] > fit:
                 self.log.info(
@@ -203,7 +214,7 @@ class AggregateLimitsMixin(LoggingConfigurable):
         Lets a client (``platform_tools.burst``) size a cluster within the quota before work
         begins, instead of asking for more and waiting for workers that never come.
         """
-        cluster = self.db.get_cluster(request.match_info["cluster_name"])
+        cluster = self._live_cluster(request.match_info["cluster_name"])
         if cluster is None or cluster.username != request["user"].name:
             raise web.HTTPNotFound(reason="no such cluster of yours")
         quota = resolve(self.platform(), cluster.username).quota

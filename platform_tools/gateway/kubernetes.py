@@ -1,0 +1,116 @@
+"""dask-gateway on Kubernetes, configured from platform.yaml.
+
+The same decisions as the local gateway, with the kubernetes backend: cluster options
+bounded by platform.yaml, the per-user aggregate limits (the user's clusters summed, as
+locally), schedulers on the users pool and workers on the spot "dask-workers" pool (they
+tolerate its taint; nothing else does), the image of the user's notebook server (the
+client sends it) or the platform's Dask image, an idle timeout, and the labels and
+annotations the meter charges pods by.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+from typing import Any
+
+from dask_gateway_server.backends.kubernetes import KubeBackend
+from dask_gateway_server.models import ClusterStatus
+from dask_gateway_server.options import Float, Options, String
+
+from ..accounting.k8s import metering_metadata
+from ..config import PlatformConfig, load_platform
+from ..config.models import DaskGatewayConfig
+from .limits import AggregateLimitsMixin
+from .options import GIB
+
+SPOT_TAINT = {
+    "key": "parhelion.dev/dask-worker",
+    "operator": "Equal",
+    "value": "true",
+    "effect": "NoSchedule",
+}
+
+
+class ParhelionKubeBackend(AggregateLimitsMixin, KubeBackend):
+    """The kubernetes backend with Parhelion's aggregate limits.
+
+    Clusters live in DaskCluster objects; the backend's informer has each one's replicas
+    (the target worker count), which is what the limits count.
+    """
+
+    def _record(self, cluster: Any) -> SimpleNamespace:
+        obj = self.informer.get(cluster.name) or {}
+        replicas = (obj.get("spec") or {}).get("replicas", 0)
+        return SimpleNamespace(
+            name=cluster.name, username=cluster.username, config=cluster.config, count=replicas
+        )
+
+    def _active_clusters(self) -> list[Any]:
+        return [self._record(c) for c in self.clusters.values() if c.status <= ClusterStatus.RUNNING]
+
+    def _live_cluster(self, cluster_name: str) -> Any | None:
+        cluster = self.clusters.get(cluster_name)
+        return (
+            self._record(cluster) if cluster is not None and cluster.status <= ClusterStatus.RUNNING else None
+        )
+
+
+def kubernetes_options(gateway: DaskGatewayConfig, default_image: str) -> Options:
+    cores, memory = gateway.worker_cores, gateway.worker_memory_gib
+    return Options(
+        Float("worker_cores", default=cores.default, min=cores.min, max=cores.max, label="Cores per worker"),
+        Float(
+            "worker_memory",
+            default=memory.default,
+            min=memory.min,
+            max=memory.max,
+            label="Memory per worker (GiB)",
+        ),
+        String("image", default=default_image, label="Image (your server's, by default)"),
+        handler=kubernetes_options_handler,
+    )
+
+
+def kubernetes_options_handler(options: Any, user: Any) -> dict[str, Any]:
+    """Per cluster: sizes, the image, and the owner on every pod for the meter."""
+    _, annotations = metering_metadata(user.name, "dask-scheduler")
+    return {
+        "worker_cores": options.worker_cores,
+        "worker_cores_limit": options.worker_cores,
+        "worker_memory": int(options.worker_memory * GIB),
+        "worker_memory_limit": int(options.worker_memory * GIB),
+        "image": options.image,
+        "scheduler_extra_pod_annotations": annotations,
+        "worker_extra_pod_annotations": annotations,
+    }
+
+
+def configure_kubernetes_gateway(c: Any, platform: PlatformConfig | None = None) -> None:
+    platform = platform or load_platform(os.environ["PARHELION_CONFIG"])
+    gateway = platform.dask_gateway
+    c.DaskGateway.backend_class = ParhelionKubeBackend
+    c.AggregateLimitsMixin.accounting_url = os.environ.get("PARHELION_ACCOUNTING_URL", "")
+    c.AggregateLimitsMixin.accounting_token = os.environ.get("PARHELION_ACCOUNTING_TOKEN", "")
+    c.Backend.cluster_options = kubernetes_options(gateway, platform.dask_image)
+    c.KubeClusterConfig.cluster_max_workers = gateway.max_workers_per_cluster
+    c.KubeClusterConfig.idle_timeout = gateway.idle_timeout_minutes * 60
+    scheduler_labels, _ = metering_metadata("", "dask-scheduler")
+    worker_labels, _ = metering_metadata("", "dask-worker")
+    c.KubeClusterConfig.scheduler_extra_pod_labels = scheduler_labels
+    c.KubeClusterConfig.worker_extra_pod_labels = worker_labels
+    c.KubeClusterConfig.scheduler_extra_pod_config = {
+        "nodeSelector": {"parhelion.dev/pool": "users"},
+        "priorityClassName": "parhelion-users",
+    }
+    c.KubeClusterConfig.worker_extra_pod_config = {
+        "nodeSelector": {"parhelion.dev/pool": "dask-workers"},
+        "tolerations": [SPOT_TAINT],
+        "priorityClassName": "parhelion-dask-workers",
+    }
+    c.KubeClusterConfig.scheduler_extra_container_config = {"securityContext": _unprivileged()}
+    c.KubeClusterConfig.worker_extra_container_config = {"securityContext": _unprivileged()}
+
+
+def _unprivileged() -> dict:
+    return {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False}
