@@ -75,6 +75,9 @@ def _gateway_cluster(workers, worker_cores, worker_memory_gib, timeout) -> Burst
 
     gateway = Gateway()
     options = gateway.cluster_options()
+    server_image = os.environ.get("JUPYTER_IMAGE_SPEC")  # KubeSpawner sets it in every server
+    if server_image and "image" in options:  # workers run exactly the notebook's image
+        options.image = server_image
     if worker_cores is not None:
         options.worker_cores = worker_cores
     if worker_memory_gib is not None:

@@ -16,13 +16,13 @@ from typing import Any
 
 from dask_gateway_server.backends.kubernetes import KubeBackend
 from dask_gateway_server.models import ClusterStatus
-from dask_gateway_server.options import Float, Options, String
+from dask_gateway_server.options import Options, String
 
 from ..accounting.k8s import metering_metadata
 from ..config import PlatformConfig, load_platform
 from ..config.models import DaskGatewayConfig
 from .limits import AggregateLimitsMixin
-from .options import GIB
+from .options import GIB, size_fields
 
 SPOT_TAINT = {
     "key": "parhelion.dev/dask-worker",
@@ -57,19 +57,8 @@ class ParhelionKubeBackend(AggregateLimitsMixin, KubeBackend):
 
 
 def kubernetes_options(gateway: DaskGatewayConfig, default_image: str) -> Options:
-    cores, memory = gateway.worker_cores, gateway.worker_memory_gib
-    return Options(
-        Float("worker_cores", default=cores.default, min=cores.min, max=cores.max, label="Cores per worker"),
-        Float(
-            "worker_memory",
-            default=memory.default,
-            min=memory.min,
-            max=memory.max,
-            label="Memory per worker (GiB)",
-        ),
-        String("image", default=default_image, label="Image (your server's, by default)"),
-        handler=kubernetes_options_handler,
-    )
+    image = String("image", default=default_image, label="Image (your server's, by default)")
+    return Options(*size_fields(gateway), image, handler=kubernetes_options_handler)
 
 
 def kubernetes_options_handler(options: Any, user: Any) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from ..config.models import DaskGatewayConfig
 GIB = 2**30
 
 
-def cluster_options(gateway: DaskGatewayConfig) -> Options:
+def size_fields(gateway: DaskGatewayConfig) -> list[Float]:
+    """Worker cores and memory, within platform.yaml's ranges (every backend offers them)."""
     cores, memory = gateway.worker_cores, gateway.worker_memory_gib
-    return Options(
+    return [
         Float("worker_cores", default=cores.default, min=cores.min, max=cores.max, label="Cores per worker"),
         Float(
             "worker_memory",
@@ -26,8 +27,11 @@ def cluster_options(gateway: DaskGatewayConfig) -> Options:
             max=memory.max,
             label="Memory per worker (GiB)",
         ),
-        handler=options_handler,
-    )
+    ]
+
+
+def cluster_options(gateway: DaskGatewayConfig) -> Options:
+    return Options(*size_fields(gateway), handler=options_handler)
 
 
 def options_handler(options: Any, user: Any = None) -> dict[str, Any]:
