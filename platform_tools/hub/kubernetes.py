@@ -93,6 +93,15 @@ def prepare_spawner(spawner: Any, config: PlatformConfig) -> None:
         spawner.storage_capacity = f"{storage_gib:g}Gi"
 
 
+def cull_timeout(service: dict, seconds: int) -> dict:
+    """zero-to-jupyterhub's idle-culler service, with platform.yaml's timeout."""
+    command = [str(part) for part in service.get("command", [])]
+    if not any("jupyterhub_idle_culler" in part or "jupyterhub-idle-culler" in part for part in command):
+        return service
+    command = [part for part in command if not part.startswith("--timeout=")] + [f"--timeout={seconds}"]
+    return {**service, "command": command}
+
+
 def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     live = live or LiveConfig(os.environ["PARHELION_CONFIG"])
     config = live.current()
@@ -121,6 +130,10 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
         prepare_spawner(spawner, live.current())
 
     c.KubeSpawner.pre_spawn_hook = before_spawn
+
+    cull_after = config.hub.cull_idle_servers_after_minutes
+    if cull_after and "services" in c.JupyterHub:
+        c.JupyterHub.services = [cull_timeout(service, cull_after * 60) for service in c.JupyterHub.services]
 
     if config.accounting.enabled:
         services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []

@@ -134,3 +134,17 @@ def test_servers_get_the_archive_and_the_gateway_with_no_arguments(platform, mon
     assert env["PARHELION_ARCHIVE"] == "s3://helio-sample"
     assert env["DASK_GATEWAY__ADDRESS"] == "http://proxy-public/services/dask-gateway"
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
+
+
+def test_the_culler_follows_platform_yaml(platform):
+    from platform_tools.hub.kubernetes import cull_timeout
+
+    z2jh = {
+        "name": "jupyterhub-idle-culler",
+        "command": ["python3", "-m", "jupyterhub_idle_culler", "--timeout=3600", "--cull-every=600"],
+    }  # noqa: E501
+    culled = cull_timeout(z2jh, platform.hub.cull_idle_servers_after_minutes * 60)
+    assert culled["command"][-1] == "--timeout=3600" and culled["command"].count("--cull-every=600") == 1
+    assert cull_timeout(z2jh, 900)["command"][-1] == "--timeout=900"
+    other = {"name": "accounting", "url": "http://x"}
+    assert cull_timeout(other, 900) == other
