@@ -186,7 +186,7 @@ def main() -> None:
             def decode_only():
                 return sum(
                     client.gather(client.map(decode_many, [shared] * len(chunks), chunks, starts, pure=False))
-                )  # noqa: E501
+                )
 
             rows.append(timed("decode only", decode_only))
     finally:

@@ -144,7 +144,7 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
                 "api_token": token,
                 "display": True,
                 "oauth_no_confirm": True,
-            }  # noqa: E501
+            }
         )
         c.JupyterHub.services = services
         roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []

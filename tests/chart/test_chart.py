@@ -169,7 +169,7 @@ def test_only_the_dask_pool_is_spot_and_tainted(helm, chart):
         r["values"]
         for r in workers["spec"]["template"]["spec"]["requirements"]
         if r["key"].endswith("instance-family")
-    )  # noqa: E501
+    )
     assert len(families) >= 3
 
 

@@ -125,12 +125,8 @@ def test_the_class_gets_only_its_profile_and_its_smaller_home(platform, monkeypa
 
 
 def test_servers_get_the_archive_and_the_gateway_with_no_arguments(platform, monkeypatch, tmp_path):
-    env = {
-        e["name"]: e.get("value")
-        for e in manifest(platform, "demo", "small", monkeypatch, tmp_path)["pod"]["spec"]["containers"][0][
-            "env"
-        ]
-    }  # noqa: E501
+    pod = manifest(platform, "demo", "small", monkeypatch, tmp_path)["pod"]
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["PARHELION_ARCHIVE"] == "s3://helio-sample"
     assert env["DASK_GATEWAY__ADDRESS"] == "http://proxy-public/services/dask-gateway"
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
@@ -142,7 +138,7 @@ def test_the_culler_follows_platform_yaml(platform):
     z2jh = {
         "name": "jupyterhub-idle-culler",
         "command": ["python3", "-m", "jupyterhub_idle_culler", "--timeout=3600", "--cull-every=600"],
-    }  # noqa: E501
+    }
     culled = cull_timeout(z2jh, platform.hub.cull_idle_servers_after_minutes * 60)
     assert culled["command"][-1] == "--timeout=3600" and culled["command"].count("--cull-every=600") == 1
     assert cull_timeout(z2jh, 900)["command"][-1] == "--timeout=900"
