@@ -124,6 +124,10 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     c.KubeSpawner.pvc_name_template = "claim-{user_server}"
     c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
     c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
+    scratch = os.environ.get("PARHELION_SCRATCH_CLAIM")  # the chart's shared EFS claim, when enabled
+    if scratch:
+        c.KubeSpawner.volumes.append({"name": "scratch", "persistentVolumeClaim": {"claimName": scratch}})
+        c.KubeSpawner.volume_mounts.append({"name": "scratch", "mountPath": "/scratch"})
 
     async def before_spawn(spawner: Any) -> None:
         await check_spawn(spawner, live, accounting_url if config.accounting.enabled else None, token)

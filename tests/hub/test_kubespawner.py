@@ -144,3 +144,16 @@ def test_the_culler_follows_platform_yaml(platform):
     assert cull_timeout(z2jh, 900)["command"][-1] == "--timeout=900"
     other = {"name": "accounting", "url": "http://x"}
     assert cull_timeout(other, 900) == other
+
+
+def test_shared_scratch_is_mounted_when_the_chart_makes_it(platform, monkeypatch, tmp_path):
+    monkeypatch.setenv("PARHELION_SCRATCH_CLAIM", "parhelion-scratch")
+    pod = manifest(platform, "demo", "small", monkeypatch, tmp_path)["pod"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    claim = volumes["scratch"].get("persistentVolumeClaim") or volumes["scratch"]["persistent_volume_claim"]
+    assert claim.get("claimName", claim.get("claim_name")) == "parhelion-scratch"
+    mounts = {
+        m["name"]: m.get("mountPath", m.get("mount_path"))
+        for m in pod["spec"]["containers"][0]["volume_mounts"]
+    }
+    assert mounts == {"home": "/home/jovyan", "scratch": "/scratch"}
