@@ -434,3 +434,37 @@ async def server_with_cluster(user, workers: int = 1, profile: str | None = None
     kernel = await user.start_kernel()
     await kernel.execute(START_CLUSTER.format(workers=workers), timeout=180)
     return kernel
+
+
+def run_in_a_users_kernel(platform: LocalPlatform, code: str, timeout: float, username: str = "demo") -> list:
+    """Log in as a person, start a server and a kernel, run ``code``: the kernel's outputs.
+
+    The kernel and the server are stopped afterwards, also when the code fails.
+    """
+    import asyncio
+
+    from platform_tools.hubclient import HubUser
+
+    async def session() -> list:
+        async with HubUser(platform.url, username, platform.password()) as user:
+            await user.login()
+            await user.start_server()
+            await user.open_lab()
+            kernel = await user.start_kernel()
+            try:
+                return await kernel.execute(code, timeout=timeout)
+            finally:
+                await kernel.shutdown()
+                await user.stop_server()
+
+    return asyncio.run(session())
+
+
+def outputs_text(cell) -> str:
+    """The text a notebook cell showed: its streams and the plain form of its results."""
+    parts = []
+    for output in cell.outputs:
+        if "text" in output:
+            parts.append(output["text"])
+        parts.append(output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)

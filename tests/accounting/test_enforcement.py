@@ -21,6 +21,7 @@ from tests.platform import (
     LocalPlatform,
     platform_config_text,
     processes_of,
+    run_in_a_users_kernel,
     running_platform,
     server_with_cluster,
 )
@@ -196,21 +197,9 @@ print(json.dumps(out))
 
 
 def test_aggregate_dask_limits_span_clusters(quota_platform):
-    async def scenario():
-        async with HubUser(quota_platform.url, "demo", quota_platform.password()) as user:
-            await user.login()
-            await user.start_server()
-            await user.open_lab()
-            kernel = await user.start_kernel()
-            try:
-                outputs = await kernel.execute(AGGREGATE, timeout=300)
-            finally:
-                await kernel.shutdown()
-                await user.stop_server()
-            stdout = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
-            return json.loads(stdout.strip().splitlines()[-1])
-
-    out = run(scenario())
+    outputs = run_in_a_users_kernel(quota_platform, AGGREGATE, timeout=300)
+    stdout = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+    out = json.loads(stdout.strip().splitlines()[-1])
     assert out["a_workers"] == 2
     assert "a new cluster does not fit" in out["b_when_full"]
     assert "already use 3 of 3 cores" in out["b_when_full"]

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from platform_tools.hubclient import HubUser
-from tests.platform import REPO_ROOT
+from tests.platform import REPO_ROOT, outputs_text, run_in_a_users_kernel
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +41,6 @@ print(note, "|", workers, "|", len(files), "|", same, "|", run.report.cost_usd >
 """
 
 
-def _outputs_text(cell) -> str:
-    parts = []
-    for output in cell.outputs:
-        parts.append(output.get("text", ""))
-        parts.append(output.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
-
-
 def test_the_irradiance_notebook_runs_in_a_users_server(local_platform):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
 
@@ -64,7 +56,7 @@ def test_the_irradiance_notebook_runs_in_a_users_server(local_platform):
 
     executed = asyncio.run(session())
     code = [cell for cell in executed.cells if cell.cell_type == "code"]
-    texts = [_outputs_text(cell) for cell in code]
+    texts = [outputs_text(cell) for cell in code]
     assert "aia_0094_synthetic: 96 files" in texts[1]  # the catalog found the range
     assert "2 workers of 1 cores" in texts[3]
     assert "96 of 96 files in" in texts[3] and "failed files: 0" in texts[3]
@@ -75,18 +67,5 @@ def test_the_irradiance_notebook_runs_in_a_users_server(local_platform):
 
 def test_burst_on_the_gateway_equals_a_serial_loop_within_quota(local_platform):
     """Asked for 10 workers; the researchers' quota (4 Dask cores, a 1-core scheduler) fits 3."""
-
-    async def session():
-        async with HubUser(local_platform.url, "demo", local_platform.password()) as user:
-            await user.login()
-            await user.start_server()
-            await user.open_lab()
-            kernel = await user.start_kernel()
-            try:
-                return await kernel.execute(SERIAL_VS_BURST, timeout=300)
-            finally:
-                await kernel.shutdown()
-                await user.stop_server()
-
-    (output,) = asyncio.run(session())
+    (output,) = run_in_a_users_kernel(local_platform, SERIAL_VS_BURST, timeout=300)
     assert output["text"].strip() == "asked for 10 workers; your quota allows 3 | 3 | 36 | True | True | 0"

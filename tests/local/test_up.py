@@ -22,8 +22,10 @@ import pytest
 from platform_tools.hubclient import HubError, HubUser
 from tests.platform import (
     REPO_ROOT,
+    outputs_text,
     platform_config_text,
     processes_of,
+    run_in_a_users_kernel,
     run_parhelion,
     running_platform,
     server_with_cluster,
@@ -36,15 +38,6 @@ NOTEBOOK = REPO_ROOT / "notebooks" / "01-getting-started.ipynb"
 
 def run(coro):
     return asyncio.run(coro)
-
-
-def outputs_text(cell) -> str:
-    parts = []
-    for output in cell.outputs:
-        if "text" in output:
-            parts.append(output["text"])
-        parts.append(output.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
 
 
 # ------------------------------------------------------------ a running platform
@@ -167,19 +160,7 @@ def test_data_and_dask_work_with_no_arguments_in_a_kernel(local_platform):
         "print(sorted(keys)[:2], size > 100, Gateway().list_clusters())\n"
     )
 
-    async def session():
-        async with HubUser(local_platform.url, "demo", local_platform.password()) as user:
-            await user.login()
-            await user.start_server()
-            await user.open_lab()
-            kernel = await user.start_kernel()
-            try:
-                return await kernel.execute(code, timeout=120)
-            finally:
-                await kernel.shutdown()
-                await user.stop_server()
-
-    (output,) = run(session())
+    (output,) = run_in_a_users_kernel(local_platform, code, timeout=120)
     assert output["text"].strip() == "['helio-sample/catalog.json', 'helio-sample/index'] True []"
 
 
