@@ -42,12 +42,13 @@ class NoFilesError(CatalogError):
 
 def _fetch(fs, keys: list[str], what: str) -> dict[str, bytes | None]:
     """{key: bytes, or None where there is no such object}; access errors are explained."""
-    found = fs.cat(keys, on_error="return") if len(keys) > 1 else {}
-    if len(keys) == 1:
+    if len(keys) == 1:  # fsspec's cat of one path returns bare bytes and raises: keep one shape
         try:
             found = {keys[0]: fs.cat_file(keys[0])}
         except Exception as exc:  # s3fs raises several kinds; sorted out below
             found = {keys[0]: exc}
+    else:
+        found = fs.cat(keys, on_error="return") if keys else {}
     answers: dict[str, bytes | None] = {}
     for key in keys:
         value = found.get(key, found.get(key.split("://", 1)[-1]))

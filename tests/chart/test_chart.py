@@ -45,20 +45,7 @@ def helm(tmp_path_factory) -> Helm:
 
 
 def render(helm: Helm, chart: Path, values: list[Path] = (), *sets: str) -> list[dict]:
-    text = (
-        helm.template(chart, list(values))
-        if not sets
-        else helm.run(
-            "template",
-            "parhelion",
-            str(chart),
-            "--namespace",
-            "parhelion",
-            *[a for v in values for a in ("-f", str(v))],
-            *[a for s in sets for a in ("--set", s)],
-        )
-    )
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in yaml.safe_load_all(helm.template(chart, list(values), list(sets))) if doc]
 
 
 def containers(objects: list[dict]):
