@@ -1,6 +1,7 @@
 # dask-gateway-server configuration for Parhelion. Thin on purpose: platform.yaml
 # decides, platform_tools applies. Locally `parhelion up` sets PARHELION_RUNTIME; on
-# Kubernetes the gateway API server runs the hub image with PARHELION_BACKEND=kubernetes.
+# Kubernetes the gateway API server runs the hub image with PARHELION_BACKEND=kubernetes and
+# platform.yaml from its ConfigMap; the chart's gateway.extraConfig loads this file.
 import os
 
 c = get_config()  # noqa: F821 - provided by dask-gateway-server

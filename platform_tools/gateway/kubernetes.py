@@ -10,16 +10,26 @@ annotations the meter charges pods by.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from dask_gateway_server.backends.kubernetes import KubeBackend
 from dask_gateway_server.models import ClusterStatus
 from dask_gateway_server.options import Options, String
+from traitlets import Float, Unicode
 
 from ..accounting.k8s import metering_metadata
-from ..config import PlatformConfig, load_platform
+from ..config import PlatformConfig
+from ..config.configmap import (
+    CONFIGMAP_VARIABLE,
+    PATH_VARIABLE,
+    ConfigMapMirror,
+    platform_from_environment,
+)
 from ..config.models import DaskGatewayConfig
 from .limits import AggregateLimitsMixin
 from .options import GIB, size_fields
@@ -36,8 +46,37 @@ class ParhelionKubeBackend(AggregateLimitsMixin, KubeBackend):
     """The kubernetes backend with Parhelion's aggregate limits.
 
     Clusters live in DaskCluster objects; the backend's informer has each one's replicas
-    (the target worker count), which is what the limits count.
+    (the target worker count), which is what the limits count. When platform.yaml is not
+    mounted (the dask-gateway chart has no extra volumes), the backend follows its
+    ConfigMap, so quota and budget changes apply with no restart, as on the hub.
     """
+
+    platform_configmap = Unicode(
+        "", config=True, help="The ConfigMap (this namespace) to follow platform.yaml from; empty: none."
+    )
+    platform_refresh_seconds = Float(30.0, config=True, help="How often the ConfigMap is read.")
+
+    _mirror_task: asyncio.Task | None = None
+
+    async def setup(self, app: Any) -> None:
+        await super().setup(app)
+        if self.platform_configmap:
+            mirror = ConfigMapMirror(
+                self.core_client,
+                self.namespace,
+                self.platform_configmap,
+                Path(self.platform_config_path),
+                interval=self.platform_refresh_seconds,
+                logger=self.log,
+            )
+            self._mirror_task = asyncio.ensure_future(mirror.follow())
+
+    async def cleanup(self) -> None:
+        if self._mirror_task is not None:
+            self._mirror_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._mirror_task
+        await super().cleanup()
 
     def _record(self, cluster: Any) -> SimpleNamespace:
         obj = self.informer.get(cluster.name) or {}
@@ -76,7 +115,12 @@ def kubernetes_options_handler(options: Any, user: Any) -> dict[str, Any]:
 
 
 def configure_kubernetes_gateway(c: Any, platform: PlatformConfig | None = None) -> None:
-    platform = platform or load_platform(os.environ["PARHELION_CONFIG"])
+    """Everything from platform.yaml: mounted (PARHELION_CONFIG) or from the ConfigMap's text."""
+    if platform is None:
+        path, platform = platform_from_environment()
+        c.AggregateLimitsMixin.platform_config_path = str(path)
+        if not os.environ.get(PATH_VARIABLE):  # a copy of the ConfigMap's text, not a mount
+            c.ParhelionKubeBackend.platform_configmap = os.environ.get(CONFIGMAP_VARIABLE, "")
     gateway = platform.dask_gateway
     c.DaskGateway.backend_class = ParhelionKubeBackend
     c.AggregateLimitsMixin.accounting_url = os.environ.get("PARHELION_ACCOUNTING_URL", "")

@@ -19,6 +19,7 @@ from aiohttp import web
 from platform_tools.accounting.k8s import SELECTOR, KubernetesSources
 from platform_tools.accounting.meter import SourceError
 from platform_tools.accounting.prices import PriceCatalog
+from tests.stand_in_server import serving
 
 pytestmark = pytest.mark.integration
 
@@ -75,17 +76,9 @@ class KubeApiStandIn:
 async def _observe(stand_in: KubeApiStandIn):
     from kubernetes_asyncio.client import Configuration
 
-    runner = web.AppRunner(stand_in.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        configuration = Configuration(host=f"http://127.0.0.1:{port}")
-        sources = KubernetesSources(NAMESPACE, PriceCatalog.load, configuration=configuration)
+    async with serving(stand_in.app()) as url:
+        sources = KubernetesSources(NAMESPACE, PriceCatalog.load, configuration=Configuration(host=url))
         return await sources.observe()
-    finally:
-        await runner.cleanup()
 
 
 def test_metered_pods_and_claims_are_read_through_the_api():

@@ -4,9 +4,13 @@ and the per-user aggregate limits counted from the DaskCluster objects' replicas
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
+from dask_gateway_server.app import DaskGateway
 from dask_gateway_server.models import ClusterStatus
 from traitlets.config import Config
 
@@ -18,6 +22,7 @@ from platform_tools.gateway.kubernetes import (
     configure_kubernetes_gateway,
     kubernetes_options_handler,
 )
+from tests.platform import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 GIB = 2**30
@@ -94,3 +99,39 @@ def test_scaling_is_clamped_by_the_users_other_clusters(config):
     gateway = backend(config, {"ns.b": ("demo", 0)})
     asyncio.run(gateway.on_cluster_heartbeat("ns.b", message))
     assert gateway.custom_client.patches[-1][1][0]["value"] == 3
+
+
+def test_the_charts_gateway_config_runs_parhelions_from_the_configmap(example_text, tmp_path, monkeypatch):
+    """dask-gateway-server's own loader, given a file shaped like the one the dask-gateway chart
+    generates (its backend first, then gateway.extraConfig from Parhelion's values), with the
+    environment the values give the API pod: Parhelion's backend, configured from the text."""
+    values = yaml.safe_load((REPO_ROOT / "helm" / "parhelion" / "values.yaml").read_text())
+    gateway_values = values["dask-gateway"]["gateway"]
+    line = gateway_values["extraConfig"]["parhelion"].strip()
+    in_image = '"/usr/local/etc/dask-gateway/parhelion.py"'
+    assert line == f"load_subconfig({in_image})"
+    dockerfile = (REPO_ROOT / "images" / "hub" / "Dockerfile").read_text()
+    assert f"COPY hub_config/dask_gateway_config.py {in_image.strip(chr(34))}" in dockerfile
+    here = str(REPO_ROOT / "hub_config" / "dask_gateway_config.py")
+    generated = tmp_path / "dask_gateway_config.py"
+    generated.write_text(
+        'c.DaskGateway.backend_class = "dask_gateway_server.backends.kubernetes.KubeBackend"\n'
+        + line.replace(in_image, repr(here))
+        + "\n"
+    )
+    env = {e["name"]: e.get("value") for e in gateway_values["env"]}
+    assert env["PARHELION_BACKEND"] == "kubernetes"
+    monkeypatch.delenv("PARHELION_CONFIG", raising=False)
+    monkeypatch.setenv("PARHELION_BACKEND", "kubernetes")
+    monkeypatch.setenv("PARHELION_CONFIG_YAML", example_text)  # the configMapKeyRef's value
+    monkeypatch.setenv("PARHELION_CONFIG_CONFIGMAP", env["PARHELION_CONFIG_CONFIGMAP"])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    app = DaskGateway()
+    app.load_config_file(str(generated))
+    c = app.config
+    assert c.DaskGateway.backend_class is ParhelionKubeBackend
+    assert c.ParhelionKubeBackend.platform_configmap == "parhelion-platform"
+    copied = Path(c.AggregateLimitsMixin.platform_config_path)
+    assert copied.read_text() == example_text and copied.is_relative_to(tmp_path)
+    assert c.KubeClusterConfig.worker_extra_pod_config["tolerations"] == [SPOT_TAINT]
