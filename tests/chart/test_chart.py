@@ -188,3 +188,71 @@ def test_bad_values_fail_naming_the_field(helm, chart, setting, message):
     with pytest.raises(HelmError) as failure:
         render(helm, chart, [], setting)
     assert message in str(failure.value)
+
+
+def _named(objects: list[dict], kind: str) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def test_the_gateway_and_hub_values_name_what_the_chart_renders(helm, chart):
+    """The upstream charts' values cannot be templated, so they name Parhelion's objects by
+    their rendered names (release "parhelion"): those names must exist, and the dask-gateway
+    ones must be the names that chart gives (api-<release>-dask-gateway, traefik-...)."""
+    objects = render(helm, chart)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    gateway = values["dask-gateway"]["gateway"]
+    env = {e["name"]: e for e in gateway["env"]}
+    configmap = env["PARHELION_CONFIG_YAML"]["valueFrom"]["configMapKeyRef"]
+    assert configmap["name"] in _named(objects, "ConfigMap") and configmap["key"] == "platform.yaml"
+    assert env["PARHELION_CONFIG_CONFIGMAP"]["value"] == configmap["name"]
+    token = env["PARHELION_ACCOUNTING_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token["name"] in _named(objects, "Secret") and token["key"] == "token"
+    service = _named(objects, "Service")
+    assert env["PARHELION_ACCOUNTING_URL"]["value"] == f"http://{next(iter(service))}:8080"
+    assert set(service) == {"parhelion-accounting"}
+    hub_service = values["jupyterhub"]["hub"]["services"]["dask-gateway"]
+    assert (
+        hub_service["url"] == "http://traefik-parhelion-dask-gateway"
+        and gateway["auth"]["type"] == "jupyterhub"
+    )
+    assert gateway["prefix"] == "/services/dask-gateway"
+
+    roles, bindings = _named(objects, "Role"), _named(objects, "RoleBinding")
+    rule = roles["parhelion-gateway-platform"]["rules"]
+    assert rule == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [configmap["name"]],
+            "verbs": ["get"],
+        }
+    ]
+    subject = bindings["parhelion-gateway-platform"]["subjects"]
+    assert subject == [
+        {"kind": "ServiceAccount", "name": "api-parhelion-dask-gateway", "namespace": "parhelion"}
+    ]
+
+
+def test_without_the_gateway_its_role_is_not_rendered(helm, chart):
+    objects = render(helm, chart, [], "dask-gateway.enabled=false")
+    assert "parhelion-gateway-platform" not in _named(objects, "Role")
+    objects = render(helm, chart, [], "dask-gateway.rbac.gateway.serviceAccountName=my-gateway")
+    subject = _named(objects, "RoleBinding")["parhelion-gateway-platform"]["subjects"][0]
+    assert subject["name"] == "my-gateway"
+
+
+def test_core_pods_land_on_the_core_pool(helm, chart):
+    """zero-to-jupyterhub's core pods require hub.jupyter.org/node-purpose=core: only the
+    on-demand core pool's nodes carry it; the users pool is its "user" purpose."""
+    pools = _named(render(helm, chart), "NodePool")
+    purpose = {
+        name: pool["spec"]["template"]["metadata"]["labels"].get("hub.jupyter.org/node-purpose")
+        for name, pool in pools.items()
+    }
+    assert purpose == {"parhelion-core": "core", "parhelion-users": "user", "parhelion-dask-workers": None}
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["jupyterhub"]["scheduling"]["corePods"]["nodeAffinity"]["matchNodePurpose"] == "require"
+    assert all(
+        values["dask-gateway"][part]["nodeSelector"] == {"parhelion.dev/pool": "core"}
+        for part in ("gateway", "controller", "traefik")
+    )

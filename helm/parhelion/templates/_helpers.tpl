@@ -39,3 +39,22 @@ privileged: false
 capabilities:
   drop: ["ALL"]
 {{- end -}}
+
+{{/* The dask-gateway chart's API server ServiceAccount, named as that chart names it. */}}
+{{- define "parhelion.gatewayServiceAccount" -}}
+{{- $gateway := index .Values "dask-gateway" -}}
+{{- $rbac := (($gateway.rbac | default dict).gateway | default dict) -}}
+{{- if $rbac.serviceAccountName -}}
+{{- $rbac.serviceAccountName -}}
+{{- else -}}
+{{- $fullname := "" -}}
+{{- if $gateway.fullnameOverride -}}
+{{- $fullname = $gateway.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains "dask-gateway" .Release.Name -}}
+{{- $fullname = .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $fullname = printf "%s-dask-gateway" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- printf "api-%s" $fullname | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
