@@ -46,6 +46,10 @@ class Accounting(Closed):
     apiTokenSecret: str  # noqa: N815
     database: Database
     resources: Resources
+    nodeSelector: dict[str, str] = Field(  # noqa: N815
+        default_factory=lambda: {"parhelion.dev/pool": "core"},
+        description="Where it runs: the core pool (null on a cluster without Parhelion's pools).",
+    )
 
 
 class NetworkPolicies(Closed):

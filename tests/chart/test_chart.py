@@ -67,7 +67,19 @@ def test_schema_is_generated_from_the_models():
 def test_lint_and_render(helm, chart, values):
     helm.lint(chart, values)
     kinds = {obj["kind"] for obj in render(helm, chart, values)}
-    assert {"ConfigMap", "Deployment", "NetworkPolicy", "NodePool", "EC2NodeClass", "PriorityClass"} <= kinds
+    assert {"ConfigMap", "Deployment", "NetworkPolicy", "PriorityClass", "Role"} <= kinds
+    karpenter = {"NodePool", "EC2NodeClass"}
+    on_eks = not values or yaml.safe_load(values[0].read_text()).get("karpenter", {}).get("enabled", True)
+    assert karpenter <= kinds if on_eks else not karpenter & kinds
+
+
+def test_a_null_node_selector_runs_the_accounting_service_anywhere(helm, chart):
+    def selector(*sets: str):
+        deployment = _named(render(helm, chart, [], *sets), "Deployment")["parhelion-accounting"]
+        return deployment["spec"]["template"]["spec"].get("nodeSelector")
+
+    assert selector() == {"parhelion.dev/pool": "core"}
+    assert selector("accounting.nodeSelector=null") is None
 
 
 @pytest.mark.parametrize("values", VALUES)
