@@ -32,8 +32,12 @@ LOCATIONS = {"us-east-1": ("US East (N. Virginia)", ""), "us-west-2": ("US West 
 DENIED_ACCESS_KEY = "AKIADENIEDPRICING"
 
 
+MOTO_WITH_EXTRAS = Path(__file__).with_name("moto_extras.py")
+
+
 class MotoServer:
-    """moto's AWS emulation as a real server process on 127.0.0.1 and a free port."""
+    """moto's AWS emulation as a real server process on 127.0.0.1 and a free port (with the
+    Budgets operations moto lacks: tests/moto_extras.py)."""
 
     def __init__(self, log: Path):
         from platform_tools.local.processes import free_tcp_ports
@@ -46,7 +50,7 @@ class MotoServer:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+                [sys.executable, "-P", str(MOTO_WITH_EXTRAS), "-H", "127.0.0.1", "-p", str(self.port)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,82 @@
+"""Changing a deployed platform.yaml: what the Ansible quotas and roster plays do.
+
+Admins keep groups, quotas, budgets and rosters in their inventory; the plays put them
+into the platform.yaml the hub, gateway and accounting service already follow live. A
+change replaces whole named entries (a group is what the inventory says it is, not a
+blend with what was there), leaves every other section, comment and key order as it was,
+and is validated as a complete platform.yaml before anything is written: a bad change
+names the field and changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from .configmap import write_atomically
+from .loader import ConfigError, ConfigIssue, _parse_yaml, parse_platform
+
+
+@dataclass(frozen=True)
+class PlatformChange:
+    """What to set: named entries of ``groups`` and ``users``, logins added to ``hub.users``."""
+
+    groups: dict[str, Any] | None = None
+    users: dict[str, Any] | None = None
+    hub_users: list[str] | None = None
+    remove_groups: list[str] | None = None
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 100
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _section(tree: CommentedMap, key: str) -> CommentedMap:
+    if tree.get(key) is None:
+        tree[key] = CommentedMap()
+    return tree[key]
+
+
+def changed_text(text: str, change: PlatformChange, source: str = "platform.yaml") -> str:
+    """The new platform.yaml text; ConfigError (naming the field) if it would not be valid."""
+    tree = _parse_yaml(text, source)
+    if not isinstance(tree, CommentedMap):
+        raise ConfigError([ConfigIssue(source, 1, 1, (), "the file must be a mapping of sections")])
+    for name, group in (change.groups or {}).items():
+        _section(tree, "groups")[name] = group
+    for name in change.remove_groups or []:
+        if name in (tree.get("groups") or {}):
+            del tree["groups"][name]
+    for name, override in (change.users or {}).items():
+        _section(tree, "users")[name] = override
+    if change.hub_users:
+        hub = _section(tree, "hub")
+        known = list(hub.get("users") or [])
+        hub["users"] = known + [u for u in change.hub_users if u not in known]
+    out = io.StringIO()
+    _yaml().dump(tree, out)
+    new_text = out.getvalue()
+    parse_platform(new_text, source=f"{source} (with the change)")
+    return new_text
+
+
+def change_file(path: str | Path, change: PlatformChange, write: bool = True) -> tuple[str, str]:
+    """Apply ``change`` to the file (atomically, only if it differs); (before, after) texts."""
+    path = Path(path)
+    try:
+        before = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(str(path), None, None, (), "file not found")]) from None
+    after = changed_text(before, change, source=str(path))
+    if write and after != before:
+        write_atomically(path, after)
+    return before, after

@@ -1,0 +1,67 @@
+"""Changing a deployed platform.yaml as the Ansible plays do: whole entries replaced,
+everything else (comments, order, other sections) kept, nothing written if invalid."""
+
+from __future__ import annotations
+
+import pytest
+
+from platform_tools.config import ConfigError, parse_platform
+from platform_tools.config.edit import PlatformChange, change_file, changed_text
+
+pytestmark = pytest.mark.unit
+
+SCHOOL = {
+    "members": ["student001", "student002"],
+    "profiles": ["small"],
+    "quota": {"max_servers": 1, "max_dask_clusters": 1},
+    "budget": {"usd": 5, "period": "course", "course": {"start": "2027-06-14", "end": "2027-06-25"}},
+}
+
+
+def test_a_group_is_added_and_the_rest_kept_with_its_comments(example_text):
+    text = changed_text(example_text, PlatformChange(groups={"school": SCHOOL}, hub_users=["guest"]))
+    config = parse_platform(text)
+    assert config.groups["school"].members == ["student001", "student002"]
+    assert config.groups["researchers"] == parse_platform(example_text).groups["researchers"]
+    assert "# dask limits are summed over all of a user's clusters" in text
+    assert config.hub.users[-1] == "guest"
+    assert changed_text(text, PlatformChange(groups={"school": SCHOOL}, hub_users=["guest"])) == text
+
+
+def test_a_group_is_replaced_whole_not_blended(example_text):
+    text = changed_text(example_text, PlatformChange(groups={"researchers": {"members": ["ana"]}}))
+    researchers = parse_platform(text).groups["researchers"]
+    assert researchers.members == ["ana"] and researchers.quota is None and researchers.budget is None
+
+
+def test_removing_a_group(example_text):
+    with_school = changed_text(example_text, PlatformChange(groups={"school": SCHOOL}))
+    text = changed_text(with_school, PlatformChange(remove_groups=["school", "never-there"]))
+    assert "school" not in parse_platform(text).groups
+
+
+def test_an_invalid_change_names_the_field_and_writes_nothing(example_text, tmp_path):
+    path = tmp_path / "platform.yaml"
+    path.write_text(example_text)
+    bad = dict(SCHOOL, profiles=["huge"])
+    with pytest.raises(ConfigError) as error:
+        change_file(path, PlatformChange(groups={"school": bad}))
+    assert "(with the change)" in str(error.value) and "groups.school.profiles" in str(error.value)
+    assert "huge" in str(error.value)
+    assert path.read_text() == example_text
+    no_period = dict(SCHOOL, budget={"usd": 5, "course": {"start": "2027-06-14", "end": "2027-06-25"}})
+    with pytest.raises(ConfigError, match="groups.school.budget"):
+        change_file(path, PlatformChange(groups={"school": no_period}))
+    assert path.read_text() == example_text
+
+
+def test_change_file_writes_only_when_different(example_text, tmp_path):
+    path = tmp_path / "platform.yaml"
+    path.write_text(example_text)
+    before, after = change_file(path, PlatformChange(groups={"school": SCHOOL}))
+    assert before == example_text and path.read_text() == after != before
+    stamp = path.stat().st_mtime_ns
+    change_file(path, PlatformChange(groups={"school": SCHOOL}))
+    assert path.stat().st_mtime_ns == stamp
+    _, dry = change_file(path, PlatformChange(remove_groups=["school"]), write=False)
+    assert "school" in path.read_text() and "school" not in dry
