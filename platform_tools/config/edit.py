@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from .configmap import write_atomically
-from .loader import ConfigError, ConfigIssue, _parse_yaml, parse_platform
+from .loader import ConfigError, ConfigIssue, _parse_yaml, _plain, parse_platform
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,39 @@ def _section(tree: CommentedMap, key: str) -> CommentedMap:
     return tree[key]
 
 
+def _set_entry(section: CommentedMap, name: str, value: Any) -> None:
+    """Replace one named entry, unless it already says the same (its layout and comments stay)."""
+    if name in section and _canonical(section[name]) == _canonical(value):
+        return
+    section[name] = value
+
+
+def _canonical(node: Any) -> Any:
+    """Data as compared: 25 and 25.0 are equal, as are a YAML date and its ISO text."""
+    node = _plain(node)
+    if isinstance(node, dict):
+        return {key: _canonical(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_canonical(item) for item in node]
+    if isinstance(node, float) and node.is_integer():
+        return int(node)
+    if isinstance(node, date):
+        return node.isoformat()
+    return node
+
+
 def changed_text(text: str, change: PlatformChange, source: str = "platform.yaml") -> str:
     """The new platform.yaml text; ConfigError (naming the field) if it would not be valid."""
     tree = _parse_yaml(text, source)
     if not isinstance(tree, CommentedMap):
         raise ConfigError([ConfigIssue(source, 1, 1, (), "the file must be a mapping of sections")])
     for name, group in (change.groups or {}).items():
-        _section(tree, "groups")[name] = group
+        _set_entry(_section(tree, "groups"), name, group)
     for name in change.remove_groups or []:
         if name in (tree.get("groups") or {}):
             del tree["groups"][name]
     for name, override in (change.users or {}).items():
-        _section(tree, "users")[name] = override
+        _set_entry(_section(tree, "users"), name, override)
     if change.hub_users:
         hub = _section(tree, "hub")
         known = list(hub.get("users") or [])

@@ -26,6 +26,7 @@ from ..environment import (
 )
 from ..local.runtime import GATEWAY_PREFIX, HOST, LocalRuntime
 from ..local.statedir import StateDir
+from .auth import LiveAllowedSharedPasswordAuthenticator
 from .homes import provide_notebooks
 from .spawn import check_spawn, options_from_form, profile_form
 
@@ -59,7 +60,8 @@ def configure_local_hub(
     c.JupyterHub.cleanup_proxy = True
 
     # Who logs in
-    c.JupyterHub.authenticator_class = "shared-password"
+    c.JupyterHub.authenticator_class = LiveAllowedSharedPasswordAuthenticator
+    c.LiveAllowedSharedPasswordAuthenticator.platform_config_path = str(state.platform_file)
     c.SharedPasswordAuthenticator.user_password = state.secret("user-password")[0]
     c.SharedPasswordAuthenticator.admin_password = state.secret("admin-password")[0]
     c.Authenticator.admin_users = set(platform.hub.admin_users)

@@ -45,7 +45,9 @@ class PlaybookRun:
             for task in play.get("tasks", []):
                 for result in task["hosts"].values():
                     if result.get("failed") and not result.get("ignore_errors"):
-                        messages.append(f"{task['task']['name']}: {result.get('msg', result)}")
+                        items = [i for i in result.get("results", []) if i.get("failed")]
+                        for failed in items or [result]:
+                            messages.append(f"{task['task']['name']}: {failed.get('msg', failed)}")
         return messages
 
 

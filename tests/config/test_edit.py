@@ -65,3 +65,14 @@ def test_change_file_writes_only_when_different(example_text, tmp_path):
     assert path.stat().st_mtime_ns == stamp
     _, dry = change_file(path, PlatformChange(remove_groups=["school"]), write=False)
     assert "school" in path.read_text() and "school" not in dry
+
+
+def test_an_entry_that_says_the_same_keeps_its_layout(example_text):
+    """A play run against a file it did not write changes nothing that means nothing."""
+    same = parse_platform(example_text).groups["researchers"].model_dump(exclude_none=True)
+    same["budget"]["usd"] = 25.0  # Ansible passes numbers as floats
+    assert changed_text(example_text, PlatformChange(groups={"researchers": same})) == example_text
+    with_school = changed_text(example_text, PlatformChange(groups={"school": SCHOOL}))
+    by_hand = with_school.replace("'2027-06-14'", "2027-06-14").replace("'2027-06-25'", "2027-06-25")
+    assert by_hand != with_school  # YAML dates now, where the change has ISO strings
+    assert changed_text(by_hand, PlatformChange(groups={"school": SCHOOL})) == by_hand
