@@ -39,8 +39,10 @@ class MotoServer:
     """moto's AWS emulation as a real server process on 127.0.0.1 and a free port (with the
     Budgets operations moto lacks: tests/moto_extras.py)."""
 
-    def __init__(self, log: Path):
+    def __init__(self, log: Path, env: dict[str, str] | None = None):
         from platform_tools.local.processes import free_tcp_ports
+
+        self.env = env
 
         self.port = free_tcp_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -52,6 +54,7 @@ class MotoServer:
             self.process = subprocess.Popen(
                 [sys.executable, "-P", str(MOTO_WITH_EXTRAS), "-H", "127.0.0.1", "-p", str(self.port)],
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, **(self.env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

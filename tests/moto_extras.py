@@ -1,11 +1,19 @@
-"""moto's server, plus the AWS Budgets operations it does not emulate.
+"""moto's server, plus what it does not emulate of the AWS APIs Parhelion's playbooks use.
 
-moto 5 keeps budgets and their notifications but has no UpdateBudget and no subscriber
-calls (DescribeSubscribersForNotification, CreateSubscriber, DeleteSubscriber), which the
-parhelion.platform.aws_budget module uses as it would against AWS. These stand-ins work on
-moto's own stored budgets, as the Budgets API documents the operations: UpdateBudget
-replaces the budget's definition (its time period is kept unless given), subscribers are
-per notification. Run as a script with moto_server's arguments.
+* Budgets: moto 5 keeps budgets and their notifications but has no UpdateBudget and no
+  subscriber calls (DescribeSubscribersForNotification, CreateSubscriber, DeleteSubscriber),
+  which the parhelion.platform.aws_budget module uses as it would against AWS. These
+  stand-ins work on moto's own stored budgets, as the Budgets API documents them:
+  UpdateBudget replaces the budget's definition (its time period is kept unless given),
+  subscribers are per notification.
+* EKS: moto drops a node group's updateConfig on CreateNodegroup, while EKS always returns
+  one (maxUnavailable 1 by default); community.aws.eks_nodegroup reads it on every run after
+  the first. The node group keeps the one asked for, or EKS's default. moto also lists, sets
+  and removes tags of clusters only; node groups' tags (which EKS keeps too) work here.
+* EC2: DescribeTags calls a NAT gateway's resource type "nat-gateway"; AWS (and the
+  resource-type filter amazon.aws.ec2_vpc_nat_gateway sends) says "natgateway".
+
+Run as a script with moto_server's arguments.
 """
 
 from __future__ import annotations
@@ -69,6 +77,69 @@ def install() -> None:
         delete_subscriber,
     ):
         setattr(BudgetsResponse, operation.__name__, operation)
+    _keep_nodegroup_update_config()
+    _nat_gateway_resource_type()
+
+
+def _nat_gateway_resource_type() -> None:
+    from moto.ec2 import utils
+
+    utils.EC2_PREFIX_TO_RESOURCE[utils.EC2_RESOURCE_TO_PREFIX["nat-gateway"]] = "natgateway"
+
+
+def _keep_nodegroup_update_config() -> None:
+    from moto.eks.responses import EKSResponse
+
+    create = EKSResponse.create_nodegroup
+
+    def create_nodegroup(self):
+        result = create(self)
+        nodegroup = self.eks_backend.describe_nodegroup(
+            cluster_name=self._get_param("name"), nodegroup_name=self._get_param("nodegroupName")
+        )
+        nodegroup.update_config = self._get_param("updateConfig") or {"maxUnavailable": 1}
+        return result
+
+    EKSResponse.create_nodegroup = create_nodegroup
+    _tag_nodegroups_too()
+
+
+def _tag_nodegroups_too() -> None:
+    from moto.eks.models import EKSBackend
+
+    def nodegroup_of(backend, arn: str):
+        for cluster in backend.clusters.values():
+            for nodegroup in cluster.nodegroups.values():
+                if nodegroup.arn == arn:
+                    return nodegroup
+        return None
+
+    list_tags, tag, untag = (
+        EKSBackend.list_tags_for_resource,
+        EKSBackend.tag_resource,
+        EKSBackend.untag_resource,
+    )
+
+    def list_tags_for_resource(self, resource_arn):
+        nodegroup = nodegroup_of(self, resource_arn)
+        return dict(nodegroup.tags) if nodegroup else list_tags(self, resource_arn)
+
+    def tag_resource(self, resource_arn, tags):
+        nodegroup = nodegroup_of(self, resource_arn)
+        if nodegroup is None:
+            return tag(self, resource_arn, tags)
+        nodegroup.tags.update(tags)
+
+    def untag_resource(self, resource_arn, tag_keys):
+        nodegroup = nodegroup_of(self, resource_arn)
+        if nodegroup is None:
+            return untag(self, resource_arn, tag_keys)
+        for key in [tag_keys] if isinstance(tag_keys, str) else tag_keys:
+            nodegroup.tags.pop(key, None)
+
+    EKSBackend.list_tags_for_resource = list_tags_for_resource
+    EKSBackend.tag_resource = tag_resource
+    EKSBackend.untag_resource = untag_resource
 
 
 if __name__ == "__main__":

@@ -50,6 +50,17 @@ class Accounting(Closed):
         default_factory=lambda: {"parhelion.dev/pool": "core"},
         description="Where it runs: the core pool (null on a cluster without Parhelion's pools).",
     )
+    serviceAccountAnnotations: dict[str, str] = Field(default_factory=dict)  # noqa: N815
+
+
+class UsersServiceAccount(Closed):
+    create: bool = True
+    name: str = "parhelion-user"
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Users(Closed):
+    serviceAccount: UsersServiceAccount  # noqa: N815
 
 
 class NetworkPolicies(Closed):
@@ -116,6 +127,7 @@ class ChartValues(Closed):
 
     platform: PlatformConfig
     accounting: Accounting
+    users: Users
     networkPolicies: NetworkPolicies  # noqa: N815
     karpenter: Karpenter
     placeholders: Placeholders

@@ -141,6 +141,10 @@ def configure_kubernetes_gateway(c: Any, platform: PlatformConfig | None = None)
         "tolerations": [SPOT_TAINT],
         "priorityClassName": "parhelion-dask-workers",
     }
+    account = os.environ.get("PARHELION_USER_SERVICE_ACCOUNT")
+    if account:  # the users' identity (on EKS, their IAM role), as their servers have
+        c.KubeClusterConfig.scheduler_extra_pod_config["serviceAccountName"] = account
+        c.KubeClusterConfig.worker_extra_pod_config["serviceAccountName"] = account
     c.KubeClusterConfig.scheduler_extra_container_config = {"securityContext": _unprivileged()}
     c.KubeClusterConfig.worker_extra_container_config = {"securityContext": _unprivileged()}
 

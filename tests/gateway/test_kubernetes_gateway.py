@@ -125,6 +125,7 @@ def test_the_charts_gateway_config_runs_parhelions_from_the_configmap(example_te
     monkeypatch.setenv("PARHELION_BACKEND", "kubernetes")
     monkeypatch.setenv("PARHELION_CONFIG_YAML", example_text)  # the configMapKeyRef's value
     monkeypatch.setenv("PARHELION_CONFIG_CONFIGMAP", env["PARHELION_CONFIG_CONFIGMAP"])
+    monkeypatch.setenv("PARHELION_USER_SERVICE_ACCOUNT", env["PARHELION_USER_SERVICE_ACCOUNT"])
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     app = DaskGateway()
@@ -135,3 +136,8 @@ def test_the_charts_gateway_config_runs_parhelions_from_the_configmap(example_te
     copied = Path(c.AggregateLimitsMixin.platform_config_path)
     assert copied.read_text() == example_text and copied.is_relative_to(tmp_path)
     assert c.KubeClusterConfig.worker_extra_pod_config["tolerations"] == [SPOT_TAINT]
+    # Dask pods run as the users' ServiceAccount the chart makes, as the servers do
+    account = values["jupyterhub"]["singleuser"]["serviceAccountName"]
+    assert values["users"]["serviceAccount"]["name"] == account == env["PARHELION_USER_SERVICE_ACCOUNT"]
+    assert c.KubeClusterConfig.worker_extra_pod_config["serviceAccountName"] == account
+    assert c.KubeClusterConfig.scheduler_extra_pod_config["serviceAccountName"] == account

@@ -44,9 +44,9 @@ options:
     default: MONTHLY
   cost_filters:
     description:
-      - Which costs count, as the Budgets API's CostFilters, for example
-        C({"TagKeyValue": ["user:parhelion.dev/cluster$parhelion"]}) for one cluster's tagged
-        resources. Empty counts the whole account.
+      - "Which costs count, as the Budgets API's CostFilters, for example
+        C({\"TagKeyValue\": [\"user:parhelion.dev/cluster$parhelion\"]}) for one cluster's tagged
+        resources. Empty counts the whole account."
     type: dict
     default: {}
   notifications:
@@ -85,14 +85,11 @@ options:
         elements: str
         default: []
 extends_documentation_fragment:
+  - parhelion.platform.common
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
-author:
-  - Parhelion developers
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
 """

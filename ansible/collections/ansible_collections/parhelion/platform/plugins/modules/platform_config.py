@@ -43,11 +43,9 @@ options:
     default: []
 requirements:
   - platform_tools (Parhelion's venv)
-author:
-  - Parhelion developers
+extends_documentation_fragment:
+  - parhelion.platform.common
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
 """
