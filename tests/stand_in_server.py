@@ -20,3 +20,35 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.contextmanager
+def serving_in_thread(app: web.Application):
+    """The app on 127.0.0.1 in a thread of its own, for a subprocess (ansible-playbook) to call."""
+    import asyncio
+    import threading
+
+    loop = asyncio.new_event_loop()
+    started: dict = {}
+    ready = threading.Event()
+
+    async def start() -> None:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        started["runner"] = runner
+        started["url"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        ready.set()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
+    ready.wait(30)
+    try:
+        yield started["url"]
+    finally:
+        asyncio.run_coroutine_threadsafe(started["runner"].cleanup(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
