@@ -27,6 +27,7 @@ from .models_base import (  # noqa: F401 - PATTERN_MEANINGS is re-exported for t
     StrictModel,
     Username,
 )
+from .courses import CourseSettings
 from .quotas import AccountingConfig, Budget, Quota, UserOverride
 from .references import ReferenceIssues, reference_issues
 
@@ -114,6 +115,13 @@ class Group(StrictModel):
     )
     quota: Quota | None = None
     budget: Budget | None = None
+    course: CourseSettings | None = Field(
+        None, description="Makes the group a class: sessions, image, homes at close, open or closed."
+    )
+
+    @property
+    def closed(self) -> bool:
+        return self.course is not None and self.course.status == "closed"
 
 
 # ---------------------------------------------------------------------- archives
@@ -288,8 +296,10 @@ class PlatformConfig(StrictModel):
 
     @property
     def allowed_users(self) -> set[str]:
-        """Everyone who may log in: admins, listed users and members of any group."""
+        """Everyone who may log in: admins, listed users and members of any group that is
+        not a closed class."""
         users = set(self.hub.admin_users) | set(self.hub.users)
         for group in self.groups.values():
-            users.update(group.members)
+            if not group.closed:
+                users.update(group.members)
         return users

@@ -36,6 +36,17 @@ class UserPolicy:
     budget: Budget | None
     budget_source: str | None  # "group:<name>", "user", "defaults" or None
     group_totals: dict[str, Budget] = field(default_factory=dict)
+    image: str | None = None  # a class's image key (courses), over the profiles' own
+
+
+def class_image(config: PlatformConfig, username: str) -> str | None:
+    """The image of the user's first open class that names one: students' servers and Dask
+    clusters run what the course was prepared with, whatever the profile's default."""
+    for name in groups_of(config, username):
+        course = config.groups[name].course
+        if course is not None and course.status == "open" and course.image:
+            return course.image
+    return None
 
 
 def groups_of(config: PlatformConfig, username: str) -> list[str]:
@@ -116,4 +127,5 @@ def resolve(config: PlatformConfig, username: str) -> UserPolicy:
         budget=budget,
         budget_source=source,
         group_totals=totals,
+        image=class_image(config, username),
     )

@@ -85,6 +85,7 @@ def reference_issues(config: PlatformConfig) -> list[tuple[Loc, str]]:
                     )
                 )
         issues += _duplicates(("groups", group_name, "members"), group.members)
+        issues += _class_issues(config, group_name, group)
 
     issues += _duplicates(("hub", "admin_users"), config.hub.admin_users)
     issues += _duplicates(("hub", "users"), config.hub.users)
@@ -125,6 +126,24 @@ def reference_issues(config: PlatformConfig) -> list[tuple[Loc, str]]:
         else:
             seen[port] = key
 
+    return issues
+
+
+def _class_issues(config: PlatformConfig, name: str, group) -> list[tuple[Loc, str]]:
+    """A class needs its profile, a budget over its course window, and a known image."""
+    if group.course is None:
+        return []
+    loc: Loc = ("groups", name)
+    issues: list[tuple[Loc, str]] = []
+    if not group.profiles:
+        issues.append((loc + ("profiles",), "a class names its profile (profiles: [small])"))
+    if group.budget is None or group.budget.period != "course":
+        issues.append(
+            (loc + ("budget",), "a class has a budget over its window (period: course, course: {start:, end:})")
+        )
+    image = group.course.image
+    if image is not None and image not in config.images:
+        issues.append((loc + ("course", "image"), f"unknown image {image!r} ({_known(config.images)})"))
     return issues
 
 

@@ -32,7 +32,8 @@ ACCOUNTING_SERVICE = "accounting"
 
 def profile_list(config: PlatformConfig, username: str) -> list[dict]:
     """KubeSpawner profiles for ``username``: those their groups allow, with $/hour."""
-    allowed = resolve(config, username).profiles
+    policy = resolve(config, username)
+    allowed = policy.profiles
     default = config.default_profile if config.default_profile in allowed else allowed[0]
     labels, _ = metering_metadata(username, "server")
     profiles = []
@@ -45,7 +46,7 @@ def profile_list(config: PlatformConfig, username: str) -> list[dict]:
                 "description": profile.description,
                 "default": name == default,
                 "kubespawner_override": {
-                    "image": config.images[profile.image],
+                    "image": config.images[policy.image or profile.image],
                     "cpu_guarantee": profile.cpu_guarantee,
                     "cpu_limit": profile.cpu_limit,
                     "mem_guarantee": f"{profile.mem_guarantee_gib:g}G",

@@ -4,6 +4,7 @@ profile and group: resources, node placement, image, and what the meter selects 
 from __future__ import annotations
 
 import asyncio
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -157,3 +158,30 @@ def test_shared_scratch_is_mounted_when_the_chart_makes_it(platform, monkeypatch
         for m in pod["spec"]["containers"][0]["volume_mounts"]
     }
     assert mounts == {"home": "/home/jovyan", "scratch": "/scratch"}
+
+
+def test_a_class_runs_its_own_image_until_it_closes(platform, monkeypatch, tmp_path):
+    """A course's image replaces the profile's in its students' pods; closed, it no longer does
+    (and its members can no longer log in)."""
+    images = dict(platform.images)
+    other = next(iter(images.values())).rsplit(":", 1)[0] + ":2027.06.0"
+    data = platform.model_dump(mode="json", exclude_none=True)
+    data["images"]["school"] = other
+    data["groups"]["class"]["budget"] = {
+        "usd": 15,
+        "period": "course",
+        "course": {"start": "2027-06-14", "end": "2027-06-25"},
+    }
+    data["groups"]["class"]["course"] = {
+        "title": "Heliophysics school",
+        "sessions": ["09:00-12:00"],
+        "image": "school",
+    }
+    school = parse_platform(json.dumps(data))
+    pod = manifest(school, "student1", None, monkeypatch, tmp_path)["pod"]
+    assert pod["spec"]["containers"][0]["image"] == other
+    assert "student1" in school.allowed_users
+    data["groups"]["class"]["course"]["status"] = "closed"
+    closed = parse_platform(json.dumps(data))
+    assert "student1" not in closed.allowed_users
+    assert profile_list(closed, "student1")[0]["kubespawner_override"]["image"] != other
