@@ -101,8 +101,10 @@ def class_group(
     profiles: list[str] | None = None,
     quota: dict[str, Any] | None = None,
     description: str = "",
+    course: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The class's group, as platform.yaml holds it: members, profiles, quota, course budget."""
+    """The class's group, as platform.yaml holds it: members, profiles, quota, course budget,
+    and ``course`` (sessions, timezone, image, homes at close: platform.yaml's course settings)."""
     group: dict[str, Any] = {"members": [s.username for s in students]}
     if description:
         group["description"] = description
@@ -118,6 +120,8 @@ def class_group(
     if group_usd is not None:
         budget["group_usd"] = group_usd
     group["budget"] = budget
+    if course is not None:
+        group["course"] = {key: value for key, value in course.items() if value not in (None, "", [])}
     try:
         Group.model_validate(group)
     except ValidationError as exc:

@@ -153,9 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     local_options(down)
     down.set_defaults(func=_down)
 
-    from . import accounting, catalog, chart, images, prices
+    from . import accounting, catalog, chart, classes, images, prices
 
     accounting.add_commands(commands, local_options)
+    classes.add_commands(commands, local_options)
     prices.add_commands(commands, local_options)
     catalog.add_commands(commands)
     images.add_commands(commands)

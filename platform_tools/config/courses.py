@@ -25,13 +25,16 @@ class CourseSettings(StrictModel):
     """What makes a group a class."""
 
     title: str = Field("", description="The course's name as people say it.")
-    timezone: str = Field("UTC", description="Where the sessions' times are (an IANA zone, e.g. Europe/Paris).")
+    timezone: str = Field(
+        "UTC", description="Where the sessions' times are (an IANA zone, e.g. Europe/Paris)."
+    )
     sessions: list[str] = Field(
         default_factory=list,
         description="Daily session times, HH:MM-HH:MM in the course's timezone (e.g. 09:00-12:00).",
     )
     image: Name | None = Field(
-        None, description="Key in `images` the class's servers and Dask clusters run (default: the profile's)."
+        None,
+        description="Key in `images` the class's servers and Dask clusters run (default: the profile's).",
     )
     homes: Literal["keep", "archive", "delete"] = Field(
         "archive", description="At close: keep homes, archive them (tar.gz) and delete, or delete."
@@ -66,7 +69,9 @@ class CourseSettings(StrictModel):
         spans = sorted(s.split("-") for s in self.sessions)
         for (_, first_end), (second_start, _) in zip(spans, spans[1:], strict=False):
             if second_start < first_end:
-                raise ValueError(f"sessions overlap: one ends at {first_end}, the next starts at {second_start}")
+                raise ValueError(
+                    f"sessions overlap: one ends at {first_end}, the next starts at {second_start}"
+                )
         return self
 
     def session_spans(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:

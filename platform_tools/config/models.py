@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, StringConstraints, model_validator
 
+from .courses import CourseSettings
 from .models_base import (  # noqa: F401 - PATTERN_MEANINGS is re-exported for the loader
     PATTERN_MEANINGS,
     REGION_PATTERN,
@@ -27,7 +28,6 @@ from .models_base import (  # noqa: F401 - PATTERN_MEANINGS is re-exported for t
     StrictModel,
     Username,
 )
-from .courses import CourseSettings
 from .quotas import AccountingConfig, Budget, Quota, UserOverride
 from .references import ReferenceIssues, reference_issues
 

@@ -139,7 +139,10 @@ def _class_issues(config: PlatformConfig, name: str, group) -> list[tuple[Loc, s
         issues.append((loc + ("profiles",), "a class names its profile (profiles: [small])"))
     if group.budget is None or group.budget.period != "course":
         issues.append(
-            (loc + ("budget",), "a class has a budget over its window (period: course, course: {start:, end:})")
+            (
+                loc + ("budget",),
+                "a class has a budget over its window (period: course, course: {start:, end:})",
+            )
         )
     image = group.course.image
     if image is not None and image not in config.images:

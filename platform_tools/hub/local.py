@@ -33,6 +33,7 @@ from .spawn import check_spawn, options_from_form, profile_form
 GATEWAY_SERVICE = "dask-gateway"
 CULLER_SERVICE = "idle-culler"
 ACCOUNTING_SERVICE = "accounting"
+ADMIN_SERVICE = "parhelion-admin"
 
 
 def configure_local_hub(
@@ -227,6 +228,17 @@ def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime,
                 "services": [ACCOUNTING_SERVICE],
             }
         )
+    # Parhelion's own admin commands (`parhelion class prewarm|close`, `parhelion loadtest`):
+    # create users, stop their servers; nothing else.
+    services.append({"name": ADMIN_SERVICE, "api_token": state.secret("admin-api-token")[0]})
+    roles.append(
+        {
+            "name": ADMIN_SERVICE,
+            "description": "Parhelion's class commands: create users, stop servers",
+            "scopes": ["admin:users", "admin:servers", "list:users", "read:users", "read:servers"],
+            "services": [ADMIN_SERVICE],
+        }
+    )
     if platform.hub.cull_idle_servers_after_minutes:
         # Started by `parhelion up` itself (not hub-managed) so hub restarts and
         # shutdowns do not wait on it.

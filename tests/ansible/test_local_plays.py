@@ -11,6 +11,7 @@ import asyncio
 
 import pytest
 
+from platform_tools.config import load_platform
 from platform_tools.hubclient import HubError, HubUser
 from tests.ansible.runner import ANSIBLE_DIR, run_playbook
 from tests.platform import platform_config_text, run_in_a_users_kernel, running_platform
@@ -99,6 +100,8 @@ def test_a_roster_lets_its_students_in_and_a_bad_row_changes_nothing(platform, t
 
         run = play(platform, "roster.yml", tmp_path)  # the shipped example roster: three students
         assert run.returncode == 0, run.failures() or run.stderr
+        school = load_platform(live).groups["example-school"]  # a class, as `parhelion class` makes them
+        assert school.course.sessions == ["09:00-12:00", "14:00-17:00"] and school.budget.period == "course"
         assert logs_in(platform, "student001") and logs_in(platform, "student003")
         assert not logs_in(platform, "student004")
 

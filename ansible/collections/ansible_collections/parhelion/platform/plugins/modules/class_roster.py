@@ -48,6 +48,13 @@ options:
     description: The group's description.
     type: str
     default: ""
+  course:
+    description:
+      - The course settings that make the group a class (platform.yaml's C(course) section)
+        - C(title), C(timezone), C(sessions) (HH:MM-HH:MM), C(image), C(homes)
+        (keep, archive, delete), C(prewarm_minutes). Empty - a plain group with a course budget.
+    type: dict
+    default: {}
 requirements:
   - platform_tools (Parhelion's venv)
 extends_documentation_fragment:
@@ -103,6 +110,7 @@ def main():
             "profiles": {"type": "list", "elements": "str"},
             "quota": {"type": "dict"},
             "description": {"type": "str", "default": ""},
+            "course": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
@@ -121,6 +129,7 @@ def main():
             profiles=p["profiles"],
             quota=p["quota"],
             description=p["description"],
+            course=p["course"] or None,
         )
     except RosterError as error:
         module.fail_json(msg=f"the roster cannot be used:\n{error}", problems=error.problems)

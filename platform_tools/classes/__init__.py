@@ -1,0 +1,1 @@
+"""Class mode: a roster to a ready classroom, its sessions prewarmed, its close and report."""

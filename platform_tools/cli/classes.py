@@ -1,0 +1,178 @@
+"""`parhelion class create | show | prewarm | close`: a class from its roster to its report.
+
+create and close change platform.yaml: the source file (--config) and, when the local
+platform has run, the live copy in its state directory (followed live, so students can log
+in at once and lose access at close with no restart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..classes.course import ClassError, ClassSpec, class_of, class_spend, describe
+from ..config import ConfigError, load_platform
+from ..config.edit import PlatformChange, change_file
+from ..hubadmin import HubAdminError
+from ..roster import RosterError
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def _targets(args: argparse.Namespace) -> list[Path]:
+    from ..local.statedir import StateDir
+
+    targets = [args.config]
+    live = StateDir(_state_dir(args)).platform_file
+    if live.exists() and live.resolve() != args.config.resolve():
+        targets.append(live)
+    return targets
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    if args.state_dir:
+        return args.state_dir
+    return load_platform(args.config).local.state_dir
+
+
+def _quota(pairs: list[str]) -> dict[str, float]:
+    quota = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            quota[key.strip()] = float(value) if "." in value else int(value)
+        except ValueError:
+            raise ClassError(f"--quota {pair!r}: write NAME=NUMBER, e.g. max_dask_cores=8") from None
+    return quota
+
+
+def _create(args: argparse.Namespace) -> int:
+    spec = ClassSpec(
+        name=args.name,
+        roster=args.roster,
+        start=args.start,
+        end=args.end,
+        profile=args.profile,
+        budget_usd=args.budget_usd,
+        class_budget_usd=args.class_budget_usd,
+        sessions=args.session or [],
+        timezone=args.timezone,
+        image=args.image,
+        quota=_quota(args.quota or []),
+        homes=args.homes,
+        title=args.title,
+        prewarm_minutes=args.prewarm_minutes,
+    )
+    group = spec.group()  # every bad row, before anything is written
+    change = PlatformChange(groups={args.name: group})
+    targets = _targets(args)
+    for target in targets:  # validated against every file first: all or nothing
+        change_file(target, change, write=False)
+    for target in targets:
+        before, after = change_file(target, change)
+        print(f"{target}: class {args.name!r} {'set' if before != after else 'unchanged'}")
+    print(f"{len(group['members'])} students; before the first session: parhelion class prewarm {args.name}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    config = load_platform(_targets(args)[-1])
+    class_of(config, args.name)
+    spend = None
+    ledger_file = _state_dir(args) / "accounting.sqlite"
+    if ledger_file.exists():
+        from ..accounting.ledger import Ledger
+
+        ledger = Ledger(f"sqlite:///{ledger_file.absolute()}")
+        try:
+            spend = class_spend(config, ledger, args.name, datetime.now(UTC))
+        finally:
+            ledger.close()
+    print(describe(config, args.name, spend))
+    return 0
+
+
+def _prewarm(args: argparse.Namespace) -> int:
+    from ..classes.lifecycle import prewarm_local
+    from ..local.statedir import StateDir
+
+    state = StateDir(_state_dir(args))
+    if not state.runtime_file.exists():
+        print(
+            f"the local platform is not running (no {state.runtime_file}): start it with `make up`",
+            file=sys.stderr,
+        )
+        return 1
+    created, homes = asyncio.run(prewarm_local(state, args.name, NOTEBOOKS))
+    print(f"class {args.name}: {len(created)} users created in the hub, {len(homes)} homes prepared")
+    return 0
+
+
+def _close(args: argparse.Namespace) -> int:
+    from ..classes.lifecycle import close_local
+    from ..local.statedir import StateDir
+
+    state = StateDir(_state_dir(args))
+    result = asyncio.run(close_local(state, args.name, _targets(args)))
+    print(f"class {args.name} closed: members can no longer log in")
+    print(f"servers stopped: {len(result.stopped)}")
+    kinds = sorted({state_.split()[0] for state_ in result.homes.values()})
+    print("homes: " + ", ".join(f"{sum(s.startswith(k) for s in result.homes.values())} {k}" for k in kinds))
+    print(f"final cost report: {result.report} (total ${result.total_usd:.2f})")
+    return 0
+
+
+def _guarded(command):
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (RosterError, ClassError, ConfigError, HubAdminError) as error:
+            print(error, file=sys.stderr)
+            return 1
+
+    return run
+
+
+def add_commands(commands, local_options) -> None:
+    classes = commands.add_parser("class", help="class mode: a roster to a ready classroom, close and report")
+    actions = classes.add_subparsers(dest="class_command", required=True, metavar="ACTION")
+
+    create = actions.add_parser("create", help="a class from its roster CSV (every bad row named)")
+    local_options(create)
+    create.add_argument("name", help="the class's group name (lower-case letters, digits, '-')")
+    create.add_argument("--roster", type=Path, required=True, help="CSV with a username column")
+    create.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    create.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+    create.add_argument(
+        "--session", action="append", metavar="HH:MM-HH:MM", help="a daily session (repeatable)"
+    )
+    create.add_argument("--timezone", default="UTC", help="the sessions' timezone (IANA, default UTC)")
+    create.add_argument("--profile", required=True, help="the students' profile")
+    create.add_argument("--image", help="key in images: the class's image (default: the profile's)")
+    create.add_argument("--quota", action="append", metavar="NAME=N", help="per-student quota (repeatable)")
+    create.add_argument("--budget-usd", type=float, required=True, help="dollars per student over the course")
+    create.add_argument("--class-budget-usd", type=float, help="dollars for the whole class")
+    create.add_argument(
+        "--homes", choices=["keep", "archive", "delete"], default="archive", help="homes at close"
+    )
+    create.add_argument("--title", default="", help="the course's name")
+    create.add_argument("--prewarm-minutes", type=int, default=20, help="room made this long before sessions")
+    create.set_defaults(func=_guarded(_create))
+
+    show = actions.add_parser("show", help="the class, its window and spend so far")
+    local_options(show)
+    show.add_argument("name")
+    show.set_defaults(func=_guarded(_show))
+
+    prewarm = actions.add_parser("prewarm", help="create the students' users and homes (local platform)")
+    local_options(prewarm)
+    prewarm.add_argument("name")
+    prewarm.set_defaults(func=_guarded(_prewarm))
+
+    close = actions.add_parser("close", help="remove access, stop servers, archive homes, final cost report")
+    local_options(close)
+    close.add_argument("name")
+    close.set_defaults(func=_guarded(_close))
