@@ -95,9 +95,48 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prewarm_kubernetes(args: argparse.Namespace) -> int:
+    from kubernetes_asyncio import client, config
+
+    from ..classes.placeholders import Placeholders, scale_placeholders
+    from ..config import parse_platform
+
+    async def prewarm() -> Placeholders:
+        if args.kubeconfig:
+            await config.load_kube_config(config_file=str(args.kubeconfig))
+        else:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                await config.load_kube_config()
+        async with client.ApiClient() as api:
+            configmap = await client.CoreV1Api(api).read_namespaced_config_map(
+                f"{args.release}-platform", args.namespace
+            )
+            source = f"ConfigMap {args.namespace}/{args.release}-platform"
+            platform = parse_platform(configmap.data["platform.yaml"], source=source)
+            wanted = Placeholders.for_class(platform, args.name)
+            if args.stop:
+                wanted = Placeholders(0, wanted.cpu, wanted.memory)
+            await scale_placeholders(
+                client.AppsV1Api(api), args.namespace, f"{args.release}-placeholder", wanted
+            )
+            return wanted
+
+    wanted = asyncio.run(prewarm())
+    print(
+        f"class {args.name}: {wanted.replicas} placeholders of {wanted.cpu} CPU and {wanted.memory} "
+        f"in {args.namespace} (StatefulSet {args.release}-placeholder)"
+    )
+    return 0
+
+
 def _prewarm(args: argparse.Namespace) -> int:
     from ..classes.lifecycle import prewarm_local
     from ..local.statedir import StateDir
+
+    if args.kubernetes:
+        return _prewarm_kubernetes(args)
 
     state = StateDir(_state_dir(args))
     if not state.runtime_file.exists():
@@ -167,9 +206,18 @@ def add_commands(commands, local_options) -> None:
     show.add_argument("name")
     show.set_defaults(func=_guarded(_show))
 
-    prewarm = actions.add_parser("prewarm", help="create the students' users and homes (local platform)")
+    prewarm = actions.add_parser(
+        "prewarm", help="room for the class: users and homes (local), placeholders (--kubernetes)"
+    )
     local_options(prewarm)
     prewarm.add_argument("name")
+    prewarm.add_argument("--kubernetes", action="store_true", help="scale the chart's placeholders instead")
+    prewarm.add_argument("--stop", action="store_true", help="with --kubernetes: back to no placeholders")
+    prewarm.add_argument("--namespace", default="parhelion", help="the release's namespace (--kubernetes)")
+    prewarm.add_argument("--release", default="parhelion", help="the release's name (--kubernetes)")
+    prewarm.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig (default: in-cluster, then ~/.kube/config)"
+    )
     prewarm.set_defaults(func=_guarded(_prewarm))
 
     close = actions.add_parser("close", help="remove access, stop servers, archive homes, final cost report")

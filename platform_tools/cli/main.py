@@ -153,11 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     local_options(down)
     down.set_defaults(func=_down)
 
-    from . import accounting, catalog, chart, classes, images, plan, prices
+    from . import accounting, catalog, chart, classes, images, loadtest, plan, prices
 
     accounting.add_commands(commands, local_options)
     classes.add_commands(commands, local_options)
     plan.add_commands(commands, local_options)
+    loadtest.add_commands(commands, local_options)
     prices.add_commands(commands, local_options)
     catalog.add_commands(commands)
     images.add_commands(commands)

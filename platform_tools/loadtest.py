@@ -1,0 +1,227 @@
+"""`parhelion loadtest`: a class's worth of students against a real hub, before the event.
+
+Each simulated student does what a person does, through the same doors: logs in through
+the form, starts a server (choosing the class's profile on the form), opens JupyterLab,
+runs a notebook in a kernel (with a Dask cluster of their own if asked), idles, and stops.
+Students arrive spread over the ramp. The report gives time-to-ready (login to JupyterLab
+open) percentiles, every failure with its step and reason, the hub's CPU and memory while
+it ran (when the hub runs on this machine), and what the run cost.
+
+Against the local platform, the students are a temporary group added to the live
+platform.yaml (and removed afterwards, also on failure); elsewhere they must exist already
+(a class made from a roster of loadtest users) and share a password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import psutil
+
+from .hubclient import HubUser
+
+DASK_CELL = """\
+from dask_gateway import Gateway
+with Gateway().new_cluster() as cluster:
+    cluster.scale({workers})
+    client = cluster.get_client()
+    client.wait_for_workers({workers}, timeout=300)
+    total = sum(client.gather(client.map(lambda x: x * x, range(1000))))
+    assert total == 332833500, total
+    client.close()
+"""
+
+
+@dataclass(frozen=True)
+class LoadtestSpec:
+    url: str
+    password: str
+    users: int
+    ramp_seconds: float = 60.0
+    profile: str | None = None
+    notebook: Path | None = None
+    dask_workers: int = 0
+    idle_seconds: float = 30.0
+    prefix: str = "loadtest"
+    spawn_timeout: float = 600.0
+
+    @property
+    def usernames(self) -> list[str]:
+        width = max(3, len(str(self.users)))
+        return [f"{self.prefix}{i:0{width}d}" for i in range(1, self.users + 1)]
+
+
+@dataclass
+class Outcome:
+    username: str
+    ready_seconds: float | None = None
+    server_seconds: float = 0.0  # how long the student's server ran (for the cost estimate)
+    steps: dict[str, float] = field(default_factory=dict)
+    failure: tuple[str, str] | None = None  # (step, reason)
+
+
+async def one_student(spec: LoadtestSpec, username: str, delay: float, notebook) -> Outcome:
+    await asyncio.sleep(delay)
+    outcome = Outcome(username)
+    step = "login"
+    started = time.monotonic()
+    spawned_at = None
+    async with HubUser(spec.url, username, spec.password, timeout=120) as user:
+        try:
+            await user.login()
+            step = "spawn"
+            await user.start_server(timeout=spec.spawn_timeout, profile=spec.profile)
+            spawned_at = time.monotonic()
+            step = "lab"
+            await user.open_lab()
+            outcome.ready_seconds = time.monotonic() - started
+            if notebook is not None:
+                step = "notebook"
+                await user.run_notebook(copy.deepcopy(notebook))
+            if spec.dask_workers:
+                step = "dask"
+                kernel = await user.start_kernel()
+                try:
+                    await kernel.execute(DASK_CELL.format(workers=spec.dask_workers), timeout=600)
+                finally:
+                    await kernel.shutdown()
+            step = "idle"
+            await asyncio.sleep(spec.idle_seconds)
+            step = "stop"
+            await user.stop_server()
+        except Exception as error:  # every failure is reported, with its step; the run goes on
+            outcome.failure = (step, f"{type(error).__name__}: {error}".splitlines()[0][:300])
+            if spawned_at is not None and step != "stop":
+                try:
+                    await user.stop_server()
+                except Exception:  # already reported above; the hub may be the problem
+                    pass
+        finally:
+            if spawned_at is not None:
+                outcome.server_seconds = time.monotonic() - spawned_at
+            outcome.steps = dict(user.timings.steps)
+    return outcome
+
+
+class HubMonitor:
+    """CPU and memory of the hub process, sampled every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 1.0):
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.cpu: list[float] = []
+        self.rss_mib: list[float] = []
+        self._task: asyncio.Task | None = None
+
+    async def _sample(self) -> None:
+        self.process.cpu_percent(None)
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                self.cpu.append(self.process.cpu_percent(None))
+                self.rss_mib.append(self.process.memory_info().rss / 2**20)
+            except psutil.Error:
+                return
+
+    def __enter__(self) -> HubMonitor:
+        self._task = asyncio.ensure_future(self._sample())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+@dataclass
+class LoadtestReport:
+    spec: LoadtestSpec
+    outcomes: list[Outcome]
+    wall_seconds: float
+    hub_cpu: list[float] = field(default_factory=list)
+    hub_rss_mib: list[float] = field(default_factory=list)
+    metered_usd: float | None = None  # from the ledger, when the accounting service metered it
+    estimated_usd: float | None = None  # server time x the profile's price
+
+    @property
+    def ready(self) -> list[float]:
+        return sorted(o.ready_seconds for o in self.outcomes if o.ready_seconds is not None)
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.failure]
+
+    def percentile(self, q: float) -> float | None:
+        values = self.ready
+        if not values:
+            return None
+        if len(values) == 1:
+            return values[0]
+        return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
+
+    def text(self) -> str:
+        spec = self.spec
+        ok = len(self.outcomes) - len(self.failures)
+        lines = [
+            f"loadtest: {spec.users} students over {spec.ramp_seconds:g} s against {spec.url}"
+            + (f", profile {spec.profile}" if spec.profile else "")
+            + (f", notebook {spec.notebook.name}" if spec.notebook else "")
+            + (f", {spec.dask_workers} Dask workers each" if spec.dask_workers else ""),
+            f"succeeded           {ok} of {len(self.outcomes)} in {self.wall_seconds:.0f} s",
+        ]
+        if self.ready:
+            lines.append(
+                f"time to ready       p50 {self.percentile(50):.1f} s,"
+                f" p95 {self.percentile(95):.1f} s, max {self.ready[-1]:.1f} s"
+            )
+        steps = sorted({name for o in self.outcomes for name in o.steps})
+        for name in steps:
+            values = [o.steps[name] for o in self.outcomes if name in o.steps]
+            lines.append(f"  {name:<18}median {statistics.median(values):.1f} s, max {max(values):.1f} s")
+        if self.hub_cpu:
+            lines.append(
+                f"hub process         CPU mean {statistics.mean(self.hub_cpu):.0f}%"
+                f" max {max(self.hub_cpu):.0f}% (100% = one core),"
+                f" memory max {max(self.hub_rss_mib):.0f} MiB"
+            )
+        else:
+            lines.append("hub process         not measured (the hub does not run on this machine)")
+        if self.metered_usd is not None:
+            lines.append(f"cost (metered)      ${self.metered_usd:.4f} by the ledger")
+        if self.estimated_usd is not None:
+            lines.append(
+                f"cost (estimated)    ${self.estimated_usd:.4f} (server time x the profile's $/hour)"
+            )
+        reasons = Counter(o.failure for o in self.failures)
+        for (step, reason), count in reasons.most_common():
+            lines.append(f"FAILED at {step} x{count}: {reason}")
+        return "\n".join(lines)
+
+
+async def run_loadtest(spec: LoadtestSpec, hub_pid: int | None = None) -> LoadtestReport:
+    notebook = nbformat.read(spec.notebook, as_version=4) if spec.notebook else None
+    delays = [spec.ramp_seconds * i / max(spec.users - 1, 1) for i in range(spec.users)]
+    started = time.monotonic()
+    monitor = HubMonitor(hub_pid) if hub_pid else None
+    if monitor:
+        monitor.__enter__()
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                one_student(spec, name, delay, notebook)
+                for name, delay in zip(spec.usernames, delays, strict=True)
+            )
+        )
+    finally:
+        if monitor:
+            monitor.__exit__()
+    report = LoadtestReport(spec, list(outcomes), time.monotonic() - started)
+    if monitor:
+        report.hub_cpu, report.hub_rss_mib = monitor.cpu, monitor.rss_mib
+    return report

@@ -1,0 +1,102 @@
+"""`parhelion loadtest` against the local Daskhub: 20 students arrive over 20 s, each logs in
+through the form, starts a server, opens JupyterLab, runs a notebook, idles and stops; two of
+them also start a Dask cluster through the gateway. Every one must succeed, and the report
+must carry time-to-ready percentiles, the hub's CPU and memory, and the run's cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from platform_tools.config import load_platform
+from tests.platform import platform_config_text, run_parhelion, running_platform
+
+pytestmark = pytest.mark.integration
+NOTEBOOK = Path(__file__).parent / "data" / "student.ipynb"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    with running_platform(tmp_path_factory.mktemp("load"), platform_config_text(sample_files=4)) as running:
+        yield running
+
+
+def loadtest(platform, tmp_path, *args):
+    out = tmp_path / "report.json"
+    done = run_parhelion(
+        "loadtest",
+        "--config",
+        str(platform.config),
+        "--state-dir",
+        str(platform.state),
+        "--json",
+        str(out),
+        *args,
+        timeout=900,
+    )
+    return done, (json.loads(out.read_text()) if out.exists() else None)
+
+
+def test_twenty_students(platform, tmp_path):
+    hub_pid = platform.runtime["pids"]["jupyterhub"]
+    done, report = loadtest(
+        platform,
+        tmp_path,
+        "--users",
+        "20",
+        "--ramp",
+        "20",
+        "--profile",
+        "small",
+        "--notebook",
+        str(NOTEBOOK),
+        "--idle",
+        "2",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "succeeded           20 of 20" in done.stdout
+    assert all(o["failure"] is None and o["ready_seconds"] > 0 for o in report["outcomes"])
+    assert {"login", "spawn", "lab", "notebook"} <= set(report["outcomes"][0]["steps"])
+    assert 0 < report["p50"] <= report["p95"]
+    assert report["hub_cpu"] and max(report["hub_rss_mib"]) > 50
+    assert report["estimated_usd"] > 0 and report["metered_usd"] is not None
+    # the temporary students are gone again, and the hub is the same process
+    assert not any(
+        name.startswith("loadtest") for name in load_platform(platform.state / "platform.yaml").groups
+    )
+    assert platform.runtime["pids"]["jupyterhub"] == hub_pid
+
+
+def test_students_with_dask_clusters(platform, tmp_path):
+    done, report = loadtest(
+        platform,
+        tmp_path,
+        "--users",
+        "2",
+        "--ramp",
+        "2",
+        "--dask-workers",
+        "1",
+        "--idle",
+        "0",
+        "--prefix",
+        "dask",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all("dask" not in (o["failure"] or ("", ""))[0] for o in report["outcomes"])
+
+
+def test_a_failure_is_reported_with_its_step(platform, tmp_path):
+    """A notebook cell that fails: reported with its step and reason, the server still stopped, exit 2."""
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text(
+        NOTEBOOK.read_text().replace("assert abs(data.mean() - 100) < 1", "assert False, 'exercise failed'")
+    )
+    done, report = loadtest(
+        platform, tmp_path, "--users", "1", "--ramp", "0", "--notebook", str(bad), "--idle", "0"
+    )
+    assert done.returncode == 2
+    assert "FAILED at notebook x1" in done.stdout and "exercise failed" in done.stdout
+    assert report["outcomes"][0]["server_seconds"] > 0  # its server was stopped after the failure
