@@ -136,7 +136,20 @@ class HubUser:
         raise HubError(f"the server of {self.username} was not ready after {timeout:.0f} s")
 
     async def spawn_failure(self) -> str:
-        """What the spawn-pending page tells the person about a failed start."""
+        """Why a start failed, as the hub's progress stream says it (the page a person watches
+        while a server starts); else what the spawn-pending page says."""
+        headers = {"X-XSRFToken": self._cookie("_xsrf", "/hub") or "", "Accept": "text/event-stream"}
+        url = f"{self.hub_url}/hub/api/users/{quote(self.username)}/server/progress"
+        try:
+            async with self.session.get(url, headers=headers) as answer:
+                if answer.status == 200:
+                    for line in (await answer.text()).splitlines():
+                        if line.startswith("data:"):
+                            event = json.loads(line[5:])
+                            if event.get("failed"):
+                                return event.get("message") or "the spawn failed"
+        except (aiohttp.ClientError, ValueError):
+            pass  # fall back to the page
         async with self.session.get(f"{self.hub_url}/hub/spawn-pending/{quote(self.username)}") as answer:
             return _page_message(await answer.text())
 
