@@ -22,6 +22,7 @@ from pathlib import Path
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from ..classes.sessions import SessionScheduler
 from ..config.live import LiveConfig
 from ..local.runtime import GATEWAY_PREFIX, LocalRuntime
 from ..local.statedir import StateDir
@@ -56,6 +57,7 @@ class Accounting:
         self.internal_token = internal_token
         self.prefix = prefix
         self.metrics = Metrics()
+        self.sessions: SessionScheduler | None = None  # classes prewarmed before each session
 
     async def sample(self) -> None:
         try:
@@ -166,6 +168,13 @@ async def run_local() -> None:
     accounting = Accounting(
         live, ledger, sources, local_actions(runtime, hub_token, internal_token), internal_token, prefix
     )
+
+    async def prewarm(config, name: str) -> None:
+        from ..classes.lifecycle import prewarm_local
+
+        await prewarm_local(state, name, Path(runtime.notebooks_dir))
+
+    accounting.sessions = SessionScheduler(live.current, prewarm)
     await serve(accounting, runtime.ports.accounting, "127.0.0.1")
 
 
@@ -182,10 +191,48 @@ async def serve(accounting: Accounting, port: int, address: str) -> None:
         asyncio.create_task(accounting.loop("sample_interval_seconds", accounting.sample)),
         asyncio.create_task(accounting.loop("enforce_interval_seconds", accounting.enforcer.run_once)),
     ]
+    if accounting.sessions is not None:
+        tasks.append(asyncio.create_task(_every(SESSION_CHECK_SECONDS, accounting.sessions.run_once)))
     await stop.wait()
     for task in tasks:
         task.cancel()
     accounting.ledger.close()
+
+
+SESSION_CHECK_SECONDS = 30.0
+
+
+async def _every(seconds: float, action) -> None:
+    while True:
+        try:
+            await action()
+        except Exception:
+            log.exception("%s failed", getattr(action, "__qualname__", action))
+        await asyncio.sleep(seconds)
+
+
+def placeholder_actions(namespace: str, statefulset: str):
+    """Scale the chart's placeholders for a class (prewarm) and back to none (release)."""
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio import config as kube_config
+
+    from ..classes.placeholders import Placeholders, scale_placeholders
+
+    async def scale(config, name: str, stop: bool) -> None:
+        kube_config.load_incluster_config()
+        wanted = Placeholders.for_class(config, name)
+        if stop:
+            wanted = Placeholders(0, wanted.cpu, wanted.memory)
+        async with client.ApiClient() as api:
+            await scale_placeholders(client.AppsV1Api(api), namespace, statefulset, wanted)
+
+    async def prewarm(config, name: str) -> None:
+        await scale(config, name, stop=False)
+
+    async def release(config, name: str) -> None:
+        await scale(config, name, stop=True)
+
+    return prewarm, release
 
 
 async def run_kubernetes() -> None:
@@ -202,6 +249,10 @@ async def run_kubernetes() -> None:
         os.environ["JUPYTERHUB_API_URL"], os.environ.get("PARHELION_GATEWAY_URL") or None, token, token
     )
     accounting = Accounting(live, ledger, sources, actions, token, f"/services/{SERVICE_NAME}/")
+    placeholders = os.environ.get("PARHELION_PLACEHOLDERS")
+    if placeholders:
+        prewarm, release = placeholder_actions(os.environ.get("PARHELION_NAMESPACE", "default"), placeholders)
+        accounting.sessions = SessionScheduler(live.current, prewarm, release)
     await serve(accounting, int(os.environ.get("PARHELION_ACCOUNTING_PORT", "8080")), "0.0.0.0")
 
 

@@ -268,3 +268,25 @@ def test_core_pods_land_on_the_core_pool(helm, chart):
         values["dask-gateway"][part]["nodeSelector"] == {"parhelion.dev/pool": "core"}
         for part in ("gateway", "controller", "traefik")
     )
+
+
+def test_the_accounting_service_writes_only_the_placeholders(helm, chart):
+    """Read-only on pods and claims; its one write is scaling the class placeholders, which
+    exist (at 0 replicas) in every rendering so that a class can be prewarmed."""
+    objects = render(helm, chart)
+    rules = _named(objects, "Role")["parhelion-accounting"]["rules"]
+    writes = [r for r in rules if set(r["verbs"]) - {"get", "list", "watch"}]
+    placeholders = _named(objects, "StatefulSet")
+    assert set(placeholders) == {"parhelion-placeholder"}
+    assert placeholders["parhelion-placeholder"]["spec"]["replicas"] == 0
+    assert writes == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["statefulsets"],
+            "resourceNames": ["parhelion-placeholder"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+    deployment = _named(objects, "Deployment")["parhelion-accounting"]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PARHELION_PLACEHOLDERS"] == "parhelion-placeholder"
