@@ -52,3 +52,20 @@ def serving_in_thread(app: web.Application):
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)
         loop.close()
+
+
+def kubeconfig_for(directory, url: str):
+    """A kubeconfig naming the stand-in API server at ``url`` (a dummy bearer token)."""
+    import yaml
+
+    path = directory / "kubeconfig"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "stand-in", "cluster": {"server": url}}],
+        "users": [{"name": "admin", "user": {"token": "stand-in-token"}}],
+        "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "admin"}}],
+        "current-context": "stand-in",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path

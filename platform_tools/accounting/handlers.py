@@ -8,6 +8,7 @@ Prometheus uses it for /metrics.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from secrets import compare_digest
 from typing import Any
 
@@ -66,6 +67,23 @@ class CheckClusterHandler(CheckHandler):
         self.answer(
             "cluster", check_cluster(self.config(), self.accounting.ledger, self.get_argument("user"))
         )
+
+
+class ClassReportHandler(InternalHandler):
+    """A class's cost report (CSV: each student's spend over the window, and the total), for
+    `parhelion class close --kubernetes`, which cannot reach the ledger itself."""
+
+    def get(self, name: str) -> None:
+        from ..classes.course import ClassError, class_of, class_spend, report_csv
+
+        config = self.config()
+        try:
+            group = class_of(config, name)
+        except ClassError as error:
+            raise web.HTTPError(404, str(error)) from None
+        spend = class_spend(config, self.accounting.ledger, name, datetime.now(UTC))
+        self.set_header("Content-Type", "text/csv")
+        self.finish(report_csv(spend, group.budget.usd))
 
 
 class MetricsHandler(InternalHandler):
@@ -208,6 +226,7 @@ def handlers(prefix: str) -> list:
         (prefix + r"api/v1/users/([^/]+)/quota", QuotaApiHandler),
         (prefix + r"api/v1/users/([^/]+)", UserApiHandler),
         (prefix + "metrics", MetricsHandler),
+        (prefix + r"api/v1/classes/([^/]+)/report\.csv", ClassReportHandler),
         (prefix + "admin", AdminPageHandler),
         (prefix + "admin.csv", AdminCsvHandler),
         (prefix + r"users/([^/]+)", SpendPageHandler),

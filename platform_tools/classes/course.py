@@ -3,7 +3,9 @@ roster play both go through here (platform_tools.roster reads the CSV)."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,3 +108,23 @@ def describe(config: PlatformConfig, name: str, spend: dict[str, float] | None =
         top = sorted(spend.items(), key=lambda item: -item[1])[:5]
         lines += [f"  {user:<24}${usd:.2f}" for user, usd in top if usd > 0]
     return "\n".join(lines)
+
+
+def report_csv(spend: dict[str, float], budget_usd: float) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["user", "spent_usd", "budget_usd", "percent_of_budget"])
+    for user in sorted(spend):
+        writer.writerow(
+            [user, f"{spend[user]:.4f}", f"{budget_usd:g}", f"{100 * spend[user] / budget_usd:.1f}"]
+        )
+    total = sum(spend.values())
+    writer.writerow(
+        [
+            "TOTAL",
+            f"{total:.4f}",
+            f"{budget_usd * len(spend):g}",
+            f"{100 * total / (budget_usd * max(len(spend), 1)):.1f}",
+        ]
+    )
+    return out.getvalue()

@@ -11,9 +11,7 @@ written per student and in total. On Kubernetes, prewarm is the chart's placehol
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime as dt
-import io
 import shutil
 import tarfile
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from ..hub.homes import provide_notebooks
 from ..hubadmin import HubAdmin
 from ..local.runtime import LocalRuntime
 from ..local.statedir import StateDir
-from .course import class_of, class_spend
+from .course import class_of, class_spend, report_csv
 
 
 @dataclass
@@ -60,26 +58,6 @@ def _archive(home: Path, into: Path) -> Path:
         archive.add(home, arcname=home.name)
     partial.replace(target)
     return target
-
-
-def report_csv(spend: dict[str, float], budget_usd: float) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["user", "spent_usd", "budget_usd", "percent_of_budget"])
-    for user in sorted(spend):
-        writer.writerow(
-            [user, f"{spend[user]:.4f}", f"{budget_usd:g}", f"{100 * spend[user] / budget_usd:.1f}"]
-        )
-    total = sum(spend.values())
-    writer.writerow(
-        [
-            "TOTAL",
-            f"{total:.4f}",
-            f"{budget_usd * len(spend):g}",
-            f"{100 * total / (budget_usd * max(len(spend), 1)):.1f}",
-        ]
-    )
-    return out.getvalue()
 
 
 async def close_local(

@@ -13,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kubernetes_asyncio.client.exceptions import ApiException
+
 from ..classes.course import ClassError, ClassSpec, class_of, class_spend, describe
 from ..config import ConfigError, load_platform
 from ..config.edit import PlatformChange, change_file
@@ -96,19 +98,11 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _prewarm_kubernetes(args: argparse.Namespace) -> int:
-    from kubernetes_asyncio import client, config
-
     from ..classes.placeholders import Placeholders, scale_placeholders
     from ..config import parse_platform
 
     async def prewarm() -> Placeholders:
-        if args.kubeconfig:
-            await config.load_kube_config(config_file=str(args.kubeconfig))
-        else:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                await config.load_kube_config()
+        client = await _kube_clients(args.kubeconfig)
         async with client.ApiClient() as api:
             configmap = await client.CoreV1Api(api).read_namespaced_config_map(
                 f"{args.release}-platform", args.namespace
@@ -150,9 +144,79 @@ def _prewarm(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _kube_clients(kubeconfig: Path | None):
+    from kubernetes_asyncio import client, config
+
+    if kubeconfig:
+        await config.load_kube_config(config_file=str(kubeconfig))
+    else:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            await config.load_kube_config()
+    return client
+
+
+def _close_kubernetes(args: argparse.Namespace) -> int:
+    import base64
+
+    import aiohttp
+
+    from ..classes.kube_close import close_kubernetes
+    from ..hubadmin import HubAdmin
+
+    async def close():
+        client = await _kube_clients(args.kubeconfig)
+        async with client.ApiClient() as api:
+            core = client.CoreV1Api(api)
+            hub = token = None
+            if args.hub_url:
+                secret = await core.read_namespaced_secret(args.token_secret, args.namespace)
+                token = base64.b64decode(secret.data["token"]).decode()
+                hub = HubAdmin(args.hub_url.rstrip("/") + "/hub/api", token)
+                await hub.__aenter__()
+            try:
+                result = await close_kubernetes(
+                    core,
+                    client.CustomObjectsApi(api),
+                    args.namespace,
+                    f"{args.release}-platform",
+                    args.name,
+                    args.snapshot_class,
+                    hub,
+                )
+            finally:
+                if hub is not None:
+                    await hub.__aexit__(None, None, None)
+            report = None
+            if args.hub_url:
+                url = f"{args.hub_url.rstrip('/')}/services/accounting/api/v1/classes/{args.name}/report.csv"
+                headers = {"Authorization": f"token {token}"}
+                async with aiohttp.ClientSession(headers=headers) as session, session.get(url) as answer:
+                    if answer.status != 200:
+                        raise HubAdminError(f"the class report: HTTP {answer.status} from {url}")
+                    report = args.report or Path(f"{args.name}-final.csv")
+                    report.write_text(await answer.text())
+            return result, report
+
+    result, report = asyncio.run(close())
+    print(f"class {args.name} closed in ConfigMap {args.namespace}/{args.release}-platform")
+    if args.hub_url:
+        print(f"servers stopped: {len(result.stopped)}")
+        print(f"final cost report: {report}")
+    else:
+        print("servers and the report need the hub: give --hub-url (and the token Secret)")
+    for claim, what in sorted(result.homes.items()):
+        print(f"home {claim}: {what}")
+    return 0
+
+
 def _close(args: argparse.Namespace) -> int:
     from ..classes.lifecycle import close_local
     from ..local.statedir import StateDir
+
+    if args.kubernetes:
+        return _close_kubernetes(args)
 
     state = StateDir(_state_dir(args))
     result = asyncio.run(close_local(state, args.name, _targets(args)))
@@ -170,6 +234,11 @@ def _guarded(command):
             return command(args)
         except (RosterError, ClassError, ConfigError, HubAdminError) as error:
             print(error, file=sys.stderr)
+            return 1
+        except ApiException as error:  # the Kubernetes API said no: which call, and why
+            print(
+                f"Kubernetes API: {error.status} {error.reason}: {(error.body or '')[:300]}", file=sys.stderr
+            )
             return 1
 
     return run
@@ -223,4 +292,18 @@ def add_commands(commands, local_options) -> None:
     close = actions.add_parser("close", help="remove access, stop servers, archive homes, final cost report")
     local_options(close)
     close.add_argument("name")
+    close.add_argument("--kubernetes", action="store_true", help="close it on the cluster instead")
+    close.add_argument("--namespace", default="parhelion", help="the release's namespace (--kubernetes)")
+    close.add_argument("--release", default="parhelion", help="the release's name (--kubernetes)")
+    close.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig (default: in-cluster, then ~/.kube/config)"
+    )
+    close.add_argument(
+        "--hub-url", help="the hub's public URL: stop servers, fetch the report (--kubernetes)"
+    )
+    close.add_argument(
+        "--token-secret", default="parhelion-accounting-token", help="Secret with the hub token (key token)"
+    )
+    close.add_argument("--snapshot-class", help="VolumeSnapshotClass for archived homes (--kubernetes)")
+    close.add_argument("--report", type=Path, help="where the final cost report goes (--kubernetes)")
     close.set_defaults(func=_guarded(_close))

@@ -19,7 +19,7 @@ from aiohttp import web
 from platform_tools.config import parse_platform
 from tests.ansible.runner import ANSIBLE_DIR, run_playbook
 from tests.platform import REPO_ROOT
-from tests.stand_in_server import serving_in_thread
+from tests.stand_in_server import kubeconfig_for, serving_in_thread
 
 pytestmark = pytest.mark.ansible
 INVENTORY = ANSIBLE_DIR / "inventories" / "aws-example"
@@ -117,19 +117,7 @@ def api():
 
 
 def run(tmp_path, url: str, **extra_vars):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "stand-in", "cluster": {"server": url}}],
-                "users": [{"name": "admin", "user": {"token": "stand-in-token"}}],
-                "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "admin"}}],
-                "current-context": "stand-in",
-            }
-        )
-    )
+    kubeconfig = kubeconfig_for(tmp_path, url)
     return run_playbook(
         "quotas.yml",
         tmp_path / "home",

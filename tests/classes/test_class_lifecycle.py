@@ -9,6 +9,7 @@ import csv
 import tarfile
 
 import pytest
+import requests
 
 from platform_tools.hubclient import HubError, HubUser
 from tests.platform import platform_config_text, run_parhelion, running_platform
@@ -85,5 +86,22 @@ def test_roster_to_report(platform, tmp_path):
 
     assert asyncio.run(refused())
     assert platform.runtime["pids"]["jupyterhub"] == hub_pid
+
+    # the same report from the accounting service, as `class close --kubernetes` fetches it
+    url = f"{platform.url}/services/accounting/api/v1/classes/school/report.csv"
+    token = (platform.state / "secrets" / "accounting-api-token").read_text().strip()
+    served = requests.get(url, headers={"Authorization": f"token {token}"}, timeout=30)
+    assert (
+        served.status_code == 200
+        and served.text.splitlines()[0] == "user,spent_usd,budget_usd,percent_of_budget"
+    )
+    assert [line.split(",")[0] for line in served.text.splitlines()[1:]] == [
+        "student001",
+        "student002",
+        "TOTAL",
+    ]
+    assert requests.get(url, timeout=30).status_code == 403
+    unknown = url.replace("/school/", "/nope/")
+    assert requests.get(unknown, headers={"Authorization": f"token {token}"}, timeout=30).status_code == 404
     shown = cli(platform, "class", "show", "school")
     assert "status    closed" in shown.stdout

@@ -15,7 +15,7 @@ import yaml
 from aiohttp import web
 
 from tests.platform import REPO_ROOT, run_parhelion
-from tests.stand_in_server import serving_in_thread
+from tests.stand_in_server import kubeconfig_for, serving_in_thread
 
 pytestmark = pytest.mark.integration
 NAMESPACE = "parhelion"
@@ -90,27 +90,10 @@ class Api:
         return web.json_response(self.statefulset)
 
 
-def kubeconfig(tmp_path, url):
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "s", "cluster": {"server": url}}],
-                "users": [{"name": "a", "user": {"token": "t"}}],
-                "contexts": [{"name": "s", "context": {"cluster": "s", "user": "a"}}],
-                "current-context": "s",
-            }
-        )
-    )
-    return path
-
-
 def test_prewarm_then_stop(tmp_path, statefulset):
     api = Api(statefulset)
     with serving_in_thread(api.app()) as url:
-        config = kubeconfig(tmp_path, url)
+        config = kubeconfig_for(tmp_path, url)
         done = run_parhelion(
             "class", "prewarm", "heliophysics-school", "--kubernetes", "--kubeconfig", str(config)
         )
@@ -132,7 +115,7 @@ def test_an_unknown_class_is_named(tmp_path, statefulset):
     api = Api(statefulset)
     with serving_in_thread(api.app()) as url:
         done = run_parhelion(
-            "class", "prewarm", "nope", "--kubernetes", "--kubeconfig", str(kubeconfig(tmp_path, url))
+            "class", "prewarm", "nope", "--kubernetes", "--kubeconfig", str(kubeconfig_for(tmp_path, url))
         )
     assert done.returncode == 1 and "no class 'nope'" in done.stderr and "heliophysics-school" in done.stderr
     assert not api.patches
