@@ -57,7 +57,10 @@ def due(config: PlatformConfig, now: dt.datetime) -> list[SessionAction]:
 
 
 class SessionScheduler:
-    """Runs each due action once (a failed one is tried again at the next tick)."""
+    """Runs the due actions at every tick while they are due: both are idempotent (users and
+    homes that exist are left alone; the placeholders are patched to what they already are),
+    so a failure, a restart of the service or a `helm upgrade` resetting the placeholders in
+    the middle of a prewarm is corrected within a tick. Each is logged once per session."""
 
     def __init__(self, config: Callable[[], PlatformConfig], prewarm: Action, release: Action | None = None):
         self.config = config
@@ -70,14 +73,14 @@ class SessionScheduler:
         config = self.config()
         ran = []
         for action in due(config, now):
-            if action.key in self.done:
-                continue
             handler = self.prewarm if action.action == "prewarm" else self.release
-            if handler is not None:
-                await handler(config, action.group)
+            if handler is None:
+                continue
+            await handler(config, action.group)
+            if action.key not in self.done:
                 log.info(
-                    "class %s: %s before the session at %s", action.group, action.action, action.session_start
+                    "class %s: %s for the session at %s", action.group, action.action, action.session_start
                 )
-            self.done.add(action.key)
+                self.done.add(action.key)
             ran.append(action)
         return ran

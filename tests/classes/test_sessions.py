@@ -52,7 +52,7 @@ def test_due(config, now, expected):
     assert [(a.action, a.session_start.isoformat()) for a in due(config, at(now))] == expected
 
 
-def test_each_action_runs_once_and_a_closed_class_never(config):
+def test_actions_repeat_while_due_and_a_closed_class_never(config):
     calls = []
 
     async def prewarm(cfg, name):
@@ -64,7 +64,9 @@ def test_each_action_runs_once_and_a_closed_class_never(config):
     scheduler = SessionScheduler(lambda: config, prewarm, release)
     for minute in ("06:40", "06:41", "06:59", "07:10", "07:30"):
         asyncio.run(scheduler.run_once(at(f"2026-03-31T{minute}:00")))
-    assert calls == [("prewarm", "school"), ("release", "school")]
+    # idempotent actions, re-applied at every tick while due (a helm upgrade cannot undo them)
+    assert calls == [("prewarm", "school")] * 3 + [("release", "school")] * 2
+    assert len(scheduler.done) == 2  # logged once each
 
     data = config.model_dump(mode="json", exclude_none=True)
     data["groups"]["school"]["course"]["status"] = "closed"
