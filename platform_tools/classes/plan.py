@@ -247,6 +247,8 @@ def table(result: PlanResult) -> str:
             f"{name:<14}{node.instance_type:<14}{node.capacity_type:<11}{node.price_per_hour:>8.4f}"
             f"{peak:>12}{node_hours:>16.2f}{clock_usd:>10.2f}"
         )
+    lines += ["", "nodes over a day (minutes from the session's start: users / dask-workers)"]
+    lines += _timeline(result)
     lines += [
         "",
         f"total (AWS nodes)        ${result.total_usd:,.2f}",
@@ -256,6 +258,15 @@ def table(result: PlanResult) -> str:
     ]
     lines += [f"note: {note}" for note in result.notes]
     return "\n".join(lines)
+
+
+def _timeline(result: PlanResult, step: int = 15, per_line: int = 6) -> list[str]:
+    """Node counts every ``step`` minutes of the day, and at its last minute."""
+    cells = []
+    for index, minute in enumerate(result.minutes):
+        if minute % step == 0 or index == len(result.minutes) - 1:
+            cells.append(f"{minute:>5}: {result.users_nodes[index]:>3} / {result.workers_nodes[index]:<3}")
+    return ["  " + "   ".join(cells[i : i + per_line]).rstrip() for i in range(0, len(cells), per_line)]
 
 
 def write_plot(result: PlanResult, path: Path) -> None:

@@ -107,5 +107,6 @@ def test_the_command(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "class plan: 80 students x 3 h x 5 day(s)" in done.stdout
     assert "per student-day" in done.stdout and plot.read_text().startswith("<?xml")
+    assert "nodes over a day" in done.stdout and "     0:  12 / 2" in done.stdout
     bad = run_parhelion("plan", "class", "--students", "8", "--hours", "1", "--profile", "huge")
     assert bad.returncode == 1 and "--profile 'huge': not in" in bad.stderr
