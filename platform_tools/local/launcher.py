@@ -90,7 +90,15 @@ def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir) -
     proxy_command = find_proxy_command()
     check_prices(platform, state)
     ports = resolve_ports(platform, options)
-    install_config(options.config, state)
+    kept = install_config(options.config, state)
+    if kept is not None:
+        log.warning(
+            "the live platform.yaml differed from %s (changes made while the platform ran, e.g. by "
+            "the Ansible quotas or roster plays?); it is kept as %s - apply what should stay to %s",
+            options.config,
+            kept,
+            options.config,
+        )
     new_secrets = {name for name, make in SECRETS.items() if state.secret(name, make)[1]}
 
     for archive in platform.archives.values():
@@ -248,13 +256,24 @@ def check_prices(platform: PlatformConfig, state: StateDir) -> None:
         raise LaunchError(f"accounting.price_catalog / accounting.virtual_node: {exc}") from None
 
 
-def install_config(source: Path, state: StateDir) -> None:
-    """The validated file becomes the live platform.yaml in the state directory."""
+def install_config(source: Path, state: StateDir) -> Path | None:
+    """The validated file becomes the live platform.yaml in the state directory.
+
+    The live file may hold changes made while the platform ran (the Ansible quotas and roster
+    plays write it) that are not in ``source``: nothing is lost, the replaced version is kept
+    as platform.yaml.previous, and its path returned so that the launcher can say so.
+    """
     if source.resolve() == state.platform_file.resolve():
-        return
-    tmp = state.platform_file.with_suffix(".yaml.tmp")
+        return None
+    kept = None
+    live = state.platform_file
+    if live.exists() and live.read_bytes() != source.read_bytes():
+        kept = live.with_name("platform.yaml.previous")
+        shutil.copyfile(live, kept)
+    tmp = live.with_suffix(".yaml.tmp")
     shutil.copyfile(source, tmp)
-    tmp.replace(state.platform_file)
+    tmp.replace(live)
+    return kept
 
 
 def banner(platform: PlatformConfig, runtime: LocalRuntime, state: StateDir, new_secrets: set[str]) -> str:

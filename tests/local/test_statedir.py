@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from platform_tools.config import parse_platform
-from platform_tools.local.launcher import LaunchError, UpOptions, resolve_ports
+from platform_tools.local.launcher import LaunchError, UpOptions, install_config, resolve_ports
 from platform_tools.local.processes import free_tcp_ports, tcp_port_free
 from platform_tools.local.statedir import AlreadyRunning, StateDir
 
@@ -86,3 +86,19 @@ def test_configured_ports_are_kept_and_others_picked(example_text):
     assert ports.hub == platform.local.ports.hub
     values = [ports.hub, ports.hub_api, ports.proxy_api, ports.gateway, ports.gateway_scheduler, ports.s3]
     assert len(set(values)) == 6
+
+
+def test_a_changed_live_platform_yaml_is_kept_when_up_replaces_it(tmp_path):
+    """`parhelion up` installs --config as the live file; changes made to the live file while
+    the platform ran (the Ansible plays write it) are kept beside it, not lost."""
+    state = StateDir(tmp_path / "state")
+    state.root.mkdir(parents=True)
+    source = tmp_path / "platform.yaml"
+    source.write_text("name: a\n")
+    assert install_config(source, state) is None  # first start: nothing to keep
+    state.platform_file.write_text("name: a\ngroups: {school: {}}\n")  # a roster play, live
+    kept = install_config(source, state)
+    assert kept == state.root / "platform.yaml.previous"
+    assert kept.read_text() == "name: a\ngroups: {school: {}}\n"
+    assert state.platform_file.read_text() == "name: a\n"
+    assert install_config(source, state) is None  # unchanged since: nothing new to keep
