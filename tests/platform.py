@@ -165,7 +165,9 @@ class LocalPlatform:
         return self.process.returncode
 
     def stop_and_check(self) -> None:
-        """Stop, then fail if any process of this platform is still alive (killing it)."""
+        """Stop, then fail if any process of this platform is still alive (killing it), or if the
+        kernel socket directory of its run is left behind."""
+        sockets = self.runtime.get("kernel_socket_dir") if (self.state / "runtime.json").exists() else None
         self.stop()
         deadline = time.monotonic() + 10
         leftovers = processes_of(self.state)
@@ -180,6 +182,7 @@ class LocalPlatform:
             except psutil.Error:
                 pass
         assert not described, "processes left behind:\n" + "\n".join(described)
+        assert not (sockets and Path(sockets).exists()), f"{sockets} left behind"
 
 
 def wait_for_http(url: str, process: subprocess.Popen, what: str, timeout: float) -> None:

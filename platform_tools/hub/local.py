@@ -28,6 +28,7 @@ from ..local.runtime import GATEWAY_PREFIX, HOST, LocalRuntime
 from ..local.statedir import StateDir
 from .auth import LiveAllowedSharedPasswordAuthenticator
 from .homes import provide_notebooks
+from .kernels import kernel_settings
 from .spawn import check_spawn, options_from_form, profile_form
 
 GATEWAY_SERVICE = "dask-gateway"
@@ -82,7 +83,8 @@ def _configure_spawner(
     system_users = platform.local.spawner == "system-users"
     c.JupyterHub.spawner_class = "localprocess" if system_users else "simple"
     c.Spawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
-    c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 and not system_users else []
+    server_args = ["--allow-root"] if os.geteuid() == 0 and not system_users else []
+    c.Spawner.args = server_args
     c.Spawner.default_url = "/lab" if platform.hub.default_ui == "lab" else "/tree"
     # Many servers start at once on two cores (a class at 9:00): be patient.
     c.Spawner.start_timeout = 180
@@ -120,13 +122,19 @@ def _configure_spawner(
         spawner.mem_limit = int(profile.mem_limit_gib * 2**30)
         spawner.mem_guarantee = int(profile.mem_guarantee_gib * 2**30)
         spawner.user_options = {**(spawner.user_options or {}), "profile": name}
+        account = pwd.getpwnam(spawner.user.name) if system_users else None
+        owner = (account.pw_uid, account.pw_gid) if account else (None, None)
+        kernel_environment, kernel_args = kernel_settings(
+            runtime.kernel_socket_dir, spawner.user.name, *owner
+        )
+        spawner.args = [*server_args, *kernel_args]
         spawner.environment = {
             **spawner.environment,
+            **kernel_environment,
             "PARHELION_PROFILE": name,
             "PARHELION_IMAGE": config.images[profile.image],
         }
-        if system_users:
-            account = pwd.getpwnam(spawner.user.name)
+        if account:
             provide_notebooks(Path(account.pw_dir), notebooks, account.pw_uid, account.pw_gid)
         else:
             provide_notebooks(Path(spawner.home_dir), notebooks)
@@ -229,13 +237,20 @@ def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime,
             }
         )
     # Parhelion's own admin commands (`parhelion class prewarm|close`, `parhelion loadtest`):
-    # create users, stop their servers; nothing else.
+    # create users, stop their servers, read the hub's metrics; nothing else.
     services.append({"name": ADMIN_SERVICE, "api_token": state.secret("admin-api-token")[0]})
     roles.append(
         {
             "name": ADMIN_SERVICE,
-            "description": "Parhelion's class commands: create users, stop servers",
-            "scopes": ["admin:users", "admin:servers", "list:users", "read:users", "read:servers"],
+            "description": "Parhelion's class commands: create users, stop servers, read the hub's metrics",
+            "scopes": [
+                "admin:users",
+                "admin:servers",
+                "list:users",
+                "read:users",
+                "read:servers",
+                "read:metrics",
+            ],
             "services": [ADMIN_SERVICE],
         }
     )

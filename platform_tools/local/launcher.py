@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..config import ConfigError, PlatformConfig, load_platform
+from ..hub.kernels import socket_base
 from .archive import ArchiveSeeder
 from .processes import StartupError, become_subreaper, free_tcp_ports, stop_descendants, tcp_port_free
 from .runtime import LocalRuntime, Ports
@@ -78,7 +79,8 @@ def run_up(options: UpOptions) -> int:
         print(f"parhelion up: {exc}", file=sys.stderr)
         return 1
     try:
-        return _run_locked(platform, options, state)
+        with socket_base() as kernel_sockets:
+            return _run_locked(platform, options, state, kernel_sockets)
     except LaunchError as exc:
         print(f"parhelion up: {exc}", file=sys.stderr)
         return 1
@@ -86,7 +88,7 @@ def run_up(options: UpOptions) -> int:
         state.release()
 
 
-def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir) -> int:
+def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir, kernel_sockets: Path) -> int:
     proxy_command = find_proxy_command()
     check_prices(platform, state)
     ports = resolve_ports(platform, options)
@@ -119,6 +121,7 @@ def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir) -
         ports=ports,
         supervisor_pid=os.getpid(),
         started_at=time.time(),
+        kernel_socket_dir=str(kernel_sockets),
     )
     runtime.save(state.runtime_file)
 

@@ -40,6 +40,7 @@ class LocalRuntime:
     supervisor_pid: int = 0
     started_at: float = 0.0
     pids: dict[str, int] = field(default_factory=dict)
+    kernel_socket_dir: str = ""  # users' kernels listen on Unix sockets here (hub/kernels.py)
 
     # --------------------------------------------------------------------- URLs
 

@@ -164,6 +164,22 @@ def test_data_and_dask_work_with_no_arguments_in_a_kernel(local_platform):
     assert output["text"].strip() == "['helio-sample/catalog.json', 'helio-sample/index'] True []"
 
 
+def test_kernels_listen_on_private_unix_sockets(local_platform):
+    """No TCP ports for kernels to race for when a class starts them at once, and none for other
+    local accounts to reach: each user's kernels sit on Unix sockets in a 0700 directory."""
+    code = (
+        "import json, os, ipykernel.connect\n"
+        "info = json.load(open(ipykernel.connect.get_connection_file()))\n"
+        "where = os.path.dirname(info['ip'])\n"
+        "print(info['transport'], info['ip'], oct(os.stat(where).st_mode & 0o777))\n"
+    )
+    (output,) = run_in_a_users_kernel(local_platform, code, timeout=120)
+    transport, ip, mode = output["text"].split()
+    sockets = local_platform.runtime["kernel_socket_dir"]
+    assert (transport, mode) == ("ipc", "0o700")
+    assert ip.startswith(f"{sockets}/demo/kernel-") and ip.endswith("-ipc")
+
+
 # ---------------------------------------------------------------- bad input
 
 
