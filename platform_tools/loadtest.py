@@ -5,7 +5,8 @@ the form, starts a server (choosing the class's profile on the form), opens Jupy
 runs a notebook in a kernel (with a Dask cluster of their own if asked), idles, and stops.
 Students arrive spread over the ramp. The report gives time-to-ready (login to JupyterLab
 open) percentiles, every failure with its step and reason, the hub's CPU and memory while
-it ran (when the hub runs on this machine), and what the run cost.
+it ran (from its process on this machine, or from /hub/metrics of any hub, with a token
+that may read them), and what the run cost.
 
 Against the local platform, the students are a temporary group added to the live
 platform.yaml (and removed afterwards, also on failure); elsewhere they must exist already
@@ -23,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-import psutil
 
 from .hubclient import HubUser
+from .hubload import HubMonitor
 
 DASK_CELL = """\
 from dask_gateway import Gateway
@@ -110,35 +111,6 @@ async def one_student(spec: LoadtestSpec, username: str, delay: float, notebook)
     return outcome
 
 
-class HubMonitor:
-    """CPU and memory of the hub process, sampled every ``interval`` seconds."""
-
-    def __init__(self, pid: int, interval: float = 1.0):
-        self.process = psutil.Process(pid)
-        self.interval = interval
-        self.cpu: list[float] = []
-        self.rss_mib: list[float] = []
-        self._task: asyncio.Task | None = None
-
-    async def _sample(self) -> None:
-        self.process.cpu_percent(None)
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                self.cpu.append(self.process.cpu_percent(None))
-                self.rss_mib.append(self.process.memory_info().rss / 2**20)
-            except psutil.Error:
-                return
-
-    def __enter__(self) -> HubMonitor:
-        self._task = asyncio.ensure_future(self._sample())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-
 @dataclass
 class LoadtestReport:
     spec: LoadtestSpec
@@ -146,6 +118,8 @@ class LoadtestReport:
     wall_seconds: float
     hub_cpu: list[float] = field(default_factory=list)
     hub_rss_mib: list[float] = field(default_factory=list)
+    hub_source: str | None = None  # where the hub's load was read
+    hub_problem: str | None = None  # why it was not (or not throughout)
     metered_usd: float | None = None  # from the ledger, when the accounting service metered it
     estimated_usd: float | None = None  # server time x the profile's price
 
@@ -186,12 +160,19 @@ class LoadtestReport:
             lines.append(f"  {name:<18}median {statistics.median(values):.1f} s, max {max(values):.1f} s")
         if self.hub_cpu:
             lines.append(
-                f"hub process         CPU mean {statistics.mean(self.hub_cpu):.0f}%"
+                f"hub load            CPU mean {statistics.mean(self.hub_cpu):.0f}%"
                 f" max {max(self.hub_cpu):.0f}% (100% = one core),"
-                f" memory max {max(self.hub_rss_mib):.0f} MiB"
+                f" memory max {max(self.hub_rss_mib):.0f} MiB ({self.hub_source})"
             )
-        else:
-            lines.append("hub process         not measured (the hub does not run on this machine)")
+        if self.hub_problem:
+            lines.append(
+                f"hub load            {'stopped' if self.hub_cpu else 'not'} measured: {self.hub_problem}"
+            )
+        elif not self.hub_cpu:
+            lines.append(
+                "hub load            not measured (no hub process here; give a token that may read"
+                " /hub/metrics)"
+            )
         if self.metered_usd is not None:
             lines.append(f"cost (metered)      ${self.metered_usd:.4f} by the ledger")
         if self.estimated_usd is not None:
@@ -204,24 +185,21 @@ class LoadtestReport:
         return "\n".join(lines)
 
 
-async def run_loadtest(spec: LoadtestSpec, hub_pid: int | None = None) -> LoadtestReport:
+async def run_loadtest(spec: LoadtestSpec, monitor: HubMonitor | None = None) -> LoadtestReport:
+    """Every student of ``spec`` through the hub, the hub's load watched by ``monitor``."""
     notebook = nbformat.read(spec.notebook, as_version=4) if spec.notebook else None
     delays = [spec.ramp_seconds * i / max(spec.users - 1, 1) for i in range(spec.users)]
     started = time.monotonic()
-    monitor = HubMonitor(hub_pid) if hub_pid else None
-    if monitor:
-        monitor.__enter__()
-    try:
-        outcomes = await asyncio.gather(
-            *(
-                one_student(spec, name, delay, notebook)
-                for name, delay in zip(spec.usernames, delays, strict=True)
-            )
-        )
-    finally:
-        if monitor:
-            monitor.__exit__()
+    students = [
+        one_student(spec, name, delay, notebook) for name, delay in zip(spec.usernames, delays, strict=True)
+    ]
+    if monitor is None:
+        outcomes = await asyncio.gather(*students)
+    else:
+        async with monitor:
+            outcomes = await asyncio.gather(*students)
     report = LoadtestReport(spec, list(outcomes), time.monotonic() - started)
-    if monitor:
+    if monitor is not None:
         report.hub_cpu, report.hub_rss_mib = monitor.cpu, monitor.rss_mib
+        report.hub_source, report.hub_problem = monitor.source, monitor.problem
     return report

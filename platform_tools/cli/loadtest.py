@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..config import ConfigError, load_platform
 from ..config.edit import PlatformChange, change_file
+from ..hubload import HubMonitor, MetricsMonitor, ProcessMonitor
 from ..loadtest import LoadtestReport, LoadtestSpec, run_loadtest
 
 
@@ -30,6 +31,11 @@ def _costs(report: LoadtestReport, config, state_dir: Path | None, started: floa
             ledger.close()
 
 
+def _secret(path: Path | None, variable: str) -> str:
+    """A password or token from its file when one is given, else from the environment."""
+    return path.read_text().strip() if path else os.environ.get(variable, "")
+
+
 def _loadtest(args: argparse.Namespace) -> int:
     try:
         config = load_platform(args.config)
@@ -43,13 +49,14 @@ def _loadtest(args: argparse.Namespace) -> int:
         )
         return 1
     state = None
-    hub_pid = None
+    monitor: HubMonitor | None = None
     if args.url:
-        password = (
-            args.password_file.read_text().strip()
-            if args.password_file
-            else os.environ.get("PARHELION_LOADTEST_PASSWORD", "")
-        )
+        try:
+            password = _secret(args.password_file, "PARHELION_LOADTEST_PASSWORD")
+            token = _secret(args.metrics_token_file, "PARHELION_HUB_METRICS_TOKEN")
+        except OSError as error:
+            print(f"{error.filename}: {error.strerror}", file=sys.stderr)
+            return 1
         if not password:
             print(
                 "a remote hub: give the students' password (--password-file or PARHELION_LOADTEST_PASSWORD)",
@@ -57,6 +64,8 @@ def _loadtest(args: argparse.Namespace) -> int:
             )
             return 1
         url = args.url
+        if token:
+            monitor = MetricsMonitor(url, token)
     else:
         from ..local.runtime import LocalRuntime
         from ..local.statedir import StateDir
@@ -69,11 +78,9 @@ def _loadtest(args: argparse.Namespace) -> int:
             )
             return 1
         runtime = LocalRuntime.load(state.runtime_file)
-        url, password, hub_pid = (
-            runtime.hub_internal_url,
-            state.secret("user-password")[0],
-            runtime.pids.get("jupyterhub"),
-        )
+        url, password = runtime.hub_internal_url, state.secret("user-password")[0]
+        if "jupyterhub" in runtime.pids:
+            monitor = ProcessMonitor(runtime.pids["jupyterhub"])
     spec = LoadtestSpec(
         url=url,
         password=password,
@@ -92,7 +99,7 @@ def _loadtest(args: argparse.Namespace) -> int:
         change_file(state.platform_file, PlatformChange(groups={args.prefix: group}))
     started = time.time()
     try:
-        report = asyncio.run(run_loadtest(spec, hub_pid))
+        report = asyncio.run(run_loadtest(spec, monitor))
     finally:
         if state is not None:
             change_file(state.platform_file, PlatformChange(remove_groups=[args.prefix]))
@@ -109,6 +116,8 @@ def _loadtest(args: argparse.Namespace) -> int:
             "p95": report.percentile(95),
             "hub_cpu": report.hub_cpu,
             "hub_rss_mib": report.hub_rss_mib,
+            "hub_source": report.hub_source,
+            "hub_problem": report.hub_problem,
             "metered_usd": report.metered_usd,
             "estimated_usd": report.estimated_usd,
         }
@@ -130,5 +139,11 @@ def add_commands(commands, local_options) -> None:
     test.add_argument("--prefix", default="loadtest", help="usernames: PREFIX001, PREFIX002, ...")
     test.add_argument("--url", help="a deployment's hub URL (default: the local platform)")
     test.add_argument("--password-file", type=Path, help="the students' password, for --url")
+    test.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        help="for --url: a hub token with the read:metrics scope, to measure the hub's CPU and memory"
+        " from /hub/metrics (or PARHELION_HUB_METRICS_TOKEN)",
+    )
     test.add_argument("--json", type=Path, help="also write the measurements as JSON")
     test.set_defaults(func=_loadtest)

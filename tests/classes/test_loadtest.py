@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psutil
 import pytest
 
 from platform_tools.config import load_platform
+from platform_tools.config.edit import PlatformChange, change_file
 from tests.platform import platform_config_text, run_parhelion, running_platform
 
 pytestmark = pytest.mark.integration
@@ -86,6 +88,60 @@ def test_students_with_dask_clusters(platform, tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert all("dask" not in (o["failure"] or ("", ""))[0] for o in report["outcomes"])
+
+
+def test_any_hub_by_url_with_its_load_read_from_hub_metrics(platform, tmp_path):
+    """As against a deployment: students that exist already, the password and a token that may read
+    /hub/metrics given in files. The hub's memory read there is the hub process's own."""
+    change_file(
+        platform.state / "platform.yaml",
+        PlatformChange(groups={"remote": {"members": ["remote001", "remote002"]}}),
+    )
+    try:
+        hub = psutil.Process(platform.runtime["pids"]["jupyterhub"])
+        password, token = tmp_path / "password", tmp_path / "token"
+        password.write_text(platform.password())
+        token.write_text((platform.state / "secrets" / "admin-api-token").read_text())
+        args = [
+            "--url",
+            platform.url,
+            "--password-file",
+            str(password),
+            "--prefix",
+            "remote",
+            "--idle",
+            "3",
+            "--ramp",
+            "1",
+        ]
+        done, report = loadtest(platform, tmp_path, *args, "--users", "2", "--metrics-token-file", str(token))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert report["hub_source"] == "/hub/metrics" and report["hub_problem"] is None
+        assert report["hub_cpu"] and all(cpu >= 0 for cpu in report["hub_cpu"])
+        assert 0.7 < max(report["hub_rss_mib"]) / (hub.memory_info().rss / 2**20) < 1.4
+        assert "(/hub/metrics)" in done.stdout
+
+        # a token without the scope: the students still run, and the report says what the token lacks
+        token.write_text("not-a-token")
+        done, report = loadtest(platform, tmp_path, *args, "--users", "1", "--metrics-token-file", str(token))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert not report["hub_cpu"] and "the token needs the read:metrics scope" in report["hub_problem"]
+        assert "hub load            not measured: " in done.stdout
+
+        # a password file that is not there: said, nothing run
+        done, _ = loadtest(
+            platform,
+            tmp_path,
+            "--url",
+            platform.url,
+            "--password-file",
+            str(tmp_path / "nope"),
+            "--users",
+            "1",
+        )
+        assert done.returncode == 1 and f"{tmp_path / 'nope'}: No such file or directory" in done.stderr
+    finally:
+        change_file(platform.state / "platform.yaml", PlatformChange(remove_groups=["remote"]))
 
 
 def test_a_failure_is_reported_with_its_step(platform, tmp_path):
