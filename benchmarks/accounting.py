@@ -73,7 +73,10 @@ async def alternate(platforms: dict[str, LocalPlatform], spawns: int, calls: int
 
 
 def run_platform(text: str, action):
-    with running_platform(Path(tempfile.mkdtemp(prefix="parhelion-bench-")), text) as platform:
+    with (
+        tempfile.TemporaryDirectory(prefix="parhelion-bench-") as root,
+        running_platform(Path(root), text) as platform,
+    ):
         return action(platform)
 
 
@@ -126,7 +129,10 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         platforms = {
             name: stack.enter_context(
-                running_platform(Path(tempfile.mkdtemp(prefix="parhelion-bench-")), text)
+                running_platform(
+                    Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="parhelion-bench-"))),
+                    text,
+                )
             )
             for name, text in (("off", off), ("on", on))
         }
