@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import stat
 import tempfile
 import uuid
@@ -112,3 +113,14 @@ def test_the_base_is_removed_with_what_it_holds():
         (path / "ann" / "kernel-1-ipc-1").write_text("")
         assert path.parent == Path(tempfile.gettempdir()) and os.access(path, os.W_OK)
     assert not path.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a directory to another account needs root")
+def test_a_system_users_directory_belongs_to_that_account(short_dir):
+    """With real accounts (local.spawner: system-users) the hub runs as root and hands each user
+    their own directory; the base stays root's, passable but not listable."""
+    nobody = pwd.getpwnam("nobody")
+    environment, _ = kernel_settings(str(short_dir), "nobody", nobody.pw_uid, nobody.pw_gid)
+    owned = Path(environment["JUPYTER_RUNTIME_DIR"]).stat()
+    assert (owned.st_uid, owned.st_gid, stat.S_IMODE(owned.st_mode)) == (nobody.pw_uid, nobody.pw_gid, 0o700)
+    assert short_dir.stat().st_uid == 0
