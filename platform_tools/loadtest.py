@@ -16,6 +16,7 @@ platform.yaml (and removed afterwards, also on failure); elsewhere they must exi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import statistics
 import time
@@ -193,11 +194,8 @@ async def run_loadtest(spec: LoadtestSpec, monitor: HubMonitor | None = None) ->
     students = [
         one_student(spec, name, delay, notebook) for name, delay in zip(spec.usernames, delays, strict=True)
     ]
-    if monitor is None:
+    async with monitor or contextlib.nullcontext():
         outcomes = await asyncio.gather(*students)
-    else:
-        async with monitor:
-            outcomes = await asyncio.gather(*students)
     report = LoadtestReport(spec, list(outcomes), time.monotonic() - started)
     if monitor is not None:
         report.hub_cpu, report.hub_rss_mib = monitor.cpu, monitor.rss_mib

@@ -72,13 +72,18 @@ class Accounting:
         self.metrics.update_spend(self.live.current(), self.ledger)
 
     async def loop(self, every: str, action) -> None:
-        while True:
-            try:
-                await action()
-            except Exception:
-                log.exception("%s failed", action.__name__)
-            config = self.live.current().accounting
-            await asyncio.sleep(getattr(config, every))
+        """``action`` at the interval the live config's ``accounting.<every>`` says now."""
+        await repeat(action, lambda: getattr(self.live.current().accounting, every))
+
+
+async def repeat(action, seconds) -> None:
+    """Run ``action`` for ever, ``seconds()`` apart; a failure is logged, not fatal."""
+    while True:
+        try:
+            await action()
+        except Exception:
+            log.exception("%s failed", getattr(action, "__qualname__", action))
+        await asyncio.sleep(seconds())
 
 
 def local_actions(runtime: LocalRuntime, hub_token: str, internal_token: str) -> Actions:
@@ -192,7 +197,7 @@ async def serve(accounting: Accounting, port: int, address: str) -> None:
         asyncio.create_task(accounting.loop("enforce_interval_seconds", accounting.enforcer.run_once)),
     ]
     if accounting.sessions is not None:
-        tasks.append(asyncio.create_task(_every(SESSION_CHECK_SECONDS, accounting.sessions.run_once)))
+        tasks.append(asyncio.create_task(repeat(accounting.sessions.run_once, lambda: SESSION_CHECK_SECONDS)))
     await stop.wait()
     for task in tasks:
         task.cancel()
@@ -202,15 +207,6 @@ async def serve(accounting: Accounting, port: int, address: str) -> None:
 SESSION_CHECK_SECONDS = 30.0
 
 
-async def _every(seconds: float, action) -> None:
-    while True:
-        try:
-            await action()
-        except Exception:
-            log.exception("%s failed", getattr(action, "__qualname__", action))
-        await asyncio.sleep(seconds)
-
-
 def placeholder_actions(namespace: str, statefulset: str):
     """Scale the chart's placeholders for a class (prewarm) and back to none (release)."""
     from kubernetes_asyncio import client
@@ -218,19 +214,17 @@ def placeholder_actions(namespace: str, statefulset: str):
 
     from ..classes.placeholders import Placeholders, scale_placeholders
 
-    async def scale(config, name: str, stop: bool) -> None:
+    async def scale(config, name: str, release: bool) -> None:
         kube_config.load_incluster_config()
-        wanted = Placeholders.for_class(config, name)
-        if stop:
-            wanted = Placeholders(0, wanted.cpu, wanted.memory)
+        wanted = Placeholders.for_class(config, name, release=release)
         async with client.ApiClient() as api:
             await scale_placeholders(client.AppsV1Api(api), namespace, statefulset, wanted)
 
     async def prewarm(config, name: str) -> None:
-        await scale(config, name, stop=False)
+        await scale(config, name, release=False)
 
     async def release(config, name: str) -> None:
-        await scale(config, name, stop=True)
+        await scale(config, name, release=True)
 
     return prewarm, release
 

@@ -22,10 +22,12 @@ class Placeholders:
     memory: str
 
     @classmethod
-    def for_class(cls, config: PlatformConfig, name: str) -> Placeholders:
+    def for_class(cls, config: PlatformConfig, name: str, release: bool = False) -> Placeholders:
+        """One per student, the size of the class's profile; none once released."""
         group = class_of(config, name)
         profile = config.profiles[group.profiles[0]]
-        return cls(len(group.members), f"{profile.cpu_guarantee:g}", f"{profile.mem_guarantee_gib:g}Gi")
+        replicas = 0 if release else len(group.members)
+        return cls(replicas, f"{profile.cpu_guarantee:g}", f"{profile.mem_guarantee_gib:g}Gi")
 
     def patch(self) -> dict:
         resources = {"cpu": self.cpu, "memory": self.memory}

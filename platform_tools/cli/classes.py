@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,9 +110,7 @@ def _prewarm_kubernetes(args: argparse.Namespace) -> int:
             )
             source = f"ConfigMap {args.namespace}/{args.release}-platform"
             platform = parse_platform(configmap.data["platform.yaml"], source=source)
-            wanted = Placeholders.for_class(platform, args.name)
-            if args.stop:
-                wanted = Placeholders(0, wanted.cpu, wanted.memory)
+            wanted = Placeholders.for_class(platform, args.name, release=args.stop)
             await scale_placeholders(
                 client.AppsV1Api(api), args.namespace, f"{args.release}-placeholder", wanted
             )
@@ -167,27 +166,22 @@ def _close_kubernetes(args: argparse.Namespace) -> int:
 
     async def close():
         client = await _kube_clients(args.kubeconfig)
-        async with client.ApiClient() as api:
+        async with client.ApiClient() as api, contextlib.AsyncExitStack() as stack:
             core = client.CoreV1Api(api)
             hub = token = None
             if args.hub_url:
                 secret = await core.read_namespaced_secret(args.token_secret, args.namespace)
                 token = base64.b64decode(secret.data["token"]).decode()
-                hub = HubAdmin(args.hub_url.rstrip("/") + "/hub/api", token)
-                await hub.__aenter__()
-            try:
-                result = await close_kubernetes(
-                    core,
-                    client.CustomObjectsApi(api),
-                    args.namespace,
-                    f"{args.release}-platform",
-                    args.name,
-                    args.snapshot_class,
-                    hub,
-                )
-            finally:
-                if hub is not None:
-                    await hub.__aexit__(None, None, None)
+                hub = await stack.enter_async_context(HubAdmin(args.hub_url.rstrip("/") + "/hub/api", token))
+            result = await close_kubernetes(
+                core,
+                client.CustomObjectsApi(api),
+                args.namespace,
+                f"{args.release}-platform",
+                args.name,
+                args.snapshot_class,
+                hub,
+            )
             report = None
             if args.hub_url:
                 url = f"{args.hub_url.rstrip('/')}/services/accounting/api/v1/classes/{args.name}/report.csv"

@@ -59,7 +59,8 @@ def socket_base() -> Iterator[Path]:
 def user_runtime_dir(path: Path, uid: int | None = None, gid: int | None = None) -> Path:
     """The user's JUPYTER_RUNTIME_DIR: 0700, owned by the user's account."""
     path.mkdir(mode=0o700, exist_ok=True)
-    if uid is not None and gid is not None and (path.stat().st_uid, path.stat().st_gid) != (uid, gid):
+    owner = path.stat()
+    if uid is not None and gid is not None and (owner.st_uid, owner.st_gid) != (uid, gid):
         os.chown(path, uid, gid)
     os.chmod(path, 0o700)
     return path
