@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from platform_tools.accounting.ledger import Ledger  # noqa: E402
-from platform_tools.hubclient import HubUser  # noqa: E402
+from platform_tools.clients.hubclient import HubUser  # noqa: E402
+from platform_tools.ledger.store import Ledger  # noqa: E402
 from tests.platform import LocalPlatform, platform_config_text, processes_of, running_platform  # noqa: E402
 
 FAST = {"  sample_interval_seconds: 15\n": "  sample_interval_seconds: 1\n  enforce_interval_seconds: 1\n"}

@@ -31,7 +31,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from platform_tools.hubclient import HubUser  # noqa: E402
+from platform_tools.clients.hubclient import HubUser  # noqa: E402
 
 
 def config_text(sample_files: int, users: int) -> str:

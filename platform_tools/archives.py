@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 
+from platform_tools.contract.environment import ARCHIVES_VARIABLE
+
 
 def configured() -> dict[str, dict]:
     """{bucket: fsspec options} of the platform's archives (empty off the platform)."""
     try:
-        return json.loads(os.environ.get("PARHELION_ARCHIVES", "{}"))
+        return json.loads(os.environ.get(ARCHIVES_VARIABLE, "{}"))
     except ValueError:
         return {}
 

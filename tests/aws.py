@@ -40,7 +40,7 @@ class MotoServer:
     Budgets operations moto lacks: tests/moto_extras.py)."""
 
     def __init__(self, log: Path, env: dict[str, str] | None = None):
-        from platform_tools.local.processes import free_tcp_ports
+        from platform_tools.services.processes import free_tcp_ports
 
         self.env = env
 

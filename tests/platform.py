@@ -224,7 +224,7 @@ class RcloneS3:
     SECRET_KEY = "testsecretkey123"
 
     def __init__(self, root: Path, keyed: bool = True):
-        from platform_tools.local.processes import free_tcp_ports
+        from platform_tools.services.processes import free_tcp_ports
 
         self.keyed = keyed  # without keys it serves anyone, like a public AWS Open Data bucket
         self.root = root
@@ -282,7 +282,7 @@ class PostgresServer:
     def __init__(self):
         import importlib.util
 
-        from platform_tools.local.processes import free_tcp_ports
+        from platform_tools.services.processes import free_tcp_ports
 
         self.root = Path(tempfile.mkdtemp(prefix="parhelion-pg-"))
         self.root.chmod(0o755)
@@ -446,7 +446,7 @@ def run_in_a_users_kernel(platform: LocalPlatform, code: str, timeout: float, us
     """
     import asyncio
 
-    from platform_tools.hubclient import HubUser
+    from platform_tools.clients.hubclient import HubUser
 
     async def session() -> list:
         async with HubUser(platform.url, username, platform.password()) as user:

@@ -8,7 +8,7 @@ import pytest
 
 from platform_tools.archives import storage_options
 from platform_tools.config import parse_platform
-from platform_tools.environment import archive_storage_options
+from platform_tools.contract.environment import archive_storage_options
 
 pytestmark = pytest.mark.unit
 

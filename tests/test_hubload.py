@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from platform_tools.hubload import MonitorError, ProcessMonitor, process_figures
+from platform_tools.classes.hubload import MonitorError, ProcessMonitor, process_figures
 
 pytestmark = pytest.mark.unit
 

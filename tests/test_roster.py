@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from platform_tools.roster import RosterError, class_group, read_roster
+from platform_tools.classes.roster import RosterError, class_group, read_roster
 
 pytestmark = pytest.mark.unit
 

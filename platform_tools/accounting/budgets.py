@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from ..config.models import PlatformConfig
-from ..config.policy import UserPolicy, resolve
-from ..config.quotas import Budget
-from .ledger import Ledger
+from platform_tools.config.models import PlatformConfig
+from platform_tools.config.policy import UserPolicy, resolve
+from platform_tools.config.quotas import Budget
+from platform_tools.ledger.store import Ledger
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from ..config.models import PlatformConfig
-from .budgets import user_standing
-from .enforcer import describe
-from .ledger import Ledger
+from platform_tools.accounting.budgets import user_standing
+from platform_tools.accounting.enforcer import describe
+from platform_tools.config.models import PlatformConfig
+from platform_tools.ledger.store import Ledger
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,9 @@ def check_spawn(
     config: PlatformConfig, ledger: Ledger, username: str, profile: str | None, now: datetime | None = None
 ) -> Verdict:
     standing = user_standing(config, ledger, username, now or datetime.now(UTC))
-    if profile is not None and profile not in standing.policy.profiles:
-        allowed = ", ".join(standing.policy.profiles) or "none"
-        return Verdict(
-            False,
-            "profile",
-            f"The profile {profile!r} is not available to you "
-            f"(yours: {allowed}). Contact {config.accounting.contact}.",
-        )
+    problem = None if profile is None else standing.policy.profile_problem(profile, config.accounting.contact)
+    if problem:
+        return Verdict(False, "profile", problem)
     return _budget_verdict(config, standing, "server")
 
 

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..config.models import PlatformConfig
-from .budgets import Standing, user_standing
-from .ledger import Ledger
+from platform_tools.accounting.budgets import Standing, user_standing
+from platform_tools.config.models import PlatformConfig
+from platform_tools.ledger.store import Ledger
 
 log = logging.getLogger(__name__)
 

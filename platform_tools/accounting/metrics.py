@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from ..config.models import PlatformConfig
-from .budgets import user_standing
-from .ledger import Ledger
+from platform_tools.accounting.budgets import user_standing
+from platform_tools.config.models import PlatformConfig
+from platform_tools.ledger.store import Ledger
 
 
 class Metrics:

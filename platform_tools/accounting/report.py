@@ -11,9 +11,9 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..config.models import PlatformConfig
-from .budgets import user_standing
-from .ledger import Ledger
+from platform_tools.accounting.budgets import user_standing
+from platform_tools.config.models import PlatformConfig
+from platform_tools.ledger.store import Ledger
 
 
 def user_report(

@@ -1,9 +1,9 @@
 """Burst analysis: a function mapped over thousands of S3 objects on a Dask cluster."""
 
-from .cluster import BurstCluster, BurstClusterError, burst_cluster
-from .cutout import Cutout, read_cutout
-from .run import BurstReport, BurstResult, burst_map
-from .worker import DecodeError, decode_image
+from platform_tools.burst.cluster import BurstCluster, BurstClusterError, burst_cluster
+from platform_tools.burst.cutout import Cutout, read_cutout
+from platform_tools.burst.run import BurstReport, BurstResult, burst_map
+from platform_tools.burst.worker import DecodeError, decode_image
 
 __all__ = [
     "BurstCluster",

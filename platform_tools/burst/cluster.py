@@ -16,6 +16,8 @@ from typing import Any
 
 import dask.config
 
+from platform_tools.contract.services import GatewayPath
+
 log = logging.getLogger(__name__)
 
 
@@ -89,7 +91,7 @@ def _gateway_cluster(workers, worker_cores, worker_memory_gib, timeout) -> Burst
         raise BurstClusterError(str(exc)) from None
     try:
         room = gateway.sync(
-            gateway._request, "GET", f"{gateway.address}/api/v1/parhelion/clusters/{cluster.name}/room"
+            gateway._request, "GET", gateway.address.rstrip("/") + GatewayPath.room(cluster.name)
         )
         room = gateway.sync(room.json)
     except Exception as exc:  # a gateway without Parhelion's backend: trust the request

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from .worker import DecodeError
+from platform_tools.burst.worker import DecodeError
 
 DEFAULT_BLOCK = 256 * 1024
 

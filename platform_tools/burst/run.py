@@ -25,8 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from .plan import plan_batches
-from .worker import Reader, run_batch
+from platform_tools.burst.plan import plan_batches
+from platform_tools.burst.worker import Reader, run_batch
+from platform_tools.contract.environment import NODE_VARIABLE
 
 RETRYABLE = {"fetch"}  # transient failures get a second round on another task
 
@@ -95,11 +96,11 @@ def _items(files: pd.DataFrame | list[str]) -> tuple[pd.DataFrame, list[tuple[st
 
 def cluster_cost_per_hour(client: Any) -> float | None:
     """$/hour of the client's workers by the cost rule, on the platform's node (PARHELION_NODE)."""
-    node_text = os.environ.get("PARHELION_NODE")
+    node_text = os.environ.get(NODE_VARIABLE)
     if not node_text:
         return None
-    from ..accounting.cost import hourly_cost
-    from ..accounting.prices import Node
+    from platform_tools.pricing.catalog import Node
+    from platform_tools.pricing.cost import hourly_cost
 
     node = Node(**json.loads(node_text))
     total = 0.0
@@ -133,7 +134,7 @@ def burst_map(
     if not items:
         raise ValueError("no files to process")
     if storage_options is None:
-        from ..archives import storage_options as archive_options
+        from platform_tools.archives import storage_options as archive_options
 
         storage_options = archive_options(items[0][0])
     client = client or get_client()

@@ -1,7 +1,7 @@
 """CloudCatalog: find files in S3 archives by dataset and time (HelioCloud's spec)."""
 
-from .client import CatalogError, CatalogRegistry, CloudCatalog, NoFilesError
-from .spec import (
+from platform_tools.catalog.client import CatalogError, CatalogRegistry, CloudCatalog, NoFilesError
+from platform_tools.catalog.spec import (
     BucketCatalog,
     CatalogEntry,
     DatasetInfo,
@@ -13,7 +13,14 @@ from .spec import (
     info_name,
     parse_time,
 )
-from .writer import IndexedFile, catalog_entry, catalog_json, encode_indices, index_files, write_dataset
+from platform_tools.catalog.writer import (
+    IndexedFile,
+    catalog_entry,
+    catalog_json,
+    encode_indices,
+    index_files,
+    write_dataset,
+)
 
 __all__ = [
     "BucketCatalog",

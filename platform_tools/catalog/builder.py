@@ -19,8 +19,8 @@ from typing import Literal
 
 from astropy.io import fits
 
-from .spec import CatalogEntry
-from .writer import IndexedFile, catalog_entry, write_dataset
+from platform_tools.catalog.spec import CatalogEntry
+from platform_tools.catalog.writer import IndexedFile, catalog_entry, write_dataset
 
 HEADER_BLOCK = 2880
 FIRST_READ = 3 * HEADER_BLOCK

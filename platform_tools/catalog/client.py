@@ -18,7 +18,7 @@ import fsspec
 import pandas as pd
 from pydantic import BaseModel
 
-from .spec import (
+from platform_tools.catalog.spec import (
     INDEX_COLUMNS,
     BucketCatalog,
     CatalogEntry,

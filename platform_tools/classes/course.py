@@ -1,5 +1,5 @@
 """A class in platform.yaml, made from a roster: `parhelion class create` and the Ansible
-roster play both go through here (platform_tools.roster reads the CSV)."""
+roster play both go through here (platform_tools.classes.roster reads the CSV)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..accounting.ledger import Ledger
-from ..config import PlatformConfig
-from ..roster import class_group, read_roster
+from platform_tools.classes.roster import class_group, read_roster
+from platform_tools.config import PlatformConfig
+from platform_tools.ledger.store import Ledger
 
 
 class ClassError(ValueError):

@@ -17,14 +17,14 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..accounting.ledger import Ledger
-from ..config import load_platform
-from ..config.edit import PlatformChange, change_file
-from ..hub.homes import provide_notebooks
-from ..hubadmin import HubAdmin
-from ..local.runtime import LocalRuntime
-from ..local.statedir import StateDir
-from .course import class_of, class_spend, report_csv
+from platform_tools.classes.course import class_of, class_spend, report_csv
+from platform_tools.clients.hubadmin import HubAdmin
+from platform_tools.config import load_platform
+from platform_tools.config.edit import PlatformChange, change_file
+from platform_tools.ledger.store import Ledger
+from platform_tools.local.homes import provide_notebooks
+from platform_tools.local.runtime import LocalRuntime
+from platform_tools.local.statedir import StateDir
 
 
 @dataclass

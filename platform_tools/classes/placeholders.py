@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import PlatformConfig
-from .course import class_of
+from platform_tools.classes.course import class_of
+from platform_tools.config import PlatformConfig
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..accounting.cost import hourly_cost
-from ..accounting.prices import Node, PriceCatalog
+from platform_tools.pricing.catalog import Node, PriceCatalog
+from platform_tools.pricing.cost import hourly_cost
 
 BURST_PATTERN = re.compile(r"^\s*(\d+)\s*workers?\s*[x×*]\s*(\d+)\s*min(utes?)?\s*$", re.IGNORECASE)
 

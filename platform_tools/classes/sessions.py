@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from ..config import PlatformConfig
+from platform_tools.config import PlatformConfig
 
 log = logging.getLogger(__name__)
 RELEASE_AFTER = dt.timedelta(minutes=10)

@@ -11,10 +11,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..accounting.ledger import Ledger
-from ..accounting.report import all_users_rows, rows_csv, user_report
-from ..config import ConfigError, PlatformConfig, load_platform
-from ..config.policy import resolve
+from platform_tools.accounting.report import all_users_rows, rows_csv, user_report
+from platform_tools.config import ConfigError, PlatformConfig, load_platform
+from platform_tools.config.policy import resolve
+from platform_tools.ledger.store import Ledger
 
 
 def _load(args: argparse.Namespace) -> PlatformConfig | None:

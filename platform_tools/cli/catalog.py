@@ -53,7 +53,7 @@ def _pattern(text: str) -> re.Pattern:
 
 
 def catalog_build(args: argparse.Namespace) -> int:
-    from ..catalog.builder import BuildError, build_dataset
+    from platform_tools.catalog.builder import BuildError, build_dataset
 
     try:
         report = build_dataset(
@@ -82,7 +82,7 @@ def catalog_build(args: argparse.Namespace) -> int:
 
 
 def catalog_validate(args: argparse.Namespace) -> int:
-    from ..catalog.validate import validate_bucket
+    from platform_tools.catalog.validate import validate_bucket
 
     problems = validate_bucket(_fs(args), args.bucket, args.id or None)
     for problem in problems:
@@ -95,7 +95,7 @@ def catalog_validate(args: argparse.Namespace) -> int:
 
 
 def catalog_query(args: argparse.Namespace) -> int:
-    from ..catalog import CatalogError, CloudCatalog
+    from platform_tools.catalog import CatalogError, CloudCatalog
 
     try:
         catalog = CloudCatalog(args.bucket, **_storage_options(args))

@@ -7,7 +7,7 @@ import sys
 
 
 def chart_schema(args: argparse.Namespace) -> int:
-    from ..chart.values import SCHEMA_PATH, render_schema, write_schema
+    from platform_tools.chart.values import SCHEMA_PATH, render_schema, write_schema
 
     if args.write:
         print(f"wrote {write_schema()}")

@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from ..classes.course import ClassError, ClassSpec, class_of, class_spend, describe
-from ..config import ConfigError, load_platform
-from ..config.edit import PlatformChange, change_file
-from ..hubadmin import HubAdminError
-from ..roster import RosterError
+from platform_tools.classes.course import ClassError, ClassSpec, class_of, class_spend, describe
+from platform_tools.classes.roster import RosterError
+from platform_tools.clients.hubadmin import HubAdminError
+from platform_tools.config import ConfigError, load_platform
+from platform_tools.config.edit import PlatformChange, change_file
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def _targets(args: argparse.Namespace) -> list[Path]:
-    from ..local.statedir import StateDir
+    from platform_tools.local.statedir import StateDir
 
     targets = [args.config]
     live = StateDir(_state_dir(args)).platform_file
@@ -87,7 +86,7 @@ def _show(args: argparse.Namespace) -> int:
     spend = None
     ledger_file = _state_dir(args) / "accounting.sqlite"
     if ledger_file.exists():
-        from ..accounting.ledger import Ledger
+        from platform_tools.ledger.store import Ledger
 
         ledger = Ledger(f"sqlite:///{ledger_file.absolute()}")
         try:
@@ -98,35 +97,27 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _release(args: argparse.Namespace):
+    from platform_tools.classes.kubernetes import Release
+
+    return Release(args.namespace, args.release, args.kubeconfig)
+
+
 def _prewarm_kubernetes(args: argparse.Namespace) -> int:
-    from ..classes.placeholders import Placeholders, scale_placeholders
-    from ..config import parse_platform
+    from platform_tools.classes.kubernetes import prewarm_on_kubernetes
 
-    async def prewarm() -> Placeholders:
-        client = await _kube_clients(args.kubeconfig)
-        async with client.ApiClient() as api:
-            configmap = await client.CoreV1Api(api).read_namespaced_config_map(
-                f"{args.release}-platform", args.namespace
-            )
-            source = f"ConfigMap {args.namespace}/{args.release}-platform"
-            platform = parse_platform(configmap.data["platform.yaml"], source=source)
-            wanted = Placeholders.for_class(platform, args.name, release=args.stop)
-            await scale_placeholders(
-                client.AppsV1Api(api), args.namespace, f"{args.release}-placeholder", wanted
-            )
-            return wanted
-
-    wanted = asyncio.run(prewarm())
+    release = _release(args)
+    wanted = asyncio.run(prewarm_on_kubernetes(release, args.name, stop=args.stop))
     print(
         f"class {args.name}: {wanted.replicas} placeholders of {wanted.cpu} CPU and {wanted.memory} "
-        f"in {args.namespace} (StatefulSet {args.release}-placeholder)"
+        f"in {args.namespace} (StatefulSet {release.placeholders})"
     )
     return 0
 
 
 def _prewarm(args: argparse.Namespace) -> int:
-    from ..classes.lifecycle import prewarm_local
-    from ..local.statedir import StateDir
+    from platform_tools.classes.lifecycle import prewarm_local
+    from platform_tools.local.statedir import StateDir
 
     if args.kubernetes:
         return _prewarm_kubernetes(args)
@@ -143,59 +134,16 @@ def _prewarm(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _kube_clients(kubeconfig: Path | None):
-    from kubernetes_asyncio import client, config
-
-    if kubeconfig:
-        await config.load_kube_config(config_file=str(kubeconfig))
-    else:
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            await config.load_kube_config()
-    return client
-
-
 def _close_kubernetes(args: argparse.Namespace) -> int:
-    import base64
+    from platform_tools.classes.kubernetes import HubAccess, close_on_kubernetes
 
-    import aiohttp
-
-    from ..classes.kube_close import close_kubernetes
-    from ..hubadmin import HubAdmin
-
-    async def close():
-        client = await _kube_clients(args.kubeconfig)
-        async with client.ApiClient() as api, contextlib.AsyncExitStack() as stack:
-            core = client.CoreV1Api(api)
-            hub = token = None
-            if args.hub_url:
-                secret = await core.read_namespaced_secret(args.token_secret, args.namespace)
-                token = base64.b64decode(secret.data["token"]).decode()
-                hub = await stack.enter_async_context(HubAdmin(args.hub_url.rstrip("/") + "/hub/api", token))
-            result = await close_kubernetes(
-                core,
-                client.CustomObjectsApi(api),
-                args.namespace,
-                f"{args.release}-platform",
-                args.name,
-                args.snapshot_class,
-                hub,
-            )
-            report = None
-            if args.hub_url:
-                url = f"{args.hub_url.rstrip('/')}/services/accounting/api/v1/classes/{args.name}/report.csv"
-                headers = {"Authorization": f"token {token}"}
-                async with aiohttp.ClientSession(headers=headers) as session, session.get(url) as answer:
-                    if answer.status != 200:
-                        raise HubAdminError(f"the class report: HTTP {answer.status} from {url}")
-                    report = args.report or Path(f"{args.name}-final.csv")
-                    report.write_text(await answer.text())
-            return result, report
-
-    result, report = asyncio.run(close())
-    print(f"class {args.name} closed in ConfigMap {args.namespace}/{args.release}-platform")
-    if args.hub_url:
+    release = _release(args)
+    hub = HubAccess(args.hub_url, args.token_secret) if args.hub_url else None
+    result, report = asyncio.run(
+        close_on_kubernetes(release, args.name, args.snapshot_class, hub, args.report)
+    )
+    print(f"class {args.name} closed in ConfigMap {args.namespace}/{release.configmap}")
+    if hub is not None:
         print(f"servers stopped: {len(result.stopped)}")
         print(f"final cost report: {report}")
     else:
@@ -206,8 +154,8 @@ def _close_kubernetes(args: argparse.Namespace) -> int:
 
 
 def _close(args: argparse.Namespace) -> int:
-    from ..classes.lifecycle import close_local
-    from ..local.statedir import StateDir
+    from platform_tools.classes.lifecycle import close_local
+    from platform_tools.local.statedir import StateDir
 
     if args.kubernetes:
         return _close_kubernetes(args)

@@ -14,7 +14,7 @@ import argparse
 import sys
 from datetime import date
 
-from ..images.models import REPO_ROOT, ImagesError, load_images
+from platform_tools.images.models import REPO_ROOT, ImagesError, load_images
 
 
 def _names(images, names: list[str]) -> list[str]:
@@ -32,7 +32,7 @@ def images_list(args: argparse.Namespace) -> int:
 
 
 def images_lock(args: argparse.Namespace) -> int:
-    from ..images.locks import compile_lock
+    from platform_tools.images.locks import compile_lock
 
     images = load_images()
     for name in _names(images, args.names):
@@ -41,7 +41,7 @@ def images_lock(args: argparse.Namespace) -> int:
 
 
 def images_check(args: argparse.Namespace) -> int:
-    from ..images.service import check
+    from platform_tools.images.service import check
 
     images = load_images()
     problems = check(images, _names(images, args.names))
@@ -55,8 +55,8 @@ def images_check(args: argparse.Namespace) -> int:
 
 
 def images_build(args: argparse.Namespace) -> int:
-    from ..images.builder import ContainerTool
-    from ..images.service import build
+    from platform_tools.images.builder import ContainerTool
+    from platform_tools.images.service import build
 
     images = load_images()
     built = build(images, _names(images, args.names), ContainerTool.find())
@@ -67,8 +67,8 @@ def images_build(args: argparse.Namespace) -> int:
 
 
 def images_test(args: argparse.Namespace) -> int:
-    from ..images.builder import ContainerTool
-    from ..images.service import test
+    from platform_tools.images.builder import ContainerTool
+    from platform_tools.images.service import test
 
     images = load_images()
     name = _names(images, [args.name])[0]
@@ -84,7 +84,7 @@ def images_test(args: argparse.Namespace) -> int:
 
 
 def images_bump(args: argparse.Namespace) -> int:
-    from ..images.service import bump
+    from platform_tools.images.service import bump
 
     old, new = bump(args.name, date.today())
     print(f"{args.name}: {old} -> {new} (images/images.yaml and every file that names it)")

@@ -11,10 +11,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from ..config import ConfigError, load_platform
-from ..config.edit import PlatformChange, change_file
-from ..hubload import HubMonitor, MetricsMonitor, ProcessMonitor
-from ..loadtest import LoadtestReport, LoadtestSpec, run_loadtest
+from platform_tools.classes.hubload import HubMonitor, MetricsMonitor, ProcessMonitor
+from platform_tools.classes.loadtest import LoadtestReport, LoadtestSpec, run_loadtest
+from platform_tools.config import ConfigError, load_platform
+from platform_tools.config.edit import PlatformChange, change_file
 
 
 def _costs(report: LoadtestReport, config, state_dir: Path | None, started: float, ended: float) -> None:
@@ -22,7 +22,7 @@ def _costs(report: LoadtestReport, config, state_dir: Path | None, started: floa
     report.estimated_usd = sum(o.server_seconds for o in report.outcomes) / 3600 * profile.price_per_hour_usd
     ledger_file = state_dir / "accounting.sqlite" if state_dir else None
     if ledger_file and ledger_file.exists():
-        from ..accounting.ledger import Ledger
+        from platform_tools.ledger.store import Ledger
 
         ledger = Ledger(f"sqlite:///{ledger_file.absolute()}")
         try:
@@ -67,8 +67,8 @@ def _loadtest(args: argparse.Namespace) -> int:
         if token:
             monitor = MetricsMonitor(url, token)
     else:
-        from ..local.runtime import LocalRuntime
-        from ..local.statedir import StateDir
+        from platform_tools.local.runtime import LocalRuntime
+        from platform_tools.local.statedir import StateDir
 
         state = StateDir(args.state_dir or config.local.state_dir)
         if not state.runtime_file.exists():

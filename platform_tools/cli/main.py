@@ -19,13 +19,13 @@ import logging
 import sys
 from pathlib import Path
 
-from .. import __version__
+from platform_tools import __version__
 
 DEFAULT_CONFIG = Path("hub_config/platform.local.yaml")
 
 
 def _config_validate(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, load_platform
+    from platform_tools.config import ConfigError, load_platform
 
     status = 0
     for path in args.files:
@@ -45,7 +45,7 @@ def _config_validate(args: argparse.Namespace) -> int:
 
 
 def _config_schema(args: argparse.Namespace) -> int:
-    from ..config.schema import SCHEMA_PATH, render_schema, write_schema
+    from platform_tools.config.schema import SCHEMA_PATH, render_schema, write_schema
 
     if args.write:
         print(f"wrote {write_schema()}")
@@ -64,7 +64,7 @@ def _state_dir(args: argparse.Namespace) -> Path:
     """--state-dir, else the one the configuration names."""
     if args.state_dir:
         return args.state_dir
-    from ..config import ConfigError, load_platform
+    from platform_tools.config import ConfigError, load_platform
 
     try:
         return load_platform(args.config).local.state_dir
@@ -73,7 +73,7 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from ..local.launcher import UpOptions, run_up
+    from platform_tools.services.supervisor import UpOptions, run_up
 
     return run_up(
         UpOptions(
@@ -87,7 +87,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ..local.status import status_report
+    from platform_tools.services.status import status_report
 
     running, text = status_report(_state_dir(args))
     print(text)
@@ -95,7 +95,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from ..local.launcher import run_down
+    from platform_tools.services.supervisor import run_down
 
     return run_down(_state_dir(args))
 
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     local_options(down)
     down.set_defaults(func=_down)
 
-    from . import accounting, catalog, chart, classes, images, loadtest, plan, prices
+    from platform_tools.cli import accounting, catalog, chart, classes, images, loadtest, plan, prices
 
     accounting.add_commands(commands, local_options)
     classes.add_commands(commands, local_options)

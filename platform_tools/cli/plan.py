@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..accounting.prices import LiveCatalog, PriceError, catalog_path
-from ..classes.plan import Burst, ClassPlan, PlanError, Pod, Pool, simulate, table, write_plot
-from ..config import ConfigError, load_platform
+from platform_tools.classes.plan import Burst, ClassPlan, PlanError, Pod, Pool, simulate, table, write_plot
+from platform_tools.config import ConfigError, load_platform
+from platform_tools.pricing.catalog import LiveCatalog, PriceError, catalog_path
 
 
 def _plan_class(args: argparse.Namespace) -> int:

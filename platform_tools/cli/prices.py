@@ -13,8 +13,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..accounting.prices import DEFAULT_CATALOG, PriceCatalog, PriceError, catalog_path
-from ..config import ConfigError, PlatformConfig, load_platform
+from platform_tools.config import ConfigError, PlatformConfig, load_platform
+from platform_tools.pricing.catalog import DEFAULT_CATALOG, PriceCatalog, PriceError, catalog_path
 
 
 def _config(args: argparse.Namespace) -> PlatformConfig | None:
@@ -65,8 +65,8 @@ def prices_show(args: argparse.Namespace) -> int:
 
 
 def prices_refresh(args: argparse.Namespace) -> int:
-    from ..accounting.aws_prices import AwsPriceReader, PriceRefreshError
-    from ..accounting.price_refresh import changes, refresh_catalog
+    from platform_tools.pricing.aws import AwsPriceReader, PriceRefreshError
+    from platform_tools.pricing.refresh import changes, refresh_catalog
 
     config = _config(args)
     if config is None:

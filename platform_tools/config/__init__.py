@@ -1,7 +1,7 @@
 """platform.yaml: the one configuration model, its loader and its schema."""
 
-from .loader import ConfigError, ConfigIssue, load_platform, parse_platform
-from .models import (
+from platform_tools.config.loader import ConfigError, ConfigIssue, load_platform, parse_platform
+from platform_tools.config.models import (
     Archive,
     DaskGatewayConfig,
     Group,

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .loader import ConfigError, ConfigIssue, load_platform, parse_platform
-from .models import PlatformConfig
+from platform_tools.config.loader import ConfigError, ConfigIssue, load_platform, parse_platform
+from platform_tools.config.models import PlatformConfig
 
 log = logging.getLogger(__name__)
 

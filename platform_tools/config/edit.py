@@ -19,8 +19,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from .configmap import write_atomically
-from .loader import ConfigError, ConfigIssue, _parse_yaml, _plain, parse_platform
+from platform_tools.config.configmap import write_atomically
+from platform_tools.config.loader import ConfigError, ConfigIssue, _parse_yaml, _plain, parse_platform
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
-from .loader import ConfigError, load_platform
-from .models import PlatformConfig
+from platform_tools.config.loader import ConfigError, load_platform
+from platform_tools.config.models import PlatformConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

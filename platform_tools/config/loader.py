@@ -23,8 +23,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from .models import PATTERN_MEANINGS, PlatformConfig
-from .references import Loc, ReferenceIssues
+from platform_tools.config.models import PATTERN_MEANINGS, PlatformConfig
+from platform_tools.config.references import Loc, ReferenceIssues
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, StringConstraints, model_validator
 
-from .courses import CourseSettings
-from .models_base import (  # noqa: F401 - PATTERN_MEANINGS is re-exported for the loader
+from platform_tools.config.courses import CourseSettings
+from platform_tools.config.models_base import (  # noqa: F401 - PATTERN_MEANINGS is re-exported for the loader
     PATTERN_MEANINGS,
     REGION_PATTERN,
     URL_PATTERN,
@@ -28,8 +28,8 @@ from .models_base import (  # noqa: F401 - PATTERN_MEANINGS is re-exported for t
     StrictModel,
     Username,
 )
-from .quotas import AccountingConfig, Budget, Quota, UserOverride
-from .references import ReferenceIssues, reference_issues
+from platform_tools.config.quotas import AccountingConfig, Budget, Quota, UserOverride
+from platform_tools.config.references import ReferenceIssues, reference_issues
 
 # --------------------------------------------------------------------------- hub
 

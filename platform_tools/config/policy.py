@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .quotas import Budget, Quota
+from platform_tools.config.quotas import Budget, Quota
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .models import PlatformConfig
+    from platform_tools.config.models import PlatformConfig
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,17 @@ class UserPolicy:
     budget_source: str | None  # "group:<name>", "user", "defaults" or None
     group_totals: dict[str, Budget] = field(default_factory=dict)
     image: str | None = None  # a class's image key (courses), over the profiles' own
+    default_profile: str | None = None  # the platform's default if allowed, else the first allowed
+
+    def profile_problem(self, profile: str, contact: str) -> str | None:
+        """Why ``profile`` may not be started by this user (None if it may): the one rule the
+        hub's pre-spawn check and the accounting service's spawn check both apply."""
+        if profile in self.profiles:
+            return None
+        return (
+            f"The profile {profile!r} is not available to you "
+            f"(yours: {', '.join(self.profiles) or 'none'}). Contact {contact}."
+        )
 
 
 def class_image(config: PlatformConfig, username: str) -> str | None:
@@ -119,13 +130,22 @@ def resolve(config: PlatformConfig, username: str) -> UserPolicy:
         for name in groups_of(config, username)
         if config.groups[name].budget is not None and config.groups[name].budget.group_usd
     }
+    profiles = resolve_profiles(config, username)
     return UserPolicy(
         username=username,
         groups=groups_of(config, username),
-        profiles=resolve_profiles(config, username),
+        profiles=profiles,
         quota=resolve_quota(config, username),
         budget=budget,
         budget_source=source,
         group_totals=totals,
         image=class_image(config, username),
+        default_profile=default_profile(config, profiles),
     )
+
+
+def default_profile(config: PlatformConfig, allowed: list[str]) -> str | None:
+    """The profile preselected for a user: the platform's default if they may use it."""
+    if config.default_profile in allowed:
+        return config.default_profile
+    return allowed[0] if allowed else None

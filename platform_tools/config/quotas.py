@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
-from .models_base import Name, StrictModel
+from platform_tools.config.models_base import Name, StrictModel
 
 Percent = Annotated[float, Field(gt=0, le=1000)]
 

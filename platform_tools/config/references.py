@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .policy import groups_of, resolve_budget
+from platform_tools.config.policy import groups_of, resolve_budget
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .models import PlatformConfig
+    from platform_tools.config.models import PlatformConfig
 
 Loc = tuple[str | int, ...]
 

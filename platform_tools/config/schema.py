@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .models import PlatformConfig
+from platform_tools.config.models import PlatformConfig
 
 SCHEMA_PATH = Path(__file__).with_name("platform.schema.json")
 SCHEMA_ID = "https://parhelion.dev/schemas/platform.schema.json"

@@ -22,17 +22,17 @@ from dask_gateway_server.models import ClusterStatus
 from dask_gateway_server.options import Options, String
 from traitlets import Float, Unicode
 
-from ..accounting.k8s import metering_metadata
-from ..config import PlatformConfig
-from ..config.configmap import (
+from platform_tools.config import PlatformConfig
+from platform_tools.config.configmap import (
     CONFIGMAP_VARIABLE,
     PATH_VARIABLE,
     ConfigMapMirror,
     platform_from_environment,
 )
-from ..config.models import DaskGatewayConfig
-from .limits import AggregateLimitsMixin
-from .options import GIB, size_fields
+from platform_tools.config.models import DaskGatewayConfig
+from platform_tools.contract.labels import DASK_WORKERS_POOL, USERS_POOL, metering_metadata
+from platform_tools.gateway.limits import AggregateLimitsMixin
+from platform_tools.gateway.options import GIB, size_fields
 
 SPOT_TAINT = {
     "key": "parhelion.dev/dask-worker",
@@ -133,11 +133,11 @@ def configure_kubernetes_gateway(c: Any, platform: PlatformConfig | None = None)
     c.KubeClusterConfig.scheduler_extra_pod_labels = scheduler_labels
     c.KubeClusterConfig.worker_extra_pod_labels = worker_labels
     c.KubeClusterConfig.scheduler_extra_pod_config = {
-        "nodeSelector": {"parhelion.dev/pool": "users"},
+        "nodeSelector": dict(USERS_POOL),
         "priorityClassName": "parhelion-users",
     }
     c.KubeClusterConfig.worker_extra_pod_config = {
-        "nodeSelector": {"parhelion.dev/pool": "dask-workers"},
+        "nodeSelector": dict(DASK_WORKERS_POOL),
         "tolerations": [SPOT_TAINT],
         "priorityClassName": "parhelion-dask-workers",
     }

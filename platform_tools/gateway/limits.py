@@ -34,9 +34,11 @@ from dask_gateway_server.routes import api_handler
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
-from ..config import PlatformConfig
-from ..config.live import LiveConfig
-from ..config.policy import resolve
+from platform_tools.config import PlatformConfig
+from platform_tools.config.live import LiveConfig
+from platform_tools.config.policy import resolve
+from platform_tools.contract.services import AccountingPath, GatewayPath, accounting_api
+from platform_tools.contract.tokens import authorization, token_matches
 
 GIB = 2**30
 
@@ -70,7 +72,9 @@ class AggregateLimitsMixin(LoggingConfigurable):
     platform_config_path = Unicode(
         os.environ.get("PARHELION_CONFIG", ""), help="platform.yaml, re-read when it changes.", config=True
     )
-    accounting_url = Unicode("", help="The accounting service's internal URL.", config=True)
+    accounting_url = Unicode(
+        "", help="The accounting service's origin, as registered with the hub (no prefix).", config=True
+    )
     accounting_token = Unicode("", help="Token for the accounting service and our routes.", config=True)
 
     _live: LiveConfig | None = None
@@ -176,9 +180,10 @@ class AggregateLimitsMixin(LoggingConfigurable):
         platform = self.platform()
         if not platform.accounting.enabled or not self.accounting_url:
             return
+        url = accounting_api(self.accounting_url, AccountingPath.CHECK_CLUSTER)
         request = urllib.request.Request(
-            f"{self.accounting_url.rstrip('/')}/api/v1/check/cluster?{urlencode({'user': username})}",
-            headers={"Authorization": f"token {self.accounting_token}"},
+            f"{url}?{urlencode({'user': username})}",
+            headers=authorization(self.accounting_token),
         )
         try:
             with urllib.request.urlopen(request, timeout=5) as answer:
@@ -201,10 +206,10 @@ class AggregateLimitsMixin(LoggingConfigurable):
 
     async def setup(self, app: web.Application) -> None:
         await super().setup(app)
-        app.router.add_get("/api/v1/parhelion/usage", self._usage_route)
-        app.router.add_post("/api/v1/parhelion/users/{username}/stop", self._stop_route)
+        app.router.add_get(GatewayPath.USAGE, self._usage_route)
+        app.router.add_post(GatewayPath.STOP_ROUTE, self._stop_route)
         app.router.add_get(
-            "/api/v1/parhelion/clusters/{cluster_name}/room",
+            GatewayPath.ROOM_ROUTE,
             api_handler(self._room_route, user_authenticated=True),
         )
 
@@ -235,8 +240,7 @@ class AggregateLimitsMixin(LoggingConfigurable):
         )
 
     def _authorized(self, request: web.Request) -> bool:
-        expected = f"token {self.accounting_token}"
-        return bool(self.accounting_token) and request.headers.get("Authorization") == expected
+        return token_matches(request.headers.get("Authorization"), self.accounting_token)
 
     async def _usage_route(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import PlatformConfig, load_platform
-from ..hub.local import GATEWAY_SERVICE, user_data_environment
-from ..local.runtime import GATEWAY_PREFIX, HOST, LocalRuntime
-from ..local.statedir import StateDir
-from .options import cluster_options
+from platform_tools.config import PlatformConfig, load_platform
+from platform_tools.contract.services import GATEWAY_PREFIX, GATEWAY_SERVICE
+from platform_tools.gateway.options import cluster_options
+from platform_tools.local.environment import user_data_environment
+from platform_tools.local.runtime import HOST, LocalRuntime
+from platform_tools.local.statedir import StateDir
 
 
 def configure_local_gateway(

@@ -10,7 +10,7 @@ from typing import Any
 
 from dask_gateway_server.options import Float, Options
 
-from ..config.models import DaskGatewayConfig
+from platform_tools.config.models import DaskGatewayConfig
 
 GIB = 2**30
 

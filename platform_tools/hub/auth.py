@@ -12,7 +12,7 @@ from __future__ import annotations
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 from traitlets import Unicode
 
-from ..config.live import LiveConfig
+from platform_tools.config.live import LiveConfig
 
 
 class LiveAllowedSharedPasswordAuthenticator(SharedPasswordAuthenticator):

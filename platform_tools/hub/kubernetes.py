@@ -19,22 +19,29 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..accounting.k8s import metering_metadata
-from ..config import PlatformConfig
-from ..config.live import LiveConfig
-from ..config.policy import resolve
-from ..environment import archive_environment, default_archive, gateway_client_environment
-from .spawn import check_spawn
-
-USERS_POOL = {"parhelion.dev/pool": "users"}
-ACCOUNTING_SERVICE = "accounting"
+from platform_tools.config import PlatformConfig
+from platform_tools.config.live import LiveConfig
+from platform_tools.config.policy import resolve
+from platform_tools.contract.environment import (
+    archive_environment,
+    default_archive,
+    gateway_client_environment,
+)
+from platform_tools.contract.labels import PROFILE, USERS_POOL, metering_metadata
+from platform_tools.contract.services import (
+    ACCOUNTING_SERVICE,
+    GATEWAY_SERVICE,
+    accounting_service,
+    hub_roles,
+    merge_roles,
+)
+from platform_tools.hub.spawn import check_spawn
 
 
 def profile_list(config: PlatformConfig, username: str) -> list[dict]:
     """KubeSpawner profiles for ``username``: those their groups allow, with $/hour."""
     policy = resolve(config, username)
-    allowed = policy.profiles
-    default = config.default_profile if config.default_profile in allowed else allowed[0]
+    allowed, default = policy.profiles, policy.default_profile
     labels, _ = metering_metadata(username, "server")
     profiles = []
     for name in allowed:
@@ -52,7 +59,7 @@ def profile_list(config: PlatformConfig, username: str) -> list[dict]:
                     "mem_guarantee": f"{profile.mem_guarantee_gib:g}G",
                     "mem_limit": f"{profile.mem_limit_gib:g}G",
                     "node_selector": dict(USERS_POOL),
-                    "extra_labels": {**labels, "parhelion.dev/profile": name},
+                    "extra_labels": {**labels, PROFILE: name},
                 },
             }
         )
@@ -113,7 +120,7 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     c.KubeSpawner.profile_list = lambda spawner: profile_list(live.current(), spawner.user.name)
     c.KubeSpawner.node_selector = dict(USERS_POOL)
-    c.KubeSpawner.extra_labels = {"parhelion.dev/metered": "true", "parhelion.dev/kind": "server"}
+    c.KubeSpawner.extra_labels = metering_metadata("", "server")[0]
     c.KubeSpawner.environment = user_environment(config, gateway_addresses())
     c.KubeSpawner.uid = 1000
     c.KubeSpawner.gid = 1000
@@ -140,25 +147,15 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     if cull_after and "services" in c.JupyterHub:
         c.JupyterHub.services = [cull_timeout(service, cull_after * 60) for service in c.JupyterHub.services]
 
+    # The gateway is registered by the chart's values (jupyterhub.hub.services); the
+    # accounting service here. Roles for both come from the contract, as on one machine,
+    # merged with zero-to-jupyterhub's own.
+    ours = [GATEWAY_SERVICE] if config.dask_gateway.enabled else []
     if config.accounting.enabled:
+        ours.append(ACCOUNTING_SERVICE)
         services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
-        services.append(
-            {
-                "name": ACCOUNTING_SERVICE,
-                "url": accounting_url,
-                "api_token": token,
-                "display": True,
-                "oauth_no_confirm": True,
-            }
-        )
+        services.append(accounting_service(accounting_url, token).registration())
         c.JupyterHub.services = services
-        roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
-        roles.append(
-            {
-                "name": "parhelion-accounting",
-                "services": [ACCOUNTING_SERVICE],
-                "scopes": ["list:users", "read:users", "read:servers", "delete:servers", "read:groups"],
-            }
-        )
-        c.JupyterHub.load_roles = roles
+    existing = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    c.JupyterHub.load_roles = merge_roles(existing, hub_roles(ours))
     c.KubeSpawner.namespace = namespace

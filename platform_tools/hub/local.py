@@ -8,33 +8,34 @@ dask-gateway and idle-culler services and the roles they need.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import pwd
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import PlatformConfig
-from ..config.live import LiveConfig
-from ..environment import (
-    archive_environment,
-    archive_storage_options,
-    default_archive,
-    gateway_client_environment,
+from platform_tools.config import PlatformConfig
+from platform_tools.config.live import LiveConfig
+from platform_tools.contract.environment import gateway_client_environment
+from platform_tools.contract.services import (
+    ADMIN_SERVICE,
+    CULLER_SERVICE,
+    GATEWAY_PREFIX,
+    GATEWAY_SERVICE,
+    HubService,
+    accounting_service,
+    hub_roles,
 )
-from ..local.runtime import GATEWAY_PREFIX, HOST, LocalRuntime
-from ..local.statedir import StateDir
-from .auth import LiveAllowedSharedPasswordAuthenticator
-from .homes import provide_notebooks
-from .kernels import kernel_settings
-from .spawn import check_spawn, options_from_form, profile_form
+from platform_tools.hub.auth import LiveAllowedSharedPasswordAuthenticator
+from platform_tools.hub.spawn import check_spawn, options_from_form, profile_form
+from platform_tools.local.environment import user_data_environment
+from platform_tools.local.homes import provide_notebooks
+from platform_tools.local.kernels import kernel_settings
+from platform_tools.local.runtime import HOST, LocalRuntime
+from platform_tools.local.statedir import StateDir
 
-GATEWAY_SERVICE = "dask-gateway"
-CULLER_SERVICE = "idle-culler"
-ACCOUNTING_SERVICE = "accounting"
-ADMIN_SERVICE = "parhelion-admin"
+# How the hub starts the accounting service it manages (`python -m ...`).
+ACCOUNTING_MODULE = "platform_tools.services.accounting"
 
 
 def configure_local_hub(
@@ -142,129 +143,31 @@ def _configure_spawner(
     c.Spawner.pre_spawn_hook = before_spawn
 
 
-def user_data_environment(platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> dict[str, str]:
-    """Archive variables for servers and Dask workers (local archives get the rclone URL).
-
-    ``PARHELION_STATE_DIR`` marks every process of a local platform, down to Dask
-    workers, so a supervisor or a test can find them all.
-    """
-    env = {"PARHELION_STATE_DIR": str(state.root)}
-    local = {
-        "endpoint_url": runtime.s3_url,
-        "access_key": state.secret("s3-access-key")[0],
-        "secret_key": state.secret("s3-secret-key")[0],
-    }
-    buckets = {
-        archive.bucket: archive_storage_options(archive, **(local if archive.local else {}))
-        for archive in platform.archives.values()
-    }
-    env["PARHELION_ARCHIVES"] = json.dumps(buckets, sort_keys=True)
-    node = _priced_node(platform, state)
-    if node is not None:  # what burst reports price a cluster with (the cost rule's node)
-        env["PARHELION_NODE"] = json.dumps(dataclasses.asdict(node))
-    archive = default_archive(platform)
-    if archive is None:
-        return env
-    return env | archive_environment(archive, **(local if archive.local else {}))
-
-
-def _priced_node(platform: PlatformConfig, state: StateDir):
-    from ..accounting.prices import PriceCatalog, PriceError, catalog_path
-
-    virtual = platform.accounting.virtual_node
-    try:
-        catalog = PriceCatalog.load(catalog_path(platform.accounting.price_catalog, state.root))
-        return catalog.node(virtual.instance_type, virtual.region, virtual.capacity_type)
-    except PriceError:  # `parhelion up` refuses to start without it; never fail a spawn over it
-        return None
-
-
 def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> None:
+    """The hub services of one machine and their roles (``contract.hub_roles``, as on EKS)."""
     services = []
-    roles = [
-        {
-            "name": "user",
-            "description": "Standard user privileges, and the use of dask-gateway",
-            "scopes": ["self"],
-        },
-        {
-            "name": "server",
-            "description": "A user's server: activity, and dask-gateway from its kernels",
-            "scopes": ["users:activity!user", "access:servers!server"],
-        },
-    ]
     if platform.dask_gateway.enabled:
         services.append(
-            {
-                "name": GATEWAY_SERVICE,
-                "url": runtime.gateway_url,
-                "api_token": state.secret("gateway-api-token")[0],
-                "display": False,
-            }
+            HubService(GATEWAY_SERVICE, state.secret("gateway-api-token")[0], url=runtime.gateway_url)
         )
-        for role in roles:
-            role["scopes"].append(f"access:services!service={GATEWAY_SERVICE}")
     if platform.accounting.enabled:
         services.append(
-            {
-                "name": ACCOUNTING_SERVICE,
-                "url": f"http://{HOST}:{runtime.ports.accounting}",
-                "command": [sys.executable, "-m", "platform_tools.accounting.service"],
-                "environment": {
+            accounting_service(
+                runtime.accounting_url,
+                state.secret("accounting-api-token")[0],
+                command=[sys.executable, "-m", ACCOUNTING_MODULE],
+                environment={
                     "PARHELION_RUNTIME": str(state.runtime_file),
                     "PARHELION_STATE_DIR": str(state.root),
                     "PATH": os.environ.get("PATH", ""),
                 },
-                "oauth_no_confirm": True,
-                "display": True,
-                "info": {"description": "Your spend, budget and what runs for you"},
-            }
+            )
         )
-        for role in roles:
-            role["scopes"].append(f"access:services!service={ACCOUNTING_SERVICE}")
-        roles.append(
-            {
-                "name": ACCOUNTING_SERVICE,
-                "description": "Meter usage and stop what runs over a hard cap",
-                "scopes": [
-                    "list:users",
-                    "read:users",
-                    "read:servers",
-                    "admin:servers",
-                    "read:users:activity",
-                ],
-                "services": [ACCOUNTING_SERVICE],
-            }
-        )
-    # Parhelion's own admin commands (`parhelion class prewarm|close`, `parhelion loadtest`):
-    # create users, stop their servers, read the hub's metrics; nothing else.
-    services.append({"name": ADMIN_SERVICE, "api_token": state.secret("admin-api-token")[0]})
-    roles.append(
-        {
-            "name": ADMIN_SERVICE,
-            "description": "Parhelion's class commands: create users, stop servers, read the hub's metrics",
-            "scopes": [
-                "admin:users",
-                "admin:servers",
-                "list:users",
-                "read:users",
-                "read:servers",
-                "read:metrics",
-            ],
-            "services": [ADMIN_SERVICE],
-        }
-    )
+    # Parhelion's own admin commands (`parhelion class prewarm|close`, `parhelion loadtest`).
+    services.append(HubService(ADMIN_SERVICE, state.secret("admin-api-token")[0]))
     if platform.hub.cull_idle_servers_after_minutes:
         # Started by `parhelion up` itself (not hub-managed) so hub restarts and
         # shutdowns do not wait on it.
-        services.append({"name": CULLER_SERVICE, "api_token": state.secret("culler-api-token")[0]})
-        roles.append(
-            {
-                "name": CULLER_SERVICE,
-                "description": "Stop idle servers",
-                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-                "services": [CULLER_SERVICE],
-            }
-        )
-    c.JupyterHub.services = services
-    c.JupyterHub.load_roles = roles
+        services.append(HubService(CULLER_SERVICE, state.secret("culler-api-token")[0]))
+    c.JupyterHub.services = [service.registration() for service in services]
+    c.JupyterHub.load_roles = hub_roles(service.name for service in services)

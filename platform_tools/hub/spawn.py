@@ -17,8 +17,10 @@ from urllib.parse import urlencode
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from ..config.live import LiveConfig
-from ..config.policy import resolve
+from platform_tools.config.live import LiveConfig
+from platform_tools.config.policy import resolve
+from platform_tools.contract.services import AccountingPath, accounting_api
+from platform_tools.contract.tokens import authorization
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +36,10 @@ class SpawnRefused(web.HTTPError):
 
 def profile_form(live: LiveConfig, username: str) -> str:
     config = live.current()
-    allowed = resolve(config, username).profiles
+    policy = resolve(config, username)
+    allowed, default = policy.profiles, policy.default_profile
     if len(allowed) <= 1:
         return ""  # nothing to choose: JupyterHub starts without a form
-    default = config.default_profile if config.default_profile in allowed else allowed[0]
     rows = []
     for name in allowed:
         profile = config.profiles[name]
@@ -58,18 +60,17 @@ def options_from_form(formdata: dict[str, list[str]]) -> dict[str, Any]:
 
 
 async def check_spawn(spawner: Any, live: LiveConfig, accounting_url: str | None, token: str) -> str:
-    """Refuse (SpawnRefused) or return the profile to start."""
+    """Refuse (SpawnRefused) or return the profile to start.
+
+    ``accounting_url`` is the accounting service's origin as registered with the hub.
+    """
     config = live.current()
     username = spawner.user.name
     policy = resolve(config, username)
-    profile = (spawner.user_options or {}).get("profile") or (
-        config.default_profile if config.default_profile in policy.profiles else policy.profiles[0]
-    )
-    if profile not in policy.profiles:
-        raise SpawnRefused(
-            f"The profile {profile!r} is not available to you (yours: "
-            f"{', '.join(policy.profiles)}). Contact {config.accounting.contact}."
-        )
+    profile = (spawner.user_options or {}).get("profile") or policy.default_profile or ""
+    problem = policy.profile_problem(profile, config.accounting.contact)
+    if problem:
+        raise SpawnRefused(problem)
     running = [s for s in spawner.user.spawners.values() if s is not spawner and s.active]
     if policy.quota.max_servers is not None and len(running) >= policy.quota.max_servers:
         raise SpawnRefused(
@@ -80,8 +81,8 @@ async def check_spawn(spawner: Any, live: LiveConfig, accounting_url: str | None
         return profile
     query = urlencode({"user": username, "profile": profile})
     request = HTTPRequest(
-        f"{accounting_url}api/v1/check/spawn?{query}",
-        headers={"Authorization": f"token {token}"},
+        f"{accounting_api(accounting_url, AccountingPath.CHECK_SPAWN)}?{query}",
+        headers=authorization(token),
         request_timeout=5,
     )
     try:

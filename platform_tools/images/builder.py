@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .models import IMAGES_DIR, REPO_ROOT, ImagesError
+from platform_tools.images.models import IMAGES_DIR, REPO_ROOT, ImagesError
 
 DEBIAN_IMAGE = "docker.io/library/debian:bookworm-slim"
 STORAGE_CONF = """[storage]

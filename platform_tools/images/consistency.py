@@ -18,8 +18,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from .locks import PROJECT_LOCK, image_dir, pins
-from .models import REPO_ROOT, ImagesFile
+from platform_tools.images.locks import PROJECT_LOCK, image_dir, pins
+from platform_tools.images.models import REPO_ROOT, ImagesFile
 
 SHARED = ("dask", "distributed", "jupyterhub", "dask-gateway")
 PLATFORM_FILES = (REPO_ROOT / "hub_config" / "platform.local.yaml",)
@@ -83,7 +83,7 @@ def reference_problems(images: ImagesFile, files: list[Path]) -> list[str]:
 
 
 def gateway_problems(images: ImagesFile, files: list[Path]) -> list[str]:
-    from ..config import ConfigError, load_platform
+    from platform_tools.config import ConfigError, load_platform
 
     problems = []
     for path in files:

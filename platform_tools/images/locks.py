@@ -20,8 +20,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ..tools import find_tool
-from .models import IMAGES_DIR, REPO_ROOT, ImagesError, ImagesFile
+from platform_tools.images.models import IMAGES_DIR, REPO_ROOT, ImagesError, ImagesFile
+from platform_tools.local.tools import find_tool
 
 PROJECT_LOCK = REPO_ROOT / "requirements" / "lock.txt"
 DIGEST_LINE = "# requirements.in sha256: "

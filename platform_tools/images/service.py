@@ -16,11 +16,24 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from ..tools import find_tool
-from .builder import DEBIAN_IMAGE, ContainerTool
-from .consistency import PLATFORM_FILES, chart_files, consistency_problems, expected_versions
-from .locks import image_dir, lock_problems
-from .models import IMAGES_DIR, IMAGES_FILE, REPO_ROOT, ImagesError, ImagesFile, load_images, next_tag
+from platform_tools.images.builder import DEBIAN_IMAGE, ContainerTool
+from platform_tools.images.consistency import (
+    PLATFORM_FILES,
+    chart_files,
+    consistency_problems,
+    expected_versions,
+)
+from platform_tools.images.locks import image_dir, lock_problems
+from platform_tools.images.models import (
+    IMAGES_DIR,
+    IMAGES_FILE,
+    REPO_ROOT,
+    ImagesError,
+    ImagesFile,
+    load_images,
+    next_tag,
+)
+from platform_tools.local.tools import find_tool
 
 WHEELS = IMAGES_DIR / ".build"
 REQUIRED_LABELS = (

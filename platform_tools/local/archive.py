@@ -24,9 +24,16 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from ..catalog import BucketCatalog, IndexedFile, catalog_entry, catalog_json, index_files, index_name
-from ..config.models import LocalArchive
-from .aia_synthetic import SyntheticAIA
+from platform_tools.catalog import (
+    BucketCatalog,
+    IndexedFile,
+    catalog_entry,
+    catalog_json,
+    index_files,
+    index_name,
+)
+from platform_tools.config.models import LocalArchive
+from platform_tools.local.aia_synthetic import SyntheticAIA
 
 log = logging.getLogger(__name__)
 

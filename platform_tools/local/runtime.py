@@ -13,9 +13,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from platform_tools.contract.services import GATEWAY_PREFIX, hub_api
+
 HOST = "127.0.0.1"
-GATEWAY_PREFIX = "/services/dask-gateway"
-ACCOUNTING_PREFIX = "/services/accounting/"
 
 
 @dataclass
@@ -40,7 +40,7 @@ class LocalRuntime:
     supervisor_pid: int = 0
     started_at: float = 0.0
     pids: dict[str, int] = field(default_factory=dict)
-    kernel_socket_dir: str = ""  # users' kernels listen on Unix sockets here (hub/kernels.py)
+    kernel_socket_dir: str = ""  # users' kernels listen on Unix sockets here (local/kernels.py)
 
     # --------------------------------------------------------------------- URLs
 
@@ -55,7 +55,7 @@ class LocalRuntime:
 
     @property
     def hub_api_url(self) -> str:
-        return f"http://{HOST}:{self.ports.hub_api}/hub/api"
+        return hub_api(f"http://{HOST}:{self.ports.hub_api}")
 
     @property
     def gateway_url(self) -> str:
@@ -72,8 +72,9 @@ class LocalRuntime:
 
     @property
     def accounting_url(self) -> str:
-        """The accounting service, with its hub service prefix."""
-        return f"http://{HOST}:{self.ports.accounting}{ACCOUNTING_PREFIX}"
+        """The accounting service's origin, as registered with the hub (``contract.accounting_api``
+        adds its prefix and a route)."""
+        return f"http://{HOST}:{self.ports.accounting}"
 
     @property
     def s3_url(self) -> str:

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from platform_tools.accounting.cost import hourly_cost, node_share, storage_hourly_cost
-from platform_tools.accounting.prices import DEFAULT_CATALOG, HOURS_PER_MONTH, PriceCatalog, PriceError
 from platform_tools.config import parse_platform
+from platform_tools.pricing.catalog import DEFAULT_CATALOG, HOURS_PER_MONTH, PriceCatalog, PriceError
+from platform_tools.pricing.cost import hourly_cost, node_share, storage_hourly_cost
 
 pytestmark = pytest.mark.unit
 

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from platform_tools.accounting.ledger import Ledger
-from platform_tools.hubclient import CellError, HubError, HubUser
+from platform_tools.clients.hubclient import CellError, HubError, HubUser
+from platform_tools.ledger.store import Ledger
 from tests.platform import (
     LocalPlatform,
     platform_config_text,
@@ -255,7 +255,7 @@ def test_kill_9_of_accounting_loses_no_usage(quota_platform):
 
     def accounting_pid() -> int | None:
         for proc in processes_of(quota_platform.state):
-            if "platform_tools.accounting.service" in " ".join(proc.cmdline()):
+            if "platform_tools.services.accounting" in " ".join(proc.cmdline()):
                 return proc.pid
         return None
 

@@ -9,9 +9,9 @@ import pytest
 
 from platform_tools.accounting.budgets import period_of
 from platform_tools.accounting.enforcer import Actions, Enforcer
-from platform_tools.accounting.ledger import Ledger, Observation
 from platform_tools.config import parse_platform
 from platform_tools.config.quotas import Budget
+from platform_tools.ledger.store import Ledger, Observation
 from tests.platform import platform_config_text
 
 pytestmark = pytest.mark.unit

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from platform_tools.accounting.k8s import kubernetes_observations, metering_metadata, quantity
-from platform_tools.accounting.prices import PriceCatalog
+from platform_tools.accounting.kubernetes_sources import kubernetes_observations, quantity
+from platform_tools.contract.labels import metering_metadata
+from platform_tools.pricing.catalog import PriceCatalog
 
 pytestmark = pytest.mark.unit
 

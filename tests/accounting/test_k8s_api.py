@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from platform_tools.accounting.k8s import SELECTOR, KubernetesSources
-from platform_tools.accounting.meter import SourceError
-from platform_tools.accounting.prices import PriceCatalog
+from platform_tools.accounting.kubernetes_sources import SELECTOR, KubernetesSources
+from platform_tools.accounting.sources import SourceError
+from platform_tools.pricing.catalog import PriceCatalog
 from tests.stand_in_server import serving
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from platform_tools.accounting.ledger import Ledger, Observation
+from platform_tools.ledger.store import Ledger, Observation
 
 pytestmark = pytest.mark.integration  # a real PostgreSQL server for half of the cases
 
@@ -108,7 +108,7 @@ def test_events_and_notices(ledger):
 
 WRITER = """
 import sys
-from platform_tools.accounting.ledger import Ledger, Observation
+from platform_tools.ledger.store import Ledger, Observation
 url, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ledger = Ledger(url)
 ledger.migrate()

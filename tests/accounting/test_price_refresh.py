@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from platform_tools.accounting.aws_prices import PriceRefreshError
-from platform_tools.accounting.price_refresh import INSTANCE_ATTRIBUTES, changes, single_price
-from platform_tools.accounting.prices import DEFAULT_CATALOG, LiveCatalog, PriceCatalog
+from platform_tools.pricing.aws import PriceRefreshError
+from platform_tools.pricing.catalog import DEFAULT_CATALOG, LiveCatalog, PriceCatalog
+from platform_tools.pricing.refresh import INSTANCE_ATTRIBUTES, changes, single_price
 from tests.aws import DENIED_ACCESS_KEY, MotoServer, PricingStandIn, aws_test_env, price_list_items
 from tests.platform import run_parhelion
 

@@ -11,8 +11,8 @@ import asyncio
 
 import pytest
 
+from platform_tools.clients.hubclient import HubError, HubUser
 from platform_tools.config import load_platform
-from platform_tools.hubclient import HubError, HubUser
 from tests.ansible.runner import ANSIBLE_DIR, run_playbook
 from tests.platform import platform_config_text, run_in_a_users_kernel, running_platform
 

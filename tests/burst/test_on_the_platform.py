@@ -7,7 +7,7 @@ import asyncio
 import nbformat
 import pytest
 
-from platform_tools.hubclient import HubUser
+from platform_tools.clients.hubclient import HubUser
 from tests.platform import REPO_ROOT, outputs_text, run_in_a_users_kernel
 
 pytestmark = pytest.mark.integration

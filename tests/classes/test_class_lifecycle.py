@@ -11,7 +11,7 @@ import tarfile
 import pytest
 import requests
 
-from platform_tools.hubclient import HubError, HubUser
+from platform_tools.clients.hubclient import HubError, HubUser
 from tests.platform import platform_config_text, run_parhelion, running_platform
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from platform_tools.accounting.prices import Node
 from platform_tools.classes.plan import Burst, ClassPlan, PlanError, Pod, Pool, nodes_needed, simulate
+from platform_tools.pricing.catalog import Node
 from tests.platform import run_parhelion
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from platform_tools.accounting.ledger import Ledger, Observation
+from platform_tools.ledger.store import Ledger, Observation
 from tests.platform import platform_config_text, run_parhelion
 
 pytestmark = pytest.mark.unit

@@ -15,7 +15,7 @@ import pytest
 import zmq
 from jupyter_client import KernelManager
 
-from platform_tools.hub.kernels import (
+from platform_tools.local.kernels import (
     IPC_ARGS,
     KERNEL_SOCKET_NAME,
     SOCKET_PATH_MAX,

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from traitlets.config import Config
 
-from platform_tools.accounting.k8s import KIND, METERED, USER
+from platform_tools.contract.labels import KIND, METERED, USER
 from platform_tools.config import parse_platform
 from platform_tools.hub.kubernetes import configure_kubernetes_hub, prepare_spawner, profile_list
 

@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from platform_tools.config import parse_platform
-from platform_tools.local.launcher import LaunchError, UpOptions, install_config, resolve_ports
-from platform_tools.local.processes import free_tcp_ports, tcp_port_free
 from platform_tools.local.statedir import AlreadyRunning, StateDir
+from platform_tools.services.processes import free_tcp_ports, tcp_port_free
+from platform_tools.services.supervisor import LaunchError, UpOptions, install_config, resolve_ports
 
 pytestmark = pytest.mark.unit
 

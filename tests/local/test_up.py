@@ -19,7 +19,7 @@ import nbformat
 import psutil
 import pytest
 
-from platform_tools.hubclient import HubError, HubUser
+from platform_tools.clients.hubclient import HubError, HubUser
 from tests.platform import (
     REPO_ROOT,
     outputs_text,

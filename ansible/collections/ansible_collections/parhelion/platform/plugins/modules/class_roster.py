@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # Copyright: Parhelion developers
 # BSD-3-Clause (see LICENSE in the repository)
-"""A class roster CSV as a platform.yaml group, every bad row named (platform_tools.roster)."""
+"""A class roster CSV as a platform.yaml group, every bad row named (platform_tools.classes.roster)."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def main():
         supports_check_mode=True,
     )
     require_platform_tools(module)
-    from platform_tools.roster import RosterError, class_group, read_roster
+    from platform_tools.classes.roster import RosterError, class_group, read_roster
 
     p = module.params
     try:

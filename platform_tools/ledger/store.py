@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .schema import Event, MeterState, Notice, Usage
+from platform_tools.ledger.schema import Event, MeterState, Notice, Usage
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

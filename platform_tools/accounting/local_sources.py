@@ -4,7 +4,8 @@ Locally the sources are the hub's REST API (servers, their profile and start tim
 gateway's accounting route (clusters, schedulers and workers with their sizes) and the
 users' home folders (charged at their provisioned size: the storage quota, as a volume
 of that size would be on Kubernetes). On Kubernetes the source is the pods, nodes and
-volume claims (``k8s.py``); both feed the same ledger through the same cost rule.
+volume claims (``kubernetes_sources.py``); both implement ``sources.Sources`` and feed
+the same ledger through the same cost rule.
 
 A sample is all-or-nothing: if any source does not answer, the sample is skipped rather
 than recorded without it (which would end that source's lifetimes by mistake).
@@ -21,22 +22,17 @@ from pathlib import Path
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from ..config.models import PlatformConfig
-from ..config.policy import resolve
-from .cost import hourly_cost, storage_hourly_cost
-from .ledger import Observation
-from .prices import Node, PriceCatalog
+from platform_tools.accounting.sources import SourceError
+from platform_tools.config.models import PlatformConfig
+from platform_tools.config.policy import resolve
+from platform_tools.contract.services import GatewayPath, gateway_api
+from platform_tools.contract.tokens import authorization
+from platform_tools.ledger.store import Observation
+from platform_tools.pricing.catalog import Node, PriceCatalog
+from platform_tools.pricing.cost import hourly_cost, storage_hourly_cost
+from platform_tools.pricing.node import priced_node
 
 log = logging.getLogger(__name__)
-
-
-class SourceError(RuntimeError):
-    """A source did not answer; the sample is skipped."""
-
-
-def local_node(config: PlatformConfig, catalog: PriceCatalog) -> Node:
-    virtual = config.accounting.virtual_node
-    return catalog.node(virtual.instance_type, virtual.region, virtual.capacity_type)
 
 
 def server_observations(users: list[dict], config: PlatformConfig, node: Node) -> list[Observation]:
@@ -119,7 +115,7 @@ class LocalSources:
 
     hub_api_url: str
     hub_token: str
-    gateway_usage_url: str | None
+    gateway_url: str | None  # the gateway proxy's origin; None when the gateway is off
     accounting_token: str
     homes: Path
     catalog: Callable[[], PriceCatalog]
@@ -128,18 +124,20 @@ class LocalSources:
     async def observe(self) -> list[Observation]:
         config = self.config()
         catalog = self.catalog()
-        node = local_node(config, catalog)
+        node = priced_node(config, catalog)
         users = await self._get_json(f"{self.hub_api_url}/users?state=active", self.hub_token)
         observations = server_observations(users, config, node)
-        if self.gateway_usage_url:
-            usage = await self._get_json(self.gateway_usage_url, self.accounting_token)
+        if self.gateway_url:
+            usage = await self._get_json(
+                gateway_api(self.gateway_url, GatewayPath.USAGE), self.accounting_token
+            )
             observations += cluster_observations(usage["clusters"], node)
         region = config.accounting.virtual_node.region
         observations += home_observations(self.homes, config, catalog.storage_per_gib_hour(region))
         return observations
 
     async def _get_json(self, url: str, token: str):
-        request = HTTPRequest(url, headers={"Authorization": f"token {token}"}, request_timeout=10)
+        request = HTTPRequest(url, headers=authorization(token), request_timeout=10)
         try:
             response = await AsyncHTTPClient().fetch(request)
         except Exception as exc:  # tornado raises several kinds; all mean "no answer"

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
-from ..config.live import LiveFile
+from platform_tools.config.live import LiveFile
 
 DEFAULT_CATALOG = Path(__file__).with_name("data") / "aws_prices.json"
 HOURS_PER_MONTH = 730.0  # AWS's convention for monthly prices

@@ -21,13 +21,19 @@ import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..config import ConfigError, PlatformConfig, load_platform
-from ..hub.kernels import socket_base
-from .archive import ArchiveSeeder
-from .processes import StartupError, become_subreaper, free_tcp_ports, stop_descendants, tcp_port_free
-from .runtime import LocalRuntime, Ports
-from .services import Service, culler_service, gateway_service, hub_service, s3_service
-from .statedir import AlreadyRunning, StateDir
+from platform_tools.config import ConfigError, PlatformConfig, load_platform
+from platform_tools.local.archive import ArchiveSeeder
+from platform_tools.local.kernels import socket_base
+from platform_tools.local.runtime import LocalRuntime, Ports
+from platform_tools.local.statedir import AlreadyRunning, StateDir
+from platform_tools.services.local import Service, culler_service, gateway_service, hub_service, s3_service
+from platform_tools.services.processes import (
+    StartupError,
+    become_subreaper,
+    free_tcp_ports,
+    stop_descendants,
+    tcp_port_free,
+)
 
 log = logging.getLogger("parhelion")
 
@@ -249,7 +255,7 @@ def check_prices(platform: PlatformConfig, state: StateDir) -> None:
     """The price catalog loads and prices the virtual node, or nothing starts."""
     if not platform.accounting.enabled:
         return
-    from ..accounting.prices import PriceCatalog, PriceError, catalog_path
+    from platform_tools.pricing.catalog import PriceCatalog, PriceError, catalog_path
 
     virtual = platform.accounting.virtual_node
     try:

@@ -8,15 +8,18 @@ Prometheus uses it for /metrics.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
-from secrets import compare_digest
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 
-from .checks import check_cluster, check_spawn
-from .report import all_users_rows, rows_csv, user_report
+from platform_tools.accounting.checks import check_cluster, check_spawn
+from platform_tools.accounting.report import all_users_rows, rows_csv, user_report
+from platform_tools.classes.course import ClassError, class_of, class_spend, report_csv
+from platform_tools.contract.services import AccountingPath
+from platform_tools.contract.tokens import token_matches
 
 
 class AccountingHandler(web.RequestHandler):
@@ -37,11 +40,7 @@ class InternalHandler(AccountingHandler):
     """For the hub, the gateway and Prometheus: the internal token, nothing else."""
 
     def prepare(self) -> None:
-        header = self.request.headers.get("Authorization", "")
-        kind, _, token = header.partition(" ")
-        if kind.lower() not in ("token", "bearer") or not compare_digest(
-            token, self.accounting.internal_token
-        ):
+        if not token_matches(self.request.headers.get("Authorization"), self.accounting.internal_token):
             raise web.HTTPError(403, "the accounting token is required")
 
 
@@ -74,8 +73,6 @@ class ClassReportHandler(InternalHandler):
     `parhelion class close --kubernetes`, which cannot reach the ledger itself."""
 
     def get(self, name: str) -> None:
-        from ..classes.course import ClassError, class_of, class_spend, report_csv
-
         config = self.config()
         try:
             group = class_of(config, name)
@@ -217,18 +214,21 @@ class HealthHandler(web.RequestHandler):
 
 
 def handlers(prefix: str) -> list:
+    """The route table, under the service's prefix; paths from ``contract.AccountingPath``."""
+    path = AccountingPath
+    user = "([^/]+)"  # a URL-quoted username or class name, as the path helpers make them
     return [
-        (prefix + "health", HealthHandler),
-        (prefix + "oauth_callback", HubOAuthCallbackHandler),
-        (prefix + "api/v1/check/spawn", CheckSpawnHandler),
-        (prefix + "api/v1/check/cluster", CheckClusterHandler),
-        (prefix + "api/v1/users", UsersApiHandler),
-        (prefix + r"api/v1/users/([^/]+)/quota", QuotaApiHandler),
-        (prefix + r"api/v1/users/([^/]+)", UserApiHandler),
-        (prefix + "metrics", MetricsHandler),
-        (prefix + r"api/v1/classes/([^/]+)/report\.csv", ClassReportHandler),
-        (prefix + "admin", AdminPageHandler),
-        (prefix + "admin.csv", AdminCsvHandler),
-        (prefix + r"users/([^/]+)", SpendPageHandler),
+        (prefix + path.HEALTH, HealthHandler),
+        (prefix + path.OAUTH_CALLBACK, HubOAuthCallbackHandler),
+        (prefix + path.CHECK_SPAWN, CheckSpawnHandler),
+        (prefix + path.CHECK_CLUSTER, CheckClusterHandler),
+        (prefix + path.USERS, UsersApiHandler),
+        (prefix + path.quota("NAME").replace("NAME", user), QuotaApiHandler),
+        (prefix + path.USERS + "/" + user, UserApiHandler),
+        (prefix + path.METRICS, MetricsHandler),
+        (prefix + re.escape(path.class_report("NAME")).replace("NAME", user), ClassReportHandler),
+        (prefix + path.ADMIN, AdminPageHandler),
+        (prefix + re.escape(path.ADMIN_CSV), AdminCsvHandler),
+        (prefix + path.spend_page("NAME").replace("NAME", user), SpendPageHandler),
         (prefix.rstrip("/") + "/?", SpendPageHandler),
     ]

@@ -12,7 +12,7 @@ with a configured virtual node, so its spend is what the same work would cost on
 
 from __future__ import annotations
 
-from .prices import Node
+from platform_tools.pricing.catalog import Node
 
 
 def node_share(cpu: float, memory_gib: float, node: Node) -> float:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
 
-from .aws_prices import AwsPriceReader, PriceRefreshError
-from .prices import InstancePrice, PriceCatalog, RegionPrices
+from platform_tools.pricing.aws import AwsPriceReader, PriceRefreshError
+from platform_tools.pricing.catalog import InstancePrice, PriceCatalog, RegionPrices
 
 INSTANCE_ATTRIBUTES = {
     "operatingSystem": "Linux",

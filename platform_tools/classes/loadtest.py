@@ -26,8 +26,8 @@ from pathlib import Path
 
 import nbformat
 
-from .hubclient import HubUser
-from .hubload import HubMonitor
+from platform_tools.classes.hubload import HubMonitor
+from platform_tools.clients.hubclient import HubUser
 
 DASK_CELL = """\
 from dask_gateway import Gateway

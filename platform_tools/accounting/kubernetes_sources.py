@@ -1,14 +1,8 @@
 """The meter's Kubernetes source: pods, nodes and volume claims, priced.
 
-Which pods are metered, and for whom, comes from Parhelion's own metadata, which the
-hub (KubeSpawner ``extra_labels``/``extra_annotations``) and dask-gateway's kubernetes
-backend (``scheduler_extra_pod_*`` / ``worker_extra_pod_*``) put on every pod they make:
-
-* label ``parhelion.dev/metered: "true"`` — selects the pods and claims to meter;
-* annotation ``parhelion.dev/user`` — the hub username (annotations allow any name;
-  label values do not allow ``@``);
-* label ``parhelion.dev/kind`` — ``server``, ``dask-scheduler``, ``dask-worker`` or
-  ``home``.
+Which pods are metered, and for whom, comes from Parhelion's own metadata
+(``platform_tools.contract.labels``), which the hub and dask-gateway's kubernetes backend
+put on every pod and claim they make.
 
 A pod is charged its share of the node it runs on: the node's instance type
 (``node.kubernetes.io/instance-type``), capacity type (Karpenter's
@@ -24,14 +18,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from .cost import hourly_cost, storage_hourly_cost
-from .ledger import Observation
-from .prices import Node, PriceCatalog
-
-METERED = "parhelion.dev/metered"
-USER = "parhelion.dev/user"
-KIND = "parhelion.dev/kind"
-SELECTOR = f"{METERED}=true"
+from platform_tools.accounting.sources import SourceError
+from platform_tools.clients.kubernetes import api_client
+from platform_tools.contract.labels import KIND, SELECTOR, USER
+from platform_tools.ledger.store import Observation
+from platform_tools.pricing.catalog import Node, PriceCatalog
+from platform_tools.pricing.cost import hourly_cost, storage_hourly_cost
 
 _SUFFIX = {
     "": 1,
@@ -158,14 +150,10 @@ class KubernetesSources:
         self.configuration = configuration
 
     async def observe(self) -> list[Observation]:
-        from kubernetes_asyncio import client, config
-
-        from .meter import SourceError
+        from kubernetes_asyncio import client
 
         try:
-            if self.configuration is None:
-                config.load_incluster_config()
-            async with client.ApiClient(configuration=self.configuration) as api:
+            async with api_client(self.configuration) as api:
                 core = client.CoreV1Api(api)
                 pods = await core.list_namespaced_pod(self.namespace, label_selector=SELECTOR)
                 nodes = await core.list_node()
@@ -184,9 +172,4 @@ class KubernetesSources:
             raise SourceError(f"kubernetes API: {exc}") from exc
 
 
-def metering_metadata(username: str, kind: str) -> tuple[dict[str, str], dict[str, str]]:
-    """(labels, annotations) the hub and gateway put on a pod so it is metered for ``username``."""
-    return {METERED: "true", KIND: kind}, {USER: username}
-
-
-__all__ = ["KubernetesSources", "kubernetes_observations", "metering_metadata", "quantity"]
+__all__ = ["SELECTOR", "KubernetesSources", "kubernetes_observations", "quantity"]

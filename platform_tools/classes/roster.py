@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .config.models import Group
-from .config.models_base import PATTERN_MEANINGS, USERNAME_PATTERN
+from platform_tools.config.models import Group
+from platform_tools.config.models_base import PATTERN_MEANINGS, USERNAME_PATTERN
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,13 @@ from __future__ import annotations
 
 import json
 
-from .config.models import Archive, PlatformConfig
+from platform_tools.config.models import Archive, PlatformConfig
+
+# Parhelion's own variables, read by platform_tools.archives and platform_tools.burst in
+# users' kernels and Dask workers.
+ARCHIVE_VARIABLE = "PARHELION_ARCHIVE"
+ARCHIVES_VARIABLE = "PARHELION_ARCHIVES"
+NODE_VARIABLE = "PARHELION_NODE"
 
 
 def archive_environment(
@@ -33,7 +39,7 @@ def archive_environment(
 ) -> dict[str, str]:
     """Variables for reaching ``archive`` by default; ``endpoint_url`` overrides its own."""
     env = {
-        "PARHELION_ARCHIVE": f"s3://{archive.bucket}",
+        ARCHIVE_VARIABLE: f"s3://{archive.bucket}",
         "AWS_DEFAULT_REGION": archive.region,
         # S3-compatible servers (rclone, MinIO) do not send the CRC checksums newer
         # botocore validates by default; ranged reads then fail without these.

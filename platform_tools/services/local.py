@@ -12,9 +12,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import ManagedProcess
-from .runtime import GATEWAY_PREFIX, HOST, LocalRuntime
-from .statedir import StateDir
+from platform_tools.contract.services import GatewayPath, gateway_api
+from platform_tools.local.runtime import HOST, LocalRuntime
+from platform_tools.local.statedir import StateDir
+from platform_tools.services.processes import ManagedProcess
 
 
 @dataclass
@@ -103,7 +104,7 @@ def gateway_service(runtime: LocalRuntime, state: StateDir) -> Service:
             cwd=state.gateway,
             stop_timeout=30,
         ),
-        ready_url=f"{runtime.gateway_url}{GATEWAY_PREFIX}/api/health",
+        ready_url=gateway_api(runtime.gateway_url, GatewayPath.HEALTH),
         ready_timeout=60,
         ok_statuses=range(200, 300),
     )

@@ -7,9 +7,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .processes import pid_alive
-from .runtime import GATEWAY_PREFIX, LocalRuntime
-from .statedir import StateDir
+from platform_tools.contract.services import GatewayPath, gateway_api
+from platform_tools.local.runtime import LocalRuntime
+from platform_tools.local.statedir import StateDir
+from platform_tools.services.processes import pid_alive
 
 
 def _answers(url: str) -> str:
@@ -35,7 +36,7 @@ def status_report(state_dir: Path) -> tuple[bool, str]:
     uptime = time.time() - runtime.started_at
     checks = {
         "s3": f"{runtime.s3_url}/",
-        "dask-gateway": f"{runtime.gateway_url}{GATEWAY_PREFIX}/api/health",
+        "dask-gateway": gateway_api(runtime.gateway_url, GatewayPath.HEALTH),
         "jupyterhub": f"{runtime.hub_internal_url}/hub/health",
         "idle-culler": None,
     }

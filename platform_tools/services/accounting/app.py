@@ -1,0 +1,112 @@
+"""The accounting service's object, loops and web server.
+
+People reach it through the hub with HubOAuth: the spend page, the admin view and the JSON
+API (a user sees only their own; admins see all). The hub's pre-spawn hook and the gateway
+ask it the checks (``contract.AccountingPath``) with an internal token; Prometheus scrapes
+its metrics with the same token. Loops run inside: the meter (every
+``sample_interval_seconds``), the enforcer (every ``enforce_interval_seconds``) and, when
+classes are served, their sessions' prewarm and release (every 30 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tornado import web
+
+from platform_tools.accounting.enforcer import Actions, Enforcer
+from platform_tools.accounting.metrics import Metrics
+from platform_tools.accounting.sources import SourceError, Sources
+from platform_tools.classes.sessions import SessionScheduler
+from platform_tools.config.live import LiveConfig
+from platform_tools.ledger.store import Ledger
+from platform_tools.services.accounting.handlers import handlers
+
+log = logging.getLogger("parhelion.accounting")
+
+SESSION_CHECK_SECONDS = 30.0
+
+
+class Accounting:
+    """The service's state: configuration, ledger, meter sources, enforcer, metrics."""
+
+    def __init__(
+        self,
+        live: LiveConfig,
+        ledger: Ledger,
+        sources: Sources,
+        actions: Actions,
+        internal_token: str,
+        prefix: str,
+        sessions: SessionScheduler | None = None,
+    ):
+        self.live = live
+        self.ledger = ledger
+        self.sources = sources
+        self.enforcer = Enforcer(ledger, actions, live.current)
+        self.internal_token = internal_token
+        self.prefix = prefix
+        self.metrics = Metrics()
+        self.sessions = sessions  # classes prewarmed before each session
+
+    async def sample(self) -> None:
+        try:
+            observations = await self.sources.observe()
+        except SourceError as exc:
+            self.metrics.sample_failures.inc()
+            log.warning("sample skipped: %s", exc)
+            return
+        at = datetime.now(UTC).timestamp()
+        self.ledger.record_sample(at, observations)
+        self.metrics.samples.inc()
+        self.metrics.update_spend(self.live.current(), self.ledger)
+
+    async def loop(self, every: str, action) -> None:
+        """``action`` at the interval the live config's ``accounting.<every>`` says now."""
+        await repeat(action, lambda: getattr(self.live.current().accounting, every))
+
+
+async def repeat(action, seconds) -> None:
+    """Run ``action`` for ever, ``seconds()`` apart; a failure is logged, not fatal."""
+    while True:
+        try:
+            await action()
+        except Exception:
+            log.exception("%s failed", getattr(action, "__qualname__", action))
+        await asyncio.sleep(seconds())
+
+
+def make_app(accounting: Accounting) -> web.Application:
+    return web.Application(
+        handlers(accounting.prefix),
+        accounting=accounting,
+        cookie_secret=os.urandom(32),
+        xsrf_cookies=False,
+        template_path=str(Path(__file__).with_name("templates")),
+    )
+
+
+async def serve(accounting: Accounting, port: int, address: str) -> None:
+    """The web app and the meter, enforcer and session loops, until SIGINT or SIGTERM."""
+    app = make_app(accounting)
+    app.listen(port, address=address)
+    log.info("accounting listening on %s:%s%s", address, port, accounting.prefix)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [
+        asyncio.create_task(accounting.loop("sample_interval_seconds", accounting.sample)),
+        asyncio.create_task(accounting.loop("enforce_interval_seconds", accounting.enforcer.run_once)),
+    ]
+    if accounting.sessions is not None:
+        tasks.append(asyncio.create_task(repeat(accounting.sessions.run_once, lambda: SESSION_CHECK_SECONDS)))
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    accounting.ledger.close()

@@ -1,0 +1,177 @@
+"""One factory assembles the accounting service, for either backend.
+
+The two backends differ only in where their settings come from (the local runtime and
+state directory, or the environment the chart gives the pod), in the ``Sources`` the meter
+reads (``LocalSources`` or ``KubernetesSources``) and in how a class is prewarmed (hub users
+and homes, or the chart's placeholders). Everything else — the live configuration, the
+ledger, the price catalog, the enforcer's actions, the web app — is built here once, the
+way phalanx's factories build a service's dependencies from its settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from platform_tools.accounting.kubernetes_sources import KubernetesSources
+from platform_tools.accounting.local_sources import LocalSources
+from platform_tools.accounting.sources import Sources
+from platform_tools.classes.lifecycle import prewarm_local
+from platform_tools.classes.sessions import SessionScheduler
+from platform_tools.config.live import LiveConfig
+from platform_tools.contract.services import ACCOUNTING_PREFIX
+from platform_tools.ledger.store import Ledger
+from platform_tools.local.runtime import HOST, LocalRuntime
+from platform_tools.local.statedir import StateDir
+from platform_tools.pricing.catalog import LiveCatalog, catalog_path
+from platform_tools.services.accounting.actions import hub_actions, placeholder_actions
+from platform_tools.services.accounting.app import Accounting, serve
+
+log = logging.getLogger("parhelion.accounting")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the service reads and talks to, and where it listens."""
+
+    config_path: Path
+    state_root: Path  # a relative accounting.price_catalog is found here
+    database_url: str | None  # over platform.yaml's accounting.database_url when set
+    default_database_url: str | None  # when neither says
+    hub_api_url: str
+    hub_token: str  # the service's own hub token
+    internal_token: str  # what the hub and gateway send to the checks, and we to the gateway
+    gateway_url: str | None  # the gateway proxy's origin, to stop clusters (None: gateway off)
+    address: str
+    port: int
+    prefix: str = ACCOUNTING_PREFIX
+
+    @classmethod
+    def local(
+        cls, runtime: LocalRuntime, state: StateDir, environ: Mapping[str, str] = os.environ
+    ) -> Settings:
+        """As the local hub starts it (a managed service: its token from the hub)."""
+        return cls(
+            config_path=state.platform_file,
+            state_root=state.root,
+            database_url=None,
+            default_database_url=f"sqlite:///{state.root / 'accounting.sqlite'}",
+            hub_api_url=runtime.hub_api_url,
+            hub_token=environ["JUPYTERHUB_API_TOKEN"],
+            internal_token=state.secret("accounting-api-token")[0],
+            gateway_url=runtime.gateway_url,
+            address=HOST,
+            port=runtime.ports.accounting,
+            prefix=environ.get("JUPYTERHUB_SERVICE_PREFIX", ACCOUNTING_PREFIX),
+        )
+
+    @classmethod
+    def kubernetes(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """From the environment the chart's Deployment gives the pod."""
+        token = environ["JUPYTERHUB_API_TOKEN"]  # registered with the hub; also guards the checks
+        return cls(
+            config_path=Path(environ["PARHELION_CONFIG"]),
+            state_root=Path("/"),
+            database_url=environ.get("PARHELION_DATABASE_URL") or None,
+            default_database_url=None,
+            hub_api_url=environ["JUPYTERHUB_API_URL"],
+            hub_token=token,
+            internal_token=token,
+            gateway_url=environ.get("PARHELION_GATEWAY_URL") or None,
+            address="0.0.0.0",
+            port=int(environ.get("PARHELION_ACCOUNTING_PORT", "8080")),
+        )
+
+
+class AccountingFactory:
+    """Builds the service's parts from ``Settings``; ``create`` joins them to a backend's sources."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.live = LiveConfig(settings.config_path, log)
+
+    def ledger(self) -> Ledger:
+        """The ledger, migrated to the current schema."""
+        url = (
+            self.settings.database_url
+            or self.live.current().accounting.database_url
+            or self.settings.default_database_url
+        )
+        if not url:
+            raise SystemExit("no ledger database: set accounting.database_url or PARHELION_DATABASE_URL")
+        ledger = Ledger(url)
+        ledger.migrate()
+        return ledger
+
+    def catalog(self) -> LiveCatalog:
+        root = self.settings.state_root
+        return LiveCatalog(lambda: catalog_path(self.live.current().accounting.price_catalog, root), log)
+
+    def local_sources(self, homes: Path) -> LocalSources:
+        settings = self.settings
+        return LocalSources(
+            hub_api_url=settings.hub_api_url,
+            hub_token=settings.hub_token,
+            gateway_url=settings.gateway_url if self.live.current().dask_gateway.enabled else None,
+            accounting_token=settings.internal_token,
+            homes=homes,
+            catalog=self.catalog().current,
+            config=self.live.current,
+        )
+
+    def kubernetes_sources(self, namespace: str) -> KubernetesSources:
+        return KubernetesSources(namespace, self.catalog().current)
+
+    def create(self, sources: Sources, sessions: SessionScheduler | None = None) -> Accounting:
+        settings = self.settings
+        actions = hub_actions(
+            settings.hub_api_url, settings.gateway_url, settings.hub_token, settings.internal_token
+        )
+        return Accounting(
+            self.live, self.ledger(), sources, actions, settings.internal_token, settings.prefix, sessions
+        )
+
+
+def local_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accounting, Settings]:
+    """The service of the local platform this process belongs to."""
+    runtime = LocalRuntime.from_environment()
+    state = StateDir(runtime.state_dir)
+    factory = AccountingFactory(Settings.local(runtime, state, environ))
+
+    async def prewarm(config, name: str) -> None:
+        await prewarm_local(state, name, Path(runtime.notebooks_dir))
+
+    sessions = SessionScheduler(factory.live.current, prewarm)
+    return factory.create(factory.local_sources(state.homes), sessions), factory.settings
+
+
+def kubernetes_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accounting, Settings]:
+    """The service as the chart's Deployment runs it."""
+    factory = AccountingFactory(Settings.kubernetes(environ))
+    namespace = environ.get("PARHELION_NAMESPACE", "default")
+    sessions = None
+    placeholders = environ.get("PARHELION_PLACEHOLDERS")
+    if placeholders:
+        prewarm, release = placeholder_actions(namespace, placeholders)
+        sessions = SessionScheduler(factory.live.current, prewarm, release)
+    return factory.create(factory.kubernetes_sources(namespace), sessions), factory.settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s accounting %(levelname)s %(message)s", stream=sys.stdout
+    )
+    argv = sys.argv[1:] if argv is None else argv
+    asyncio.run(run(kubernetes=argv == ["--kubernetes"]))
+    return 0
+
+
+async def run(kubernetes: bool) -> None:
+    """Assemble inside the event loop (tornado's HTTP client binds to the running loop)."""
+    accounting, settings = kubernetes_accounting() if kubernetes else local_accounting()
+    await serve(accounting, settings.port, settings.address)
