@@ -21,13 +21,17 @@ import copy
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from platform_tools.classes.hubload import HubMonitor
 from platform_tools.clients.hubclient import HubUser
+from platform_tools.config import PlatformConfig
+from platform_tools.config.edit import PlatformChange, change_file
+from platform_tools.ledger.store import Ledger
+from platform_tools.local.statedir import StateDir
 
 DASK_CELL = """\
 from dask_gateway import Gateway
@@ -140,6 +144,25 @@ class LoadtestReport:
             return values[0]
         return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
+    def as_json(self) -> dict:
+        """The measurements, for --json (the password left out)."""
+        spec = {
+            k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.spec).items() if k != "password"
+        }
+        return {
+            "spec": spec,
+            "outcomes": [asdict(o) for o in self.outcomes],
+            "wall_seconds": self.wall_seconds,
+            "p50": self.percentile(50),
+            "p95": self.percentile(95),
+            "hub_cpu": self.hub_cpu,
+            "hub_rss_mib": self.hub_rss_mib,
+            "hub_source": self.hub_source,
+            "hub_problem": self.hub_problem,
+            "metered_usd": self.metered_usd,
+            "estimated_usd": self.estimated_usd,
+        }
+
     def text(self) -> str:
         spec = self.spec
         ok = len(self.outcomes) - len(self.failures)
@@ -201,3 +224,38 @@ async def run_loadtest(spec: LoadtestSpec, monitor: HubMonitor | None = None) ->
         report.hub_cpu, report.hub_rss_mib = monitor.cpu, monitor.rss_mib
         report.hub_source, report.hub_problem = monitor.source, monitor.problem
     return report
+
+
+async def run_class_loadtest(
+    spec: LoadtestSpec, config: PlatformConfig, monitor: HubMonitor | None, state: StateDir | None
+) -> LoadtestReport:
+    """The load test as `parhelion loadtest` runs it: on the local platform (``state``) the
+    students exist for the run only (a temporary group in the live platform.yaml, removed
+    even when the run fails); the report gets the estimated and, locally, the metered cost."""
+    group = {"description": "parhelion loadtest (temporary)", "members": spec.usernames}
+    if spec.profile:
+        group["profiles"] = [spec.profile]
+    if state is not None:
+        change_file(state.platform_file, PlatformChange(groups={spec.prefix: group}))
+    started = time.time()
+    try:
+        report = await run_loadtest(spec, monitor)
+    finally:
+        if state is not None:
+            change_file(state.platform_file, PlatformChange(remove_groups=[spec.prefix]))
+    add_costs(report, config, state.root / "accounting.sqlite" if state else None, started, time.time())
+    return report
+
+
+def add_costs(
+    report: LoadtestReport, config: PlatformConfig, ledger_file: Path | None, started: float, ended: float
+) -> None:
+    """Estimated cost (server time x the profile's $/hour), and the ledger's if there is one."""
+    profile = config.profiles[report.spec.profile or config.default_profile]
+    report.estimated_usd = sum(o.server_seconds for o in report.outcomes) / 3600 * profile.price_per_hour_usd
+    if ledger_file and ledger_file.exists():
+        ledger = Ledger(f"sqlite:///{ledger_file.absolute()}")
+        try:
+            report.metered_usd = sum(ledger.spend_by_user(started, ended, report.spec.usernames).values())
+        finally:
+            ledger.close()

@@ -26,6 +26,8 @@ from platform_tools.local.archive import ArchiveSeeder
 from platform_tools.local.kernels import socket_base
 from platform_tools.local.runtime import LocalRuntime, Ports
 from platform_tools.local.statedir import AlreadyRunning, StateDir
+from platform_tools.pricing.catalog import PriceError
+from platform_tools.pricing.node import configured_node
 from platform_tools.services.local import Service, culler_service, gateway_service, hub_service, s3_service
 from platform_tools.services.processes import (
     StartupError,
@@ -95,6 +97,19 @@ def run_up(options: UpOptions) -> int:
 
 
 def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir, kernel_sockets: Path) -> int:
+    """Everything checked and prepared, then the services run until a signal or a death."""
+    runtime, new_secrets = prepare(platform, options, state, kernel_sockets)
+    supervisor = Supervisor(runtime, state, planned_services(platform, runtime, state))
+    return supervisor.run(lambda: print(banner(platform, runtime, state, new_secrets), flush=True))
+
+
+def prepare(
+    platform: PlatformConfig, options: UpOptions, state: StateDir, kernel_sockets: Path
+) -> tuple[LocalRuntime, set[str]]:
+    """Checks, the live configuration, secrets, archives and runtime.json: all before any start.
+
+    Returns the runtime and the names of the secrets made now (their passwords are printed once).
+    """
     proxy_command = find_proxy_command()
     check_prices(platform, state)
     ports = resolve_ports(platform, options)
@@ -108,16 +123,7 @@ def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir, k
             options.config,
         )
     new_secrets = {name for name, make in SECRETS.items() if state.secret(name, make)[1]}
-
-    for archive in platform.archives.values():
-        if archive.local is not None:
-            settings = archive.local
-            if options.sample_files is not None:
-                settings = settings.model_copy(update={"sample_files": options.sample_files})
-            ArchiveSeeder(
-                state.archive, state.seed, state.quarantine, state.tmp, archive.bucket, settings
-            ).ensure()
-
+    seed_archives(platform, options, state)
     runtime = LocalRuntime(
         state_dir=str(state.root),
         hub_config_dir=str(options.hub_config_dir.resolve()),
@@ -130,7 +136,24 @@ def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir, k
         kernel_socket_dir=str(kernel_sockets),
     )
     runtime.save(state.runtime_file)
+    return runtime, new_secrets
 
+
+def seed_archives(platform: PlatformConfig, options: UpOptions, state: StateDir) -> None:
+    """Every local archive verified, or seeded when missing or damaged."""
+    for archive in platform.archives.values():
+        if archive.local is not None:
+            settings = archive.local
+            if options.sample_files is not None:
+                settings = settings.model_copy(update={"sample_files": options.sample_files})
+            ArchiveSeeder(
+                state.archive, state.seed, state.quarantine, state.tmp, archive.bucket, settings
+            ).ensure()
+
+
+def planned_services(platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> list[Service]:
+    """The services to start, in order: S3, then the gateway (the hub stalls on a registered
+    service that does not answer), the hub, and the culler."""
     services: list[Service] = []
     if any(archive.local for archive in platform.archives.values()):
         keyed = any(a.access == "keyed" for a in platform.archives.values() if a.local)
@@ -140,27 +163,57 @@ def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir, k
     services.append(hub_service(runtime, state))
     if platform.hub.cull_idle_servers_after_minutes:
         services.append(culler_service(runtime, state, platform.hub.cull_idle_servers_after_minutes))
+    return services
 
-    stop = threading.Event()
-    received: list[int] = []
 
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        stop.set()
+class Supervisor:
+    """Starts services in order, watches them, and stops them all (and any orphan) at the end."""
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    become_subreaper()
-    started: list[Service] = []
-    code = 0
-    try:
-        for service in services:
-            if stop.is_set():
-                break
+    def __init__(self, runtime: LocalRuntime, state: StateDir, services: list[Service]):
+        self.runtime = runtime
+        self.state = state
+        self.services = services
+        self.started: list[Service] = []
+        self.stop = threading.Event()
+        self.received: list[int] = []
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.received.append(signum)
+        self.stop.set()
+
+    def run(self, on_ready) -> int:
+        """Start, call ``on_ready`` once all are ready, watch; the exit code."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        become_subreaper()
+        code = 0
+        try:
+            self.start_all()
+            if not self.stop.is_set():
+                on_ready()
+            code = self.watch()
+        except StartupError as exc:
+            print(f"parhelion up: {exc}", file=sys.stderr)
+            code = 1
+        finally:
+            # A second Ctrl-C during shutdown must not interrupt the orderly stop.
+            for sig in previous:
+                signal.signal(sig, signal.SIG_IGN)
+            self.stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self.received and code == 0:
+            print("parhelion up: stopped.", file=sys.stderr)
+        return code
+
+    def start_all(self) -> None:
+        for service in self.services:
+            if self.stop.is_set():
+                return
             started_at = time.monotonic()
             service.process.start()
-            started.append(service)
-            runtime.pids[service.process.name] = service.process.pid or 0
-            runtime.save(state.runtime_file)
+            self.started.append(service)
+            self.runtime.pids[service.process.name] = service.process.pid or 0
+            self.runtime.save(self.state.runtime_file)
             if service.ready_url:
                 service.process.wait_ready(
                     service.ready_url, service.ready_timeout, ok_statuses=service.ok_statuses
@@ -173,10 +226,11 @@ def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir, k
                 time.monotonic() - started_at,
                 service.process.pid,
             )
-        if not stop.is_set():
-            print(banner(platform, runtime, state, new_secrets), flush=True)
-        while not stop.wait(0.5):
-            dead = [s.process for s in started if not s.process.running()]
+
+    def watch(self) -> int:
+        """Until a signal (0) or until a service dies (1, with the end of its log)."""
+        while not self.stop.wait(0.5):
+            dead = [s.process for s in self.started if not s.process.running()]
             if dead:
                 process = dead[0]
                 print(
@@ -184,28 +238,19 @@ def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir, k
                     f"the platform. End of {process.log_path}:\n{process.log_tail()}",
                     file=sys.stderr,
                 )
-                code = 1
-                break
-    except StartupError as exc:
-        print(f"parhelion up: {exc}", file=sys.stderr)
-        code = 1
-    finally:
-        # A second Ctrl-C during shutdown must not interrupt the orderly stop.
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)
-        if received:
+                return 1
+        return 0
+
+    def stop_all(self) -> None:
+        """Services in reverse order, then any process left behind; runtime.json removed."""
+        if self.received:
             print("parhelion up: stopping ...", file=sys.stderr, flush=True)
-        for service in reversed(started):
+        for service in reversed(self.started):
             service.process.stop()
         leftovers = stop_descendants()
         if leftovers:
             log.warning("stopped %d leftover processes: %s", len(leftovers), "; ".join(leftovers))
-        state.runtime_file.unlink(missing_ok=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if received and code == 0:
-        print("parhelion up: stopped.", file=sys.stderr)
-    return code
+        self.state.runtime_file.unlink(missing_ok=True)
 
 
 def find_proxy_command() -> str:
@@ -255,12 +300,8 @@ def check_prices(platform: PlatformConfig, state: StateDir) -> None:
     """The price catalog loads and prices the virtual node, or nothing starts."""
     if not platform.accounting.enabled:
         return
-    from platform_tools.pricing.catalog import PriceCatalog, PriceError, catalog_path
-
-    virtual = platform.accounting.virtual_node
     try:
-        catalog = PriceCatalog.load(catalog_path(platform.accounting.price_catalog, state.root))
-        catalog.node(virtual.instance_type, virtual.region, virtual.capacity_type)
+        configured_node(platform, state.root)
     except PriceError as exc:
         raise LaunchError(f"accounting.price_catalog / accounting.virtual_node: {exc}") from None
 

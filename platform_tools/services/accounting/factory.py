@@ -73,19 +73,30 @@ class Settings:
     @classmethod
     def kubernetes(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """From the environment the chart's Deployment gives the pod."""
-        token = environ["JUPYTERHUB_API_TOKEN"]  # registered with the hub; also guards the checks
+        token = _required(environ, "JUPYTERHUB_API_TOKEN")  # registered with the hub; guards the checks
         return cls(
-            config_path=Path(environ["PARHELION_CONFIG"]),
+            config_path=Path(_required(environ, "PARHELION_CONFIG")),
             state_root=Path("/"),
             database_url=environ.get("PARHELION_DATABASE_URL") or None,
             default_database_url=None,
-            hub_api_url=environ["JUPYTERHUB_API_URL"],
+            hub_api_url=_required(environ, "JUPYTERHUB_API_URL"),
             hub_token=token,
             internal_token=token,
             gateway_url=environ.get("PARHELION_GATEWAY_URL") or None,
             address="0.0.0.0",
             port=int(environ.get("PARHELION_ACCOUNTING_PORT", "8080")),
         )
+
+
+class SettingsError(RuntimeError):
+    """A setting the service cannot start without, named."""
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name)
+    if not value:
+        raise SettingsError(f"{name} is not set: the chart's accounting Deployment sets it")
+    return value
 
 
 class AccountingFactory:
@@ -103,7 +114,7 @@ class AccountingFactory:
             or self.settings.default_database_url
         )
         if not url:
-            raise SystemExit("no ledger database: set accounting.database_url or PARHELION_DATABASE_URL")
+            raise SettingsError("no ledger database: set accounting.database_url or PARHELION_DATABASE_URL")
         ledger = Ledger(url)
         ledger.migrate()
         return ledger
