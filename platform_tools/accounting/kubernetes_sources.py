@@ -132,9 +132,9 @@ def kubernetes_observations(
 class KubernetesSources:
     """Reads metered pods, all nodes and metered claims through the Kubernetes API.
 
-    Uses kubernetes_asyncio with the in-cluster service account (read-only RBAC on
-    pods, nodes and persistentvolumeclaims, granted by the chart), or with the given
-    client ``configuration`` (a kubeconfig's, or a test's API server).
+    Uses kubernetes_asyncio, configured by ``clients.kubernetes``: the given client
+    ``configuration`` (a test's API server), else the pod's service account (read-only RBAC
+    on pods, nodes and persistentvolumeclaims, granted by the chart), else a kubeconfig.
     """
 
     def __init__(

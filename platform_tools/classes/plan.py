@@ -11,7 +11,7 @@ A day of the class is simulated minute by minute, as Karpenter would run it:
   reserve); missing nodes are launched (billed at once, ready after ``launch`` minutes);
   surplus nodes are removed once they have been surplus for the pool's consolidation delay;
 * money: node-minutes at the price catalog's on-demand or spot price (what AWS bills), and
-  the charges students see, by the ledger's own rule (``accounting.cost.hourly_cost``: a
+  the charges students see, by the ledger's own rule (``pricing.cost.hourly_cost``: a
   pod pays its share of its node). Placeholders are the platform's cost, not a student's.
 
 Days are alike and start from no nodes (everything has scaled to zero overnight).

@@ -1,8 +1,9 @@
 """The one Kubernetes client setup: in-cluster, from a kubeconfig, or a given configuration.
 
-Every process that talks to the Kubernetes API (the accounting service's meter and
-placeholders, the gateway's ConfigMap follower, `parhelion class ... --kubernetes`) gets its
-``kubernetes_asyncio`` ``ApiClient`` here, so credentials are found one way everywhere:
+Every Parhelion process that talks to the Kubernetes API (the accounting service's meter and
+placeholders, `parhelion class ... --kubernetes`) gets its ``kubernetes_asyncio`` ``ApiClient``
+here (dask-gateway's kubernetes backend, which also follows the platform ConfigMap, keeps its
+own upstream client), so credentials are found one way everywhere:
 an explicit configuration (tests, a stand-in API server) first, then a kubeconfig file if
 one is named, then the pod's service account, then the default kubeconfig.
 """

@@ -20,8 +20,10 @@ workers (gateway): a notebook and its workers see the same data.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from platform_tools.config.models import Archive, PlatformConfig
+if TYPE_CHECKING:  # types only: kernels and Dask workers import this module at start
+    from platform_tools.config.models import Archive, PlatformConfig
 
 # Parhelion's own variables, read by platform_tools.archives and platform_tools.burst in
 # users' kernels and Dask workers.

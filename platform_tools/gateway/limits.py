@@ -31,7 +31,7 @@ from dask_gateway_server.backends.db_base import JobStatus
 from dask_gateway_server.backends.local import LocalBackend, UnsafeLocalBackend
 from dask_gateway_server.models import User
 from dask_gateway_server.routes import api_handler
-from traitlets import Unicode
+from traitlets import TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from platform_tools.config import PlatformConfig
@@ -76,6 +76,18 @@ class AggregateLimitsMixin(LoggingConfigurable):
         "", help="The accounting service's origin, as registered with the hub (no prefix).", config=True
     )
     accounting_token = Unicode("", help="Token for the accounting service and our routes.", config=True)
+
+    @validate("accounting_url")
+    def _origin_only(self, proposal):
+        """A URL with the service's prefix would be joined wrong at every check: refused at start."""
+        if proposal.value:
+            try:
+                accounting_api(proposal.value, "")
+            except ValueError as error:
+                raise TraitError(
+                    f"AggregateLimitsMixin.accounting_url (PARHELION_ACCOUNTING_URL): {error}"
+                ) from None
+        return proposal.value
 
     _live: LiveConfig | None = None
 
@@ -206,6 +218,10 @@ class AggregateLimitsMixin(LoggingConfigurable):
 
     async def setup(self, app: web.Application) -> None:
         await super().setup(app)
+        self.add_parhelion_routes(app)
+
+    def add_parhelion_routes(self, app: web.Application) -> None:
+        """The routes the accounting service (usage, stop) and burst clients (room) call."""
         app.router.add_get(GatewayPath.USAGE, self._usage_route)
         app.router.add_post(GatewayPath.STOP_ROUTE, self._stop_route)
         app.router.add_get(

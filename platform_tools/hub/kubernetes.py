@@ -30,7 +30,9 @@ from platform_tools.contract.environment import (
 from platform_tools.contract.labels import PROFILE, USERS_POOL, metering_metadata
 from platform_tools.contract.services import (
     ACCOUNTING_SERVICE,
+    GATEWAY_PREFIX,
     GATEWAY_SERVICE,
+    accounting_api,
     accounting_service,
     hub_roles,
     merge_roles,
@@ -80,11 +82,11 @@ def user_environment(config: PlatformConfig, gateway: dict[str, str]) -> dict[st
 def gateway_addresses() -> dict[str, str]:
     """Where users reach dask-gateway: through the hub's proxy, as in a daskhub (overridable)."""
     return {
-        "address": os.environ.get("PARHELION_GATEWAY_ADDRESS", "http://proxy-public/services/dask-gateway"),
+        "address": os.environ.get("PARHELION_GATEWAY_ADDRESS", f"http://proxy-public{GATEWAY_PREFIX}"),
         "proxy": os.environ.get(
             "PARHELION_GATEWAY_PROXY_ADDRESS", "gateway://traefik-parhelion-dask-gateway:80"
         ),
-        "public": os.environ.get("PARHELION_GATEWAY_PUBLIC_ADDRESS", "/services/dask-gateway/"),
+        "public": os.environ.get("PARHELION_GATEWAY_PUBLIC_ADDRESS", f"{GATEWAY_PREFIX}/"),
     }
 
 
@@ -116,6 +118,7 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     namespace = os.environ.get("POD_NAMESPACE", "parhelion")
     accounting_url = os.environ.get("PARHELION_ACCOUNTING_URL", "http://parhelion-accounting:8080")
     token = os.environ.get("PARHELION_ACCOUNTING_TOKEN", "")
+    accounting_api(accounting_url, "")  # an origin, or a clear error now rather than at each spawn
 
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     c.KubeSpawner.profile_list = lambda spawner: profile_list(live.current(), spawner.user.name)

@@ -32,7 +32,7 @@ IMPORTS = {
         "alembic",
         "psycopg",
         "prometheus_client",
-        "platform_tools.services.accounting.app",
+        "platform_tools.services.accounting.factory",
         "platform_tools.gateway.limits",
         "platform_tools.hub.spawn",
     ],

@@ -1,6 +1,6 @@
 """The local platform's services: how each is started and how readiness is seen.
 
-Order matters and is fixed by ``launcher``: the S3 archive, then dask-gateway (the hub
+Order matters and is fixed by ``supervisor``: the S3 archive, then dask-gateway (the hub
 stalls ~30 s at start on a registered service whose URL does not answer), then
 JupyterHub, then the idle culler, which needs the hub's API.
 """

@@ -415,3 +415,38 @@ def test_both_backends_grant_the_same_roles(tmp_path, monkeypatch):
     registered = {s["name"]: s for s in local.JupyterHub.services}
     assert registered[services.ACCOUNTING_SERVICE]["url"] == runtime.accounting_url
     assert registered[services.ACCOUNTING_SERVICE]["command"][-1] == "platform_tools.services.accounting"
+
+
+# ------------------------------------------------------------ the gateway's own routes
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("method", "path", "route"),
+    [
+        ("GET", GatewayPath.USAGE, "_usage_route"),
+        ("POST", GatewayPath.stop("bob@example.org"), "_stop_route"),
+        ("GET", GatewayPath.room("a1b2c3"), "_room_route"),
+    ],
+)
+def test_the_gateways_routes_serve_the_paths_its_callers_build(method, path, route):
+    """The accounting service (usage, stop) and burst (room) build these paths from the
+    contract; the gateway backend registers its routes from it. The aiohttp router resolves
+    each caller's path to the route meant for it."""
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    limits = AggregateLimitsMixin()
+    app = web.Application()
+    limits.add_parhelion_routes(app)
+    match = asyncio.run(app.router.resolve(make_mocked_request(method, path, app=app)))
+    assert match.http_exception is None, f"{method} {path}: {match.http_exception}"
+    assert match.handler.__name__ == route  # api_handler keeps the wrapped route's name
+
+
+@pytest.mark.unit
+def test_a_prefixed_accounting_url_is_refused_at_configuration():
+    from traitlets import TraitError
+
+    with pytest.raises(TraitError, match="PARHELION_ACCOUNTING_URL"):
+        AggregateLimitsMixin(accounting_url="http://parhelion-accounting:8080/services/accounting/")

@@ -14,8 +14,8 @@ from dask_gateway_server.app import DaskGateway
 from dask_gateway_server.models import ClusterStatus
 from traitlets.config import Config
 
-from platform_tools.contract.labels import KIND, METERED, USER
 from platform_tools.config import parse_platform
+from platform_tools.contract.labels import KIND, METERED, USER
 from platform_tools.gateway.kubernetes import (
     SPOT_TAINT,
     ParhelionKubeBackend,

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from traitlets.config import Config
 
-from platform_tools.contract.labels import KIND, METERED, USER
 from platform_tools.config import parse_platform
+from platform_tools.contract.labels import KIND, METERED, USER
 from platform_tools.hub.kubernetes import configure_kubernetes_hub, prepare_spawner, profile_list
 
 pytestmark = pytest.mark.unit

@@ -49,13 +49,13 @@ def hub_actions(hub_api_url: str, gateway_url: str | None, hub_token: str, inter
     async def stop_clusters(username: str) -> list[str]:
         if not gateway_url:
             return []
-        request = HTTPRequest(
-            gateway_api(gateway_url, GatewayPath.stop(username)),
-            method="POST",
-            body=b"",
-            headers=authorization(internal_token),
-        )
         try:
+            request = HTTPRequest(
+                gateway_api(gateway_url, GatewayPath.stop(username)),
+                method="POST",
+                body=b"",
+                headers=authorization(internal_token),
+            )
             answer = json.loads((await client.fetch(request)).body)
         except Exception as exc:
             log.warning("could not stop the clusters of %s: %s", username, exc)

@@ -24,7 +24,7 @@ from platform_tools.accounting.sources import Sources
 from platform_tools.classes.lifecycle import prewarm_local
 from platform_tools.classes.sessions import SessionScheduler
 from platform_tools.config.live import LiveConfig
-from platform_tools.contract.services import ACCOUNTING_PREFIX
+from platform_tools.contract.services import ACCOUNTING_PREFIX, gateway_api
 from platform_tools.ledger.store import Ledger
 from platform_tools.local.runtime import HOST, LocalRuntime
 from platform_tools.local.statedir import StateDir
@@ -33,6 +33,17 @@ from platform_tools.services.accounting.actions import hub_actions, placeholder_
 from platform_tools.services.accounting.app import Accounting, serve
 
 log = logging.getLogger("parhelion.accounting")
+
+
+class SettingsError(RuntimeError):
+    """A setting the service cannot start without, named."""
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name)
+    if not value:
+        raise SettingsError(f"{name} is not set: the chart's accounting Deployment sets it")
+    return value
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,13 @@ class Settings:
     address: str
     port: int
     prefix: str = ACCOUNTING_PREFIX
+
+    def __post_init__(self) -> None:
+        if self.gateway_url:
+            try:
+                gateway_api(self.gateway_url, "")
+            except ValueError as error:
+                raise SettingsError(f"PARHELION_GATEWAY_URL: {error}") from None
 
     @classmethod
     def local(
@@ -86,17 +104,6 @@ class Settings:
             address="0.0.0.0",
             port=int(environ.get("PARHELION_ACCOUNTING_PORT", "8080")),
         )
-
-
-class SettingsError(RuntimeError):
-    """A setting the service cannot start without, named."""
-
-
-def _required(environ: Mapping[str, str], name: str) -> str:
-    value = environ.get(name)
-    if not value:
-        raise SettingsError(f"{name} is not set: the chart's accounting Deployment sets it")
-    return value
 
 
 class AccountingFactory:
