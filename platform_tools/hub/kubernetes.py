@@ -112,6 +112,12 @@ def cull_timeout(service: dict, seconds: int) -> dict:
     return {**service, "command": command}
 
 
+def merge_into(section: Any, trait: str, ours: dict) -> None:
+    """``section.trait`` updated with ``ours``, keeping what earlier configuration set."""
+    earlier = section.get(trait, {})
+    section[trait] = {**earlier, **ours}
+
+
 def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     live = live or LiveConfig(os.environ["PARHELION_CONFIG"])
     config = live.current()
@@ -122,9 +128,12 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
 
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     c.KubeSpawner.profile_list = lambda spawner: profile_list(live.current(), spawner.user.name)
-    c.KubeSpawner.node_selector = dict(USERS_POOL)
-    c.KubeSpawner.extra_labels = metering_metadata("", "server")[0]
-    c.KubeSpawner.environment = user_environment(config, gateway_addresses())
+    # zero-to-jupyterhub's configuration ran first: merge into what it set, never replace it.
+    # Its hub.jupyter.org/network-access-hub label is what lets users' pods reach the hub
+    # through its NetworkPolicy; its singleuser.extraEnv and nodeSelector stay too.
+    merge_into(c.KubeSpawner, "node_selector", USERS_POOL)
+    merge_into(c.KubeSpawner, "extra_labels", metering_metadata("", "server")[0])
+    merge_into(c.KubeSpawner, "environment", user_environment(config, gateway_addresses()))
     c.KubeSpawner.uid = 1000
     c.KubeSpawner.gid = 1000
     c.KubeSpawner.fs_gid = 1000

@@ -23,6 +23,7 @@ from collections.abc import Callable
 IMPORTS = {
     "hub": [
         "jupyterhub.app",
+        "tornado.curl_httpclient",  # zero-to-jupyterhub configures the curl client (pycurl)
         "kubespawner",
         "oauthenticator",
         "jupyterhub_idle_culler",

@@ -1,19 +1,16 @@
 """deploy.yml renders the chart's values from the inventory and validates platform.yaml with
 `parhelion config validate` before anything is applied. No cluster can run here, so the
-render-only mode runs for real and the real helm renders the chart with those values (the
-dependencies are tests/chart's stand-ins); the install step itself is kubernetes.core.helm's."""
+render-only mode runs for real and the real helm renders the chart with those values (with the
+real dependency charts, tests/chart/charts.py); the install step itself is kubernetes.core.helm's."""
 
 from __future__ import annotations
-
-import shutil
 
 import pytest
 import yaml
 
-from platform_tools.chart.helm import Helm, install_helm
 from platform_tools.config import parse_platform
 from tests.ansible.runner import ANSIBLE_DIR, run_playbook
-from tests.chart.test_chart import CHART, STAND_INS
+from tests.chart.charts import chart_copy, helm_in
 
 pytestmark = pytest.mark.ansible
 INVENTORY = ANSIBLE_DIR / "inventories" / "aws-example"
@@ -42,13 +39,9 @@ def test_the_inventory_renders_a_chart_that_helm_accepts(tmp_path):
     assert platform.groups["researchers"].quota.max_dask_cores == 200
     assert set(platform.profiles) == set(inventory["parhelion_chart_platform"]["profiles"])
 
-    chart = tmp_path / "chart" / "parhelion"
-    shutil.copytree(CHART, chart)
-    shutil.copytree(STAND_INS, chart / "charts")
-    install_helm()
-    rendered = [
-        d for d in yaml.safe_load_all(Helm(tmp_path / "helm").template(chart, [out / "values.yaml"])) if d
-    ]
+    helm = helm_in(tmp_path / "helm")
+    chart = chart_copy(tmp_path, helm)
+    rendered = [d for d in yaml.safe_load_all(helm.template(chart, [out / "values.yaml"])) if d]
     configmap = next(
         d for d in rendered if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "parhelion-platform"
     )

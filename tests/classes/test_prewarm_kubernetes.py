@@ -34,18 +34,17 @@ def platform_text() -> str:
 
 
 def rendered_statefulset(tmp_path_factory) -> dict:
-    """The placeholders' StatefulSet as the chart renders it (helm, stand-in dependencies)."""
-    import shutil
+    """The placeholders' StatefulSet as the chart renders it (helm, the real dependencies)."""
+    from tests.chart.charts import chart_copy, helm_in
 
-    from platform_tools.chart.helm import Helm, install_helm
-    from tests.chart.test_chart import CHART, STAND_INS
-
-    chart = tmp_path_factory.mktemp("chart") / "parhelion"
-    shutil.copytree(CHART, chart)
-    shutil.copytree(STAND_INS, chart / "charts")
-    install_helm()
-    objects = yaml.safe_load_all(Helm(tmp_path_factory.mktemp("helm")).template(chart))
-    return next(o for o in objects if o and o["kind"] == "StatefulSet")
+    helm = helm_in(tmp_path_factory.mktemp("helm"))
+    chart = chart_copy(tmp_path_factory.mktemp("chart"), helm)
+    objects = yaml.safe_load_all(helm.template(chart))
+    return next(
+        o
+        for o in objects
+        if o and o["kind"] == "StatefulSet" and o["metadata"]["name"] == "parhelion-placeholder"
+    )
 
 
 @pytest.fixture(scope="module")

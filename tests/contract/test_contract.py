@@ -298,16 +298,10 @@ def test_the_charts_values_use_the_contracts_names():
 
 @pytest.mark.chart
 def test_the_rendered_accounting_service_is_where_the_values_point(tmp_path):
-    import shutil
+    from tests.chart.charts import chart_copy, helm_in
 
-    from platform_tools.chart.helm import Helm, install_helm
-    from tests.chart.test_chart import STAND_INS
-
-    chart = tmp_path / "parhelion"
-    shutil.copytree(REPO_ROOT / "helm" / "parhelion", chart)
-    shutil.copytree(STAND_INS, chart / "charts")
-    install_helm()
-    objects = [d for d in yaml.safe_load_all(Helm(tmp_path / "helm").template(chart, [], [])) if d]
+    helm = helm_in(tmp_path / "helm")
+    objects = [d for d in yaml.safe_load_all(helm.template(chart_copy(tmp_path, helm), [], [])) if d]
     by_kind = {(o["kind"], o["metadata"]["name"]): o for o in objects}
     url = urlsplit(CHART_VALUES["jupyterhub"]["hub"]["extraEnv"]["PARHELION_ACCOUNTING_URL"])
     service = by_kind[("Service", url.hostname)]

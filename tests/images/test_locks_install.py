@@ -1,6 +1,6 @@
-"""The fast path of the image tests: each image's lock installs into a fresh venv, with its
-hashes, and the image's smoke checks pass there. (The real builds, with the same smoke
-checks inside the images, are `make images-test`.)"""
+"""The fast path of the image tests: each image's lock installs into a venv, with its hashes
+(tests/images/venvs.py), and the image's smoke checks pass there. (The real builds, with the
+same smoke checks inside the images, are `make images-test`.)"""
 
 from __future__ import annotations
 
@@ -11,34 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from platform_tools.images.locks import image_dir
 from platform_tools.images.models import load_images
-from platform_tools.images.service import build_wheel, smoke_command
+from platform_tools.images.service import smoke_command
+from tests.images.venvs import image_venv
 
 pytestmark = pytest.mark.images
 IMAGES = load_images()
 UV = str(Path(sys.executable).parent / "uv")
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    return build_wheel(tmp_path_factory.mktemp("wheel"))
-
-
 @pytest.mark.parametrize("name", list(IMAGES.images))
-def test_the_lock_installs_and_the_smoke_checks_pass(name, wheel, tmp_path):
-    venv = tmp_path / "venv"
+def test_the_lock_installs_and_the_smoke_checks_pass(name, tmp_path):
+    venv = image_venv(name, tmp_path)  # the lock, with its hashes, and platform_tools's wheel
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
-    subprocess.run([UV, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env)
-    python = str(venv / "bin" / "python")
-    install = [UV, "pip", "install", "--quiet", "--python", python, "--require-hashes", "--no-deps"]
-    subprocess.run(
-        [*install, "-r", str(image_dir(name) / "requirements.txt")], check=True, env=env, timeout=900
-    )
-    subprocess.run(
-        [UV, "pip", "install", "--quiet", "--python", python, "--no-deps", str(wheel)], check=True, env=env
-    )
-    command = [python, *smoke_command(IMAGES, name)[1:]]
+    command = [str(venv / "bin" / "python"), *smoke_command(IMAGES, name)[1:]]
     done = subprocess.run(
         command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300, check=False
     )

@@ -40,6 +40,18 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
+{{/* The dask-gateway chart's fullname, as that chart makes it. */}}
+{{- define "parhelion.gatewayFullname" -}}
+{{- $gateway := index .Values "dask-gateway" -}}
+{{- if $gateway.fullnameOverride -}}
+{{- $gateway.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains "dask-gateway" .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-dask-gateway" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The dask-gateway chart's API server ServiceAccount, named as that chart names it. */}}
 {{- define "parhelion.gatewayServiceAccount" -}}
 {{- $gateway := index .Values "dask-gateway" -}}
@@ -47,14 +59,6 @@ capabilities:
 {{- if $rbac.serviceAccountName -}}
 {{- $rbac.serviceAccountName -}}
 {{- else -}}
-{{- $fullname := "" -}}
-{{- if $gateway.fullnameOverride -}}
-{{- $fullname = $gateway.fullnameOverride | trunc 63 | trimSuffix "-" -}}
-{{- else if contains "dask-gateway" .Release.Name -}}
-{{- $fullname = .Release.Name | trunc 63 | trimSuffix "-" -}}
-{{- else -}}
-{{- $fullname = printf "%s-dask-gateway" .Release.Name | trunc 63 | trimSuffix "-" -}}
-{{- end -}}
-{{- printf "api-%s" $fullname | trunc 63 | trimSuffix "-" -}}
+{{- printf "api-%s" (include "parhelion.gatewayFullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}

@@ -1,0 +1,32 @@
+"""The chart as tests render it: a private copy with its REAL dependency charts.
+
+zero-to-jupyterhub and dask-gateway come from ``helm dependency build`` where their
+repositories are reachable, else from the packaged upstream releases in ../shared/charts
+(or ``PARHELION_DEPENDENCY_CHARTS``): ``platform_tools.chart.dependencies``. Empty stand-in
+charts once hid four crash-level bugs of the EKS path; none is used.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from platform_tools.chart.dependencies import provide
+from platform_tools.chart.helm import Helm, install_helm
+from tests.platform import REPO_ROOT
+
+CHART = REPO_ROOT / "helm" / "parhelion"
+
+
+def helm_in(home: Path) -> Helm:
+    """helm with a private home, rendering through Parhelion's post-renderer as deploys do."""
+    install_helm()
+    return Helm(home).harden()
+
+
+def chart_copy(into: Path, helm: Helm) -> Path:
+    """A copy of helm/parhelion under ``into`` with its dependencies in charts/."""
+    copy = into / "parhelion"
+    shutil.copytree(CHART, copy, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+    provide(copy, helm)
+    return copy
