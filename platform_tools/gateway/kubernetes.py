@@ -31,6 +31,7 @@ from platform_tools.config.configmap import (
 )
 from platform_tools.config.models import DaskGatewayConfig
 from platform_tools.contract.labels import DASK_WORKERS_POOL, USERS_POOL, metering_metadata
+from platform_tools.contract.services import GATEWAY_SERVICE
 from platform_tools.gateway.limits import AggregateLimitsMixin
 from platform_tools.gateway.options import GIB, size_fields
 
@@ -133,6 +134,9 @@ def configure_kubernetes_gateway(c: Any, platform: PlatformConfig | None = None)
     c.Backend.cluster_options = kubernetes_options(gateway, platform.dask_image)
     # distributed (the images' pin) has no dask-scheduler / dask-worker scripts any more, only
     # the `dask` command: upstream's defaults would start pods whose command does not exist.
+    # Only tokens of users allowed to use the gateway service (access:services!service=...),
+    # not any hub token: upstream's JupyterHub auth accepts any token without a service name.
+    c.JupyterHubAuthenticator.jupyterhub_service_name = GATEWAY_SERVICE
     c.KubeClusterConfig.scheduler_cmd = list(SCHEDULER_COMMAND)
     c.KubeClusterConfig.worker_cmd = list(WORKER_COMMAND)
     c.KubeClusterConfig.cluster_max_workers = gateway.max_workers_per_cluster

@@ -78,3 +78,23 @@ def test_metering_metadata_round_trips_through_the_collector():
     pod["metadata"]["annotations"] = annotations
     (obs,) = kubernetes_observations([pod], OBJECTS["nodes"], [], PriceCatalog.load())
     assert (obs.username, obs.kind) == ("bob@example.org", "server")
+
+
+def test_a_worker_on_an_on_demand_fallback_node_is_priced_on_demand():
+    """The dask-workers pool falls back to on-demand when spot is short: the same worker on
+    such a node pays the on-demand price, read from the node's karpenter.sh/capacity-type."""
+    import copy
+
+    catalog = PriceCatalog.load()
+    nodes = copy.deepcopy(OBJECTS["nodes"])
+    worker_node = next(
+        n for n in nodes if n["metadata"]["labels"].get("karpenter.sh/capacity-type") == "spot"
+    )
+    worker_node["metadata"]["labels"]["karpenter.sh/capacity-type"] = "on-demand"
+    found = {
+        o.resource_key: o for o in kubernetes_observations(OBJECTS["pods"], nodes, OBJECTS["claims"], catalog)
+    }
+    worker = found["pod:parhelion/dask-worker-5f1e-abcde:77b1-3"]
+    on_demand = catalog.node("r6i.2xlarge", "us-west-2", "on-demand")
+    assert worker.capacity_type == "on-demand"
+    assert worker.rate_per_hour == pytest.approx(max(2.1 / 8, (16 + 1 / 16) / 64) * on_demand.price_per_hour)

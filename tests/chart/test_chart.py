@@ -202,14 +202,17 @@ def test_user_pods_never_reach_the_metadata_endpoint(helm, chart):
     assert blocks and all("169.254.169.254/32" in block["except"] for block in blocks)
 
 
-def test_only_the_dask_pool_is_spot_and_tainted(helm, chart):
+def test_only_the_dask_pool_uses_spot_with_on_demand_fallback_and_is_tainted(helm, chart):
+    """Dask workers: spot first, on-demand when spot capacity is short (Karpenter prefers spot
+    when a pool allows both); core and users pools never spot."""
     pools = {o["metadata"]["name"]: o for o in render(helm, chart) if o["kind"] == "NodePool"}
     assert set(pools) == {"parhelion-core", "parhelion-users", "parhelion-dask-workers"}
     for name, pool in pools.items():
         spec = pool["spec"]["template"]["spec"]
         capacity = next(r["values"] for r in spec["requirements"] if r["key"] == "karpenter.sh/capacity-type")
         tainted = any(t["key"] == "parhelion.dev/dask-worker" for t in spec.get("taints", []))
-        assert (capacity == ["spot"]) == tainted == (name == "parhelion-dask-workers"), name
+        expected = ["spot", "on-demand"] if name == "parhelion-dask-workers" else ["on-demand"]
+        assert capacity == expected and tainted == (name == "parhelion-dask-workers"), name
         assert pool["spec"]["limits"]["cpu"] and pool["spec"]["limits"]["memory"]
     workers = pools["parhelion-dask-workers"]
     assert workers["spec"]["disruption"]["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
@@ -219,6 +222,14 @@ def test_only_the_dask_pool_is_spot_and_tainted(helm, chart):
         if r["key"].endswith("instance-family")
     )
     assert len(families) >= 3
+
+
+def test_the_hubs_database_claim_names_the_charts_storage_class(helm, chart):
+    """EKS's default class is gp2 (or none): the hub's claim asks for the class the chart makes."""
+    objects = render(helm, chart)
+    claim = _named(objects, "PersistentVolumeClaim")["hub-db-dir"]
+    assert claim["spec"]["storageClassName"] == "gp3"
+    assert "gp3" in _named(objects, "StorageClass")
 
 
 @pytest.mark.parametrize("values", VALUES)

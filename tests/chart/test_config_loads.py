@@ -121,6 +121,7 @@ print("CONFIG " + json.dumps({
     "scheduler_cmd": list(cluster.scheduler_cmd),
     "worker_cmd": list(cluster.worker_cmd),
     "accounting_url": c.AggregateLimitsMixin.accounting_url,
+    "jupyterhub_service_name": c.JupyterHubAuthenticator.jupyterhub_service_name,
 }))
 """
 
@@ -137,6 +138,8 @@ def gateway_config(rendered, hub_venv, tmp_path_factory) -> dict:
 def test_the_gateway_loads_the_charts_configuration_and_parhelions(gateway_config):
     assert gateway_config["backend"] == "ParhelionKubeBackend"
     assert gateway_config["accounting_url"] == "http://parhelion-accounting:8080"
+    # only tokens allowed to use the gateway service, not any hub token
+    assert gateway_config["jupyterhub_service_name"] == "dask-gateway"
 
 
 @pytest.mark.parametrize("role", ["scheduler", "worker"])
