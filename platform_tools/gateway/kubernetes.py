@@ -44,8 +44,11 @@ SPOT_TAINT = {
 
 
 # What Dask pods run; the images put `dask` on the PATH (tests run them in the image's lock).
+# Workers listen on pinned ports (one worker per pod), which the chart's NetworkPolicy admits
+# between Dask pods - and nothing else of theirs, e.g. another cluster's dashboard.
+WORKER_PORT, NANNY_PORT = 8789, 8790
 SCHEDULER_COMMAND = ("dask", "scheduler")
-WORKER_COMMAND = ("dask", "worker")
+WORKER_COMMAND = ("dask", "worker", "--worker-port", str(WORKER_PORT), "--nanny-port", str(NANNY_PORT))
 
 
 class ParhelionKubeBackend(AggregateLimitsMixin, KubeBackend):
