@@ -88,10 +88,15 @@ class Helm:
         return done.stdout
 
     def template(
-        self, chart: Path, values: list[Path] = (), sets: list[str] = (), namespace: str = "parhelion"
+        self,
+        chart: Path,
+        values: list[Path] = (),
+        sets: list[str] = (),
+        namespace: str = "parhelion",
+        release: str = "parhelion",
     ) -> str:
         """The rendered manifests; ``sets`` are ``--set key=value`` overrides after the files."""
-        args = ["template", "parhelion", str(chart), "--namespace", namespace]
+        args = ["template", release, str(chart), "--namespace", namespace]
         for path in values:
             args += ["--values", str(path)]
         for setting in sets:

@@ -26,3 +26,27 @@ def platform_configmap(release: str) -> str:
 def placeholder_statefulset(release: str) -> str:
     """The StatefulSet of placeholder pods that prewarm a class's nodes."""
     return f"{fullname(release)}-placeholder"
+
+
+def accounting_service(release: str) -> str:
+    """The accounting service's Service (port ``ACCOUNTING_PORT``)."""
+    return f"{fullname(release)}-accounting"
+
+
+ACCOUNTING_PORT = 8080
+
+
+def gateway_fullname(release: str) -> str:
+    """The dask-gateway chart's fullname for a release (its own helper's rule)."""
+    name = release if "dask-gateway" in release else f"{release}-dask-gateway"
+    return name[:63].rstrip("-")
+
+
+def gateway_traefik(release: str) -> str:
+    """The dask-gateway chart's traefik Service: the gateway's proxy (HTTP on port 80)."""
+    return f"traefik-{gateway_fullname(release)}"[:63].rstrip("-")
+
+
+def release_of(environ) -> str:
+    """The release a hub pod belongs to: zero-to-jupyterhub gives the hub HELM_RELEASE_NAME."""
+    return environ.get("HELM_RELEASE_NAME") or CHART

@@ -22,6 +22,7 @@ from typing import Any
 from platform_tools.config import PlatformConfig
 from platform_tools.config.live import LiveConfig
 from platform_tools.config.policy import resolve
+from platform_tools.contract import names
 from platform_tools.contract.environment import (
     archive_environment,
     default_archive,
@@ -79,12 +80,13 @@ def user_environment(config: PlatformConfig, gateway: dict[str, str]) -> dict[st
     return env
 
 
-def gateway_addresses() -> dict[str, str]:
-    """Where users reach dask-gateway: through the hub's proxy, as in a daskhub (overridable)."""
+def gateway_addresses(release: str) -> dict[str, str]:
+    """Where users reach dask-gateway: through the hub's proxy, as in a daskhub; its traefik for
+    the scheduler connections, named from the release (each overridable by the environment)."""
     return {
         "address": os.environ.get("PARHELION_GATEWAY_ADDRESS", f"http://proxy-public{GATEWAY_PREFIX}"),
         "proxy": os.environ.get(
-            "PARHELION_GATEWAY_PROXY_ADDRESS", "gateway://traefik-parhelion-dask-gateway:80"
+            "PARHELION_GATEWAY_PROXY_ADDRESS", f"gateway://{names.gateway_traefik(release)}:80"
         ),
         "public": os.environ.get("PARHELION_GATEWAY_PUBLIC_ADDRESS", f"{GATEWAY_PREFIX}/"),
     }
@@ -122,7 +124,11 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     live = live or LiveConfig(os.environ["PARHELION_CONFIG"])
     config = live.current()
     namespace = os.environ.get("POD_NAMESPACE", "parhelion")
-    accounting_url = os.environ.get("PARHELION_ACCOUNTING_URL", "http://parhelion-accounting:8080")
+    # Names from the release, as zero-to-jupyterhub's get_name and the daskhub chart derive them.
+    release = names.release_of(os.environ)
+    accounting_url = os.environ.get(
+        "PARHELION_ACCOUNTING_URL", f"http://{names.accounting_service(release)}:{names.ACCOUNTING_PORT}"
+    )
     token = os.environ.get("PARHELION_ACCOUNTING_TOKEN", "")
     accounting_api(accounting_url, "")  # an origin, or a clear error now rather than at each spawn
 
@@ -133,7 +139,7 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     # through its NetworkPolicy; its singleuser.extraEnv and nodeSelector stay too.
     merge_into(c.KubeSpawner, "node_selector", USERS_POOL)
     merge_into(c.KubeSpawner, "extra_labels", metering_metadata("", "server")[0])
-    merge_into(c.KubeSpawner, "environment", user_environment(config, gateway_addresses()))
+    merge_into(c.KubeSpawner, "environment", user_environment(config, gateway_addresses(release)))
     c.KubeSpawner.uid = 1000
     c.KubeSpawner.gid = 1000
     c.KubeSpawner.fs_gid = 1000
@@ -163,6 +169,13 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     # accounting service here. Roles for both come from the contract, as on one machine,
     # merged with zero-to-jupyterhub's own.
     ours = [GATEWAY_SERVICE] if config.dask_gateway.enabled else []
+    if "services" in c.JupyterHub:  # the gateway's route: its traefik, named from the release
+        c.JupyterHub.services = [
+            {**service, "url": service.get("url") or f"http://{names.gateway_traefik(release)}"}
+            if service.get("name") == GATEWAY_SERVICE
+            else service
+            for service in c.JupyterHub.services
+        ]
     if config.accounting.enabled:
         ours.append(ACCOUNTING_SERVICE)
         services = list(c.JupyterHub.services) if "services" in c.JupyterHub else []

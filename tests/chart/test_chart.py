@@ -282,11 +282,12 @@ def test_the_gateway_and_hub_values_name_what_the_chart_renders(helm, chart):
     service = _named(objects, "Service")
     assert env["PARHELION_ACCOUNTING_URL"]["value"] == "http://parhelion-accounting:8080"
     assert service["parhelion-accounting"]["spec"]["ports"][0]["port"] == 8080
-    hub_service = values["jupyterhub"]["hub"]["services"]["dask-gateway"]
+    assert "url" not in values["jupyterhub"]["hub"]["services"]["dask-gateway"]  # the hub derives it
     assert gateway["auth"]["type"] == "jupyterhub"
-    # The dask-gateway chart really renders the names the values give (its traefik Service)
-    traefik = hub_service["url"].removeprefix("http://")
-    assert traefik == "traefik-parhelion-dask-gateway" and traefik in service
+    # The dask-gateway chart really renders the name the hub derives for its traefik Service
+    from platform_tools.contract.names import gateway_traefik
+
+    assert gateway_traefik("parhelion") in service
     api = _named(objects, "Deployment")["api-parhelion-dask-gateway"]["spec"]["template"]["spec"]
     account = api["serviceAccountName"]
     assert account in _named(objects, "ServiceAccount")
@@ -375,3 +376,36 @@ def test_the_accounting_service_reaches_the_gateway_to_stop_clusters(helm, chart
         "/services/dask-gateway/api/v1/parhelion/users/amy/stop"
     )
     assert "PARHELION_GATEWAY_URL" not in accounting_env("dask-gateway.enabled=false")[1]
+
+
+def test_another_release_name_is_refused_until_the_values_follow_it(helm, chart, tmp_path):
+    """The upstream values name Parhelion's objects as release "parhelion" renders them: under
+    another name rendering stops and says what to set; with those set, every reference holds."""
+    with pytest.raises(HelmError) as refused:
+        helm.template(chart, release="school")
+    message = str(refused.value)
+    assert 'release "school" names the platform ConfigMap "school-parhelion-platform"' in message
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    hub, gateway = values["jupyterhub"]["hub"], values["dask-gateway"]["gateway"]
+    for volume in hub["extraVolumes"]:
+        volume["configMap"]["name"] = "school-parhelion-platform"
+    for item in gateway["env"]:
+        if item["name"] == "PARHELION_CONFIG_CONFIGMAP":
+            item["value"] = "school-parhelion-platform"
+        if item["name"] == "PARHELION_ACCOUNTING_URL":
+            item["value"] = "http://school-parhelion-accounting:8080"
+        if "configMapKeyRef" in item.get("valueFrom", {}):
+            item["valueFrom"]["configMapKeyRef"]["name"] = "school-parhelion-platform"
+    override = tmp_path / "school.yaml"
+    override.write_text(
+        yaml.safe_dump(
+            {
+                "jupyterhub": {"hub": {"extraVolumes": hub["extraVolumes"]}},
+                "dask-gateway": {"gateway": {"env": gateway["env"]}},
+            }
+        )
+    )
+    objects = [d for d in yaml.safe_load_all(helm.template(chart, [override], release="school")) if d]
+    assert "school-parhelion-platform" in _named(objects, "ConfigMap")
+    assert "school-parhelion-accounting" in _named(objects, "Service")
+    assert "traefik-school-dask-gateway" in _named(objects, "Service")

@@ -83,6 +83,7 @@ print("CONFIG " + json.dumps({
     "http_client": AsyncHTTPClient.configured_class().__name__,
     "extra_labels": dict(c.KubeSpawner.extra_labels),
     "services": sorted(s["name"] for s in c.JupyterHub.services),
+    "urls": {s["name"]: s.get("url") for s in c.JupyterHub.services},
     "roles": {r["name"]: sorted(r.get("scopes", [])) for r in c.JupyterHub.load_roles},
     "init_containers": [i.get("name") for i in (c.KubeSpawner.init_containers or [])],
 }))
@@ -102,6 +103,11 @@ def test_the_hub_loads_zero_to_jupyterhubs_configuration_and_parhelions(rendered
     assert config["extra_labels"]["hub.jupyter.org/network-access-hub"] == "true"
     assert config["extra_labels"]["parhelion.dev/metered"] == "true"
     assert {"accounting", "dask-gateway"} <= set(config["services"])
+    # derived from HELM_RELEASE_NAME, and rendered under those names
+    services = {o["metadata"]["name"] for o in rendered if o["kind"] == "Service"}
+    assert config["urls"]["accounting"] == "http://parhelion-accounting:8080"
+    assert config["urls"]["dask-gateway"] == "http://traefik-parhelion-dask-gateway"
+    assert {"parhelion-accounting", "traefik-parhelion-dask-gateway"} <= services
     assert "access:services!service=dask-gateway" in config["roles"]["server"]
     assert config["init_containers"] == []  # no privileged iptables container in users' pods
 

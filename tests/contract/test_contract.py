@@ -223,10 +223,15 @@ class RunningService:
         self.thread.join(10)
 
 
+def hub_accounting_url(release: str = "parhelion") -> str:
+    """The accounting URL the hub derives from its release (HELM_RELEASE_NAME, which
+    zero-to-jupyterhub gives the hub pod): what it registers and what its spawn check calls."""
+    return f"http://{names.accounting_service(release)}:{names.ACCOUNTING_PORT}"
+
+
 def chart_accounting_url(port: int) -> str:
-    """The URL the chart's values give the hub, reaching this machine's service instead."""
-    url = CHART_VALUES["jupyterhub"]["hub"]["extraEnv"]["PARHELION_ACCOUNTING_URL"]
-    return urlsplit(url)._replace(netloc=f"127.0.0.1:{port}").geturl()
+    """The hub's accounting URL, reaching this machine's service instead."""
+    return urlsplit(hub_accounting_url())._replace(netloc=f"127.0.0.1:{port}").geturl()
 
 
 def gateway_accounting_url(port: int) -> str:
@@ -291,9 +296,10 @@ def test_the_charts_values_use_the_contracts_names():
     gateway = CHART_VALUES["dask-gateway"]["gateway"]
     assert gateway["prefix"] == services.GATEWAY_PREFIX
     env = {item["name"]: item.get("value") for item in gateway["env"]}
-    assert env["PARHELION_ACCOUNTING_URL"] == hub["extraEnv"]["PARHELION_ACCOUNTING_URL"]
+    # the gateway's (values, for release "parhelion") and the hub's (derived) agree
+    assert env["PARHELION_ACCOUNTING_URL"] == hub_accounting_url()
     # The values give origins: the helpers add the prefix (a prefixed URL would be refused).
-    accounting_api(hub["extraEnv"]["PARHELION_ACCOUNTING_URL"], AccountingPath.CHECK_SPAWN)
+    accounting_api(env["PARHELION_ACCOUNTING_URL"], AccountingPath.CHECK_SPAWN)
 
 
 @pytest.mark.chart
@@ -303,7 +309,7 @@ def test_the_rendered_accounting_service_is_where_the_values_point(tmp_path):
     helm = helm_in(tmp_path / "helm")
     objects = [d for d in yaml.safe_load_all(helm.template(chart_copy(tmp_path, helm), [], [])) if d]
     by_kind = {(o["kind"], o["metadata"]["name"]): o for o in objects}
-    url = urlsplit(CHART_VALUES["jupyterhub"]["hub"]["extraEnv"]["PARHELION_ACCOUNTING_URL"])
+    url = urlsplit(hub_accounting_url())
     service = by_kind[("Service", url.hostname)]
     port = next(p for p in service["spec"]["ports"] if p["port"] == url.port)
     deployment = by_kind[("Deployment", url.hostname)]
@@ -340,7 +346,7 @@ def _hub_config(env: dict[str, str], platform_file: Path, monkeypatch):
         monkeypatch.setenv(key, value)
     c = Config()
     # zero-to-jupyterhub's own configuration runs first: its culler and a role of its own.
-    c.JupyterHub.services = [{"name": "dask-gateway", "url": "http://traefik", "display": False}]
+    c.JupyterHub.services = [{"name": "dask-gateway", "display": False}]
     c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "read:users:name"]}]
     configure_kubernetes_hub(c, LiveConfig(platform_file))
     return c
@@ -352,18 +358,13 @@ def test_the_kubernetes_hub_registers_accounting_at_the_charts_url_with_the_cont
 ):
     platform_file = tmp_path / "platform.yaml"
     platform_file.write_text(PLATFORM)
-    chart_env = CHART_VALUES["jupyterhub"]["hub"]["extraEnv"]
+    monkeypatch.delenv("PARHELION_ACCOUNTING_URL", raising=False)
     c = _hub_config(
-        {
-            "PARHELION_ACCOUNTING_URL": chart_env["PARHELION_ACCOUNTING_URL"],
-            "PARHELION_ACCOUNTING_TOKEN": "t",
-        },
-        platform_file,
-        monkeypatch,
+        {"HELM_RELEASE_NAME": "parhelion", "PARHELION_ACCOUNTING_TOKEN": "t"}, platform_file, monkeypatch
     )
     registered = {s["name"]: s for s in c.JupyterHub.services}
-    assert registered[services.ACCOUNTING_SERVICE]["url"] == chart_env["PARHELION_ACCOUNTING_URL"]
-    assert registered[services.GATEWAY_SERVICE]["url"] == "http://traefik"  # the chart's, kept
+    assert registered[services.ACCOUNTING_SERVICE]["url"] == hub_accounting_url()
+    assert registered[services.GATEWAY_SERVICE]["url"] == "http://traefik-parhelion-dask-gateway"
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     for role in ("user", "server"):
         for service in services.PEOPLE_USE:
@@ -372,6 +373,23 @@ def test_the_kubernetes_hub_registers_accounting_at_the_charts_url_with_the_cont
     accounting = roles[services.ACCOUNTING_SERVICE]
     assert accounting["services"] == [services.ACCOUNTING_SERVICE]
     assert set(accounting["scopes"]) == set(services.SERVICE_SCOPES[services.ACCOUNTING_SERVICE])
+
+
+@pytest.mark.unit
+def test_another_release_name_gives_the_hub_that_releases_services(tmp_path, monkeypatch):
+    """Names from the release, as z2jh's get_name and the daskhub chart derive them."""
+    platform_file = tmp_path / "platform.yaml"
+    platform_file.write_text(PLATFORM)
+    monkeypatch.delenv("PARHELION_ACCOUNTING_URL", raising=False)
+    c = _hub_config(
+        {"HELM_RELEASE_NAME": "school", "PARHELION_ACCOUNTING_TOKEN": "t"}, platform_file, monkeypatch
+    )
+    registered = {s["name"]: s for s in c.JupyterHub.services}
+    assert registered[services.ACCOUNTING_SERVICE]["url"] == "http://school-parhelion-accounting:8080"
+    assert registered[services.GATEWAY_SERVICE]["url"] == "http://traefik-school-dask-gateway"
+    assert (
+        c.KubeSpawner.environment["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://traefik-school-dask-gateway:80"
+    )
 
 
 @pytest.mark.unit
