@@ -245,7 +245,7 @@ class RcloneS3:
                 "--addr",
                 f"127.0.0.1:{self.port}",
                 "--dir-cache-time",
-                "0s",
+                "1ms",  # not 0s: with 0s rclone spins a core once directories are cached
                 str(self.root),
             ],
             env=env,
