@@ -24,6 +24,15 @@ def helm_in(home: Path) -> Helm:
     return Helm(home).harden()
 
 
+def rendered_objects(tmp_path_factory) -> list[dict]:
+    """The default values rendered, as a list of objects (a private helm home and chart copy)."""
+    import yaml
+
+    helm = helm_in(tmp_path_factory.mktemp("helm"))
+    chart = chart_copy(tmp_path_factory.mktemp("chart"), helm)
+    return [d for d in yaml.safe_load_all(helm.template(chart)) if d]
+
+
 def chart_copy(into: Path, helm: Helm) -> Path:
     """A copy of helm/parhelion under ``into`` with its dependencies in charts/."""
     copy = into / "parhelion"

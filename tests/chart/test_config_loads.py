@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.charts import chart_copy, helm_in
+from tests.chart.charts import rendered_objects
 from tests.images.venvs import image_venv
 from tests.platform import REPO_ROOT
 from tests.pods import PodLayout
@@ -52,9 +52,7 @@ def _dockerfile(image: str) -> str:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> list[dict]:
-    helm = helm_in(tmp_path_factory.mktemp("helm"))
-    chart = chart_copy(tmp_path_factory.mktemp("chart"), helm)
-    return [d for d in yaml.safe_load_all(helm.template(chart)) if d]
+    return rendered_objects(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -18,25 +18,16 @@ from traitlets.config import Config
 
 from platform_tools.chart.flows import Endpoint, allowed
 from platform_tools.config import parse_platform
-from tests.chart.charts import chart_copy, helm_in
+from tests.chart.charts import rendered_objects
+from tests.hub.test_kubespawner import KUBECONFIG  # an unreachable API: manifests need none
 
 pytestmark = pytest.mark.chart
 NAMESPACE = "parhelion"
 
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: none, user: {token: none}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-current-context: none
-"""
-
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> list[dict]:
-    helm = helm_in(tmp_path_factory.mktemp("helm"))
-    chart = chart_copy(tmp_path_factory.mktemp("chart"), helm)
-    return [d for d in yaml.safe_load_all(helm.template(chart)) if d]
+    return rendered_objects(tmp_path_factory)
 
 
 def _pod(rendered, name: str, ip: str) -> Endpoint:

@@ -352,16 +352,20 @@ def _hub_config(env: dict[str, str], platform_file: Path, monkeypatch):
     return c
 
 
+def _release_hub_config(release: str, tmp_path, monkeypatch):
+    """The Kubernetes hub's configuration in a pod of ``release``, its URLs derived, not given."""
+    platform_file = tmp_path / "platform.yaml"
+    platform_file.write_text(PLATFORM)
+    monkeypatch.delenv("PARHELION_ACCOUNTING_URL", raising=False)
+    env = {"HELM_RELEASE_NAME": release, "PARHELION_ACCOUNTING_TOKEN": "t"}
+    return _hub_config(env, platform_file, monkeypatch)
+
+
 @pytest.mark.unit
 def test_the_kubernetes_hub_registers_accounting_at_the_charts_url_with_the_contracts_roles(
     tmp_path, monkeypatch
 ):
-    platform_file = tmp_path / "platform.yaml"
-    platform_file.write_text(PLATFORM)
-    monkeypatch.delenv("PARHELION_ACCOUNTING_URL", raising=False)
-    c = _hub_config(
-        {"HELM_RELEASE_NAME": "parhelion", "PARHELION_ACCOUNTING_TOKEN": "t"}, platform_file, monkeypatch
-    )
+    c = _release_hub_config("parhelion", tmp_path, monkeypatch)
     registered = {s["name"]: s for s in c.JupyterHub.services}
     assert registered[services.ACCOUNTING_SERVICE]["url"] == hub_accounting_url()
     assert registered[services.GATEWAY_SERVICE]["url"] == "http://traefik-parhelion-dask-gateway"
@@ -378,12 +382,7 @@ def test_the_kubernetes_hub_registers_accounting_at_the_charts_url_with_the_cont
 @pytest.mark.unit
 def test_another_release_name_gives_the_hub_that_releases_services(tmp_path, monkeypatch):
     """Names from the release, as z2jh's get_name and the daskhub chart derive them."""
-    platform_file = tmp_path / "platform.yaml"
-    platform_file.write_text(PLATFORM)
-    monkeypatch.delenv("PARHELION_ACCOUNTING_URL", raising=False)
-    c = _hub_config(
-        {"HELM_RELEASE_NAME": "school", "PARHELION_ACCOUNTING_TOKEN": "t"}, platform_file, monkeypatch
-    )
+    c = _release_hub_config("school", tmp_path, monkeypatch)
     registered = {s["name"]: s for s in c.JupyterHub.services}
     assert registered[services.ACCOUNTING_SERVICE]["url"] == "http://school-parhelion-accounting:8080"
     assert registered[services.GATEWAY_SERVICE]["url"] == "http://traefik-school-dask-gateway"
