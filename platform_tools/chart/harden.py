@@ -5,8 +5,13 @@ its API server and controller, and gives traefik only a user id. Parhelion requi
 to run as a non-root user, without privilege escalation, with no capabilities and the
 runtime's default seccomp profile (the chart tier checks it for every container). This
 post-renderer adds those settings where a pod template lacks them, and changes nothing a
-chart set itself. Helm runs it as the ``parhelion-harden`` plugin (helm/plugins), on every
-``helm template`` and ``helm upgrade --install`` Parhelion makes (tests and Ansible alike):
+chart set itself. Likewise every container must be bounded: zero-to-jupyterhub's autohttps
+pod has no value for the resources of its ``load-acme`` init container, which runs the same
+image as its bounded ``secret-sync`` sidecar, so an init container with no resources gets
+those of the pod's container running its image.
+
+Helm runs it as the ``parhelion-harden`` plugin (helm/plugins), on every ``helm template``
+and ``helm upgrade --install`` Parhelion makes (tests and Ansible alike):
 
     helm plugin install helm/plugins/parhelion-harden
     helm upgrade --install parhelion helm/parhelion --post-renderer parhelion-harden
@@ -71,7 +76,16 @@ def harden(obj: dict) -> dict:
         if context.get("privileged") or context.get("runAsUser") == 0:
             continue
         _fill(context, CONTAINER_DEFAULTS)
+    _bound_init_containers(spec)
     return obj
+
+
+def _bound_init_containers(spec: dict) -> None:
+    """Init containers without resources take those of a container running the same image."""
+    bounded = {c.get("image"): c["resources"] for c in spec.get("containers", []) if c.get("resources")}
+    for init in spec.get("initContainers", []):
+        if not init.get("resources") and init.get("image") in bounded:
+            init["resources"] = yaml.safe_load(yaml.safe_dump(bounded[init["image"]]))
 
 
 def harden_stream(documents: Iterable[dict | None]) -> list[dict]:

@@ -145,7 +145,7 @@ def validation_issues(
     """Turn pydantic's errors into located, human-worded issues."""
     issues: list[ConfigIssue] = []
     for error in exc.errors(include_url=False):
-        loc: Loc = tuple(part for part in error["loc"] if part != "[key]")
+        loc: Loc = _without_union_tags(model, tuple(part for part in error["loc"] if part != "[key]"))
         reference = (error.get("ctx") or {}).get("error")
         if isinstance(reference, ReferenceIssues):
             for sub_loc, message in reference.issues:
@@ -161,8 +161,9 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":
-        name = str(error["loc"][-1])
-        allowed = _allowed_fields(model, error["loc"][:-1])
+        loc = _without_union_tags(model, tuple(error["loc"]))
+        name = str(loc[-1])
+        allowed = _allowed_fields(model, loc[:-1])
         hint = difflib.get_close_matches(name, allowed, n=1)
         message = f"unknown field {name!r}"
         if hint:
@@ -206,8 +207,47 @@ def _inner_model(annotation: Any) -> Any:
     """The BaseModel inside ``X | None``, ``dict[str, X]`` or ``list[X]``, if any."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
-    for arg in getattr(annotation, "__args__", ()):
+    for arg in _union_members(annotation):
         found = _inner_model(arg)
         if found is not None:
             return found
     return None
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    args = getattr(annotation, "__args__", ())
+    if getattr(annotation, "__metadata__", None) is not None:  # Annotated[X | Y, Field(...)]
+        return _union_members(args[0])
+    return args
+
+
+def _tags(annotation: Any) -> dict[str, Any]:
+    """The ``type`` tags of a union of models, each with its model (empty if not such a union)."""
+    found = {}
+    for member in _union_members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel) and "type" in member.model_fields:
+            for tag in getattr(member.model_fields["type"].annotation, "__args__", ()):
+                found[tag] = member
+    return found if len(found) > 1 else {}
+
+
+def _without_union_tags(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``loc`` without the tags pydantic inserts after a tagged union's field
+    (``hub.auth.oidc.token_url`` is ``hub.auth.token_url`` in the file)."""
+    out: list[Any] = []
+    current: Any = model
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        out.append(part)
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(str(part))
+        if field is None:
+            continue
+        tags = _tags(field.annotation)
+        if tags and parts and parts[0] in tags:
+            current = tags[parts.pop(0)]
+        else:
+            current = _inner_model(field.annotation)
+    return tuple(out)

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, StringConstraints, model_validator
 
+from platform_tools.config.auth import HubAuth, SharedPasswordAuth
 from platform_tools.config.courses import CourseSettings
 from platform_tools.config.models_base import (  # noqa: F401 - PATTERN_MEANINGS is re-exported for the loader
     PATTERN_MEANINGS,
@@ -34,18 +35,6 @@ from platform_tools.config.references import ReferenceIssues, reference_issues
 # --------------------------------------------------------------------------- hub
 
 
-class HubAuth(StrictModel):
-    """How people log in.
-
-    ``shared-password`` is JupyterHub's own SharedPasswordAuthenticator, fit for a small
-    group: the listed users log in with one user password, admins with a separate admin
-    password. On the local platform both passwords are generated on first start, printed
-    once and kept in the state directory.
-    """
-
-    type: Literal["shared-password"] = "shared-password"
-
-
 class HubConfig(StrictModel):
     """The hub: who may log in, who administers, and when idle servers are stopped."""
 
@@ -56,7 +45,10 @@ class HubConfig(StrictModel):
         default_factory=list,
         description="Users allowed to log in, besides admins and group members.",
     )
-    auth: HubAuth = Field(default_factory=HubAuth)
+    auth: HubAuth = Field(
+        default_factory=SharedPasswordAuth,
+        description="How people log in: shared-password (one machine), github, cilogon or oidc.",
+    )
     cull_idle_servers_after_minutes: Annotated[int, Field(ge=0)] = Field(
         60,
         description="Stop a user's server after this many idle minutes (0: never).",

@@ -20,6 +20,7 @@ import os
 from typing import Any
 
 from platform_tools.config import PlatformConfig
+from platform_tools.config.auth import OAUTH_TYPES
 from platform_tools.config.live import LiveConfig
 from platform_tools.config.policy import resolve
 from platform_tools.contract import names
@@ -37,6 +38,12 @@ from platform_tools.contract.services import (
     accounting_service,
     hub_roles,
     merge_roles,
+)
+from platform_tools.hub.auth import (
+    CLIENT_SECRET_VARIABLE,
+    AuthSetupError,
+    client_secret,
+    configure_authenticator,
 )
 from platform_tools.hub.spawn import check_spawn
 
@@ -120,6 +127,25 @@ def merge_into(section: Any, trait: str, ours: dict) -> None:
     section[trait] = {**earlier, **ours}
 
 
+def configure_kubernetes_login(c: Any, config: PlatformConfig, config_path: str, environ: Any) -> None:
+    """Log in through the identity provider ``hub.auth`` names, never a shared password or
+    zero-to-jupyterhub's default dummy authenticator (which admits any name): a hub on a
+    cluster is reachable by strangers. The chart refuses both when it renders; this refuses
+    them again should the values have been bypassed."""
+    auth = config.hub.auth
+    if auth.type not in OAUTH_TYPES:
+        raise AuthSetupError(
+            f"platform.yaml hub.auth.type is {auth.type!r}: a Kubernetes deployment logs people in "
+            f"through an identity provider ({', '.join(OAUTH_TYPES)}); see helm/README.md"
+        )
+    where = (
+        f"the chart sets it from the Secret named in jupyterhub.hub.extraEnv.{CLIENT_SECRET_VARIABLE} "
+        "(kubectl -n NAMESPACE create secret generic parhelion-oauth --from-literal=client-secret=...)"
+    )
+    configure_authenticator(c, auth, config_path, client_secret(environ, where))
+    c.Authenticator.admin_users = set(config.hub.admin_users)
+
+
 def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     live = live or LiveConfig(os.environ["PARHELION_CONFIG"])
     config = live.current()
@@ -131,6 +157,8 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     )
     token = os.environ.get("PARHELION_ACCOUNTING_TOKEN", "")
     accounting_api(accounting_url, "")  # an origin, or a clear error now rather than at each spawn
+
+    configure_kubernetes_login(c, config, str(live.path), os.environ)
 
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     c.KubeSpawner.profile_list = lambda spawner: profile_list(live.current(), spawner.user.name)

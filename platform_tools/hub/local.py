@@ -26,7 +26,13 @@ from platform_tools.contract.services import (
     accounting_service,
     hub_roles,
 )
-from platform_tools.hub.auth import LiveAllowedSharedPasswordAuthenticator
+from platform_tools.hub.auth import (
+    CLIENT_SECRET_FILE,
+    CLIENT_SECRET_VARIABLE,
+    LiveAllowedSharedPasswordAuthenticator,
+    client_secret,
+    configure_authenticator,
+)
 from platform_tools.hub.spawn import check_spawn, options_from_form, profile_form
 from platform_tools.local.environment import user_data_environment
 from platform_tools.local.homes import provide_notebooks
@@ -63,18 +69,33 @@ def configure_local_hub(
     c.JupyterHub.cleanup_proxy = True
 
     # Who logs in
-    c.JupyterHub.authenticator_class = LiveAllowedSharedPasswordAuthenticator
-    c.LiveAllowedSharedPasswordAuthenticator.platform_config_path = str(state.platform_file)
-    c.SharedPasswordAuthenticator.user_password = state.secret("user-password")[0]
-    c.SharedPasswordAuthenticator.admin_password = state.secret("admin-password")[0]
-    c.Authenticator.admin_users = set(platform.hub.admin_users)
-    c.Authenticator.allowed_users = platform.allowed_users
+    _configure_login(c, platform, state)
     c.JupyterHub.template_vars = {
         "announcement_login": f"Parhelion &middot; {platform.name}",
     }
 
     _configure_spawner(c, platform, runtime, state, live)
     _configure_services(c, platform, runtime, state)
+
+
+def _configure_login(c: Any, platform: PlatformConfig, state: StateDir) -> None:
+    """``hub.auth``: the generated shared passwords, or an identity provider as on Kubernetes
+    (its client secret from OAUTH_CLIENT_SECRET or the state directory's secrets)."""
+    c.Authenticator.admin_users = set(platform.hub.admin_users)
+    auth = platform.hub.auth
+    if auth.type == "shared-password":
+        c.JupyterHub.authenticator_class = LiveAllowedSharedPasswordAuthenticator
+        c.LivePlatformAccess.platform_config_path = str(state.platform_file)
+        c.SharedPasswordAuthenticator.user_password = state.secret("user-password")[0]
+        c.SharedPasswordAuthenticator.admin_password = state.secret("admin-password")[0]
+        c.Authenticator.allowed_users = platform.allowed_users
+        return
+    stored = state.secret_path(CLIENT_SECRET_FILE)
+    environ = dict(os.environ)
+    if not environ.get(CLIENT_SECRET_VARIABLE) and stored.exists():
+        environ[CLIENT_SECRET_VARIABLE] = stored.read_text().strip()
+    where = f"set it in the environment of `parhelion up` or write it to {stored} (mode 0600)"
+    configure_authenticator(c, auth, str(state.platform_file), client_secret(environ, where))
 
 
 def _configure_spawner(

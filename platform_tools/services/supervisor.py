@@ -335,7 +335,12 @@ def banner(platform: PlatformConfig, runtime: LocalRuntime, state: StateDir, new
         "",
         f"  Open {runtime.hub_url} and log in:",
     ]
-    if {"user-password", "admin-password"} & new_secrets:
+    if platform.hub.auth.type != "shared-password":
+        lines += [
+            f"    with {platform.hub.auth.type} (hub.auth); admitted: "
+            f"{', '.join(sorted(platform.allowed_users)) or '(nobody yet: add hub.users or groups)'}",
+        ]
+    elif {"user-password", "admin-password"} & new_secrets:
         lines += [
             f"    users {', '.join(users) or '(none)'}  password: {state.secret('user-password')[0]}",
             f"    admins {', '.join(admins) or '(none)'}  password: {state.secret('admin-password')[0]}",

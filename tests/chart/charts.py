@@ -16,6 +16,14 @@ from platform_tools.chart.helm import Helm, install_helm
 from tests.platform import REPO_ROOT
 
 CHART = REPO_ROOT / "helm" / "parhelion"
+#: What every admin sets before installing: an identity provider and HTTPS (the chart refuses
+#: its defaults alone). Renders "of the defaults" are renders of the defaults with this.
+LOGIN = Path(__file__).parent / "login.yaml"
+
+
+def with_login(values=()) -> list[Path]:
+    """``values``, or the defaults plus the required login when none are given."""
+    return list(values) or [LOGIN]
 
 
 def helm_in(home: Path) -> Helm:
@@ -30,7 +38,7 @@ def rendered_objects(tmp_path_factory) -> list[dict]:
 
     helm = helm_in(tmp_path_factory.mktemp("helm"))
     chart = chart_copy(tmp_path_factory.mktemp("chart"), helm)
-    return [d for d in yaml.safe_load_all(helm.template(chart)) if d]
+    return [d for d in yaml.safe_load_all(helm.template(chart, [LOGIN])) if d]
 
 
 def chart_copy(into: Path, helm: Helm) -> Path:
@@ -39,3 +47,12 @@ def chart_copy(into: Path, helm: Helm) -> Path:
     shutil.copytree(CHART, copy, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
     provide(copy, helm)
     return copy
+
+
+#: What the admin creates before installing (helm/README.md): the identity provider's client secret.
+OAUTH_SECRET = {
+    "apiVersion": "v1",
+    "kind": "Secret",
+    "metadata": {"name": "parhelion-oauth", "namespace": "parhelion"},
+    "stringData": {"client-secret": "test-client-secret"},
+}

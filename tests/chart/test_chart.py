@@ -7,6 +7,7 @@ The chart renders with its REAL dependencies, zero-to-jupyterhub and dask-gatewa
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from platform_tools.chart.helm import Helm, HelmError
 from platform_tools.chart.values import SCHEMA_PATH, render_schema
 from platform_tools.config import parse_platform
-from tests.chart.charts import CHART, chart_copy, helm_in
+from tests.chart.charts import CHART, LOGIN, chart_copy, helm_in, with_login
 from tests.platform import REPO_ROOT
 
 pytestmark = pytest.mark.chart
@@ -39,7 +40,7 @@ def chart(tmp_path_factory, helm) -> Path:
 
 
 def render(helm: Helm, chart: Path, values: list[Path] = (), *sets: str) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(helm.template(chart, list(values), list(sets))) if doc]
+    return [doc for doc in yaml.safe_load_all(helm.template(chart, with_login(values), list(sets))) if doc]
 
 
 def containers(objects: list[dict]):
@@ -59,7 +60,7 @@ def test_schema_is_generated_from_the_models():
 
 @pytest.mark.parametrize("values", VALUES)
 def test_lint_and_render(helm, chart, values):
-    helm.lint(chart, values)
+    helm.lint(chart, with_login(values))
     kinds = {obj["kind"] for obj in render(helm, chart, values)}
     assert {"ConfigMap", "Deployment", "NetworkPolicy", "PriorityClass", "Role"} <= kinds
     karpenter = {"NodePool", "EC2NodeClass"}
@@ -79,7 +80,7 @@ def test_a_null_node_selector_runs_the_accounting_service_anywhere(helm, chart):
 @pytest.mark.parametrize("values", VALUES)
 def test_manifests_are_valid_kubernetes(helm, chart, values, tmp_path):
     path = tmp_path / "rendered.yaml"
-    path.write_text(helm.template(chart, values))
+    path.write_text(helm.template(chart, with_login(values)))
     validate = Path(sys.executable).parent / "kubernetes-validate"
     done = subprocess.run(
         [str(validate), "--strict", "--quiet", "-k", KUBERNETES_VERSION, str(path)],
@@ -95,7 +96,7 @@ def test_manifests_are_valid_kubernetes(helm, chart, values, tmp_path):
 def test_checkov_passes(helm, chart, values, tmp_path):
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} is missing: `make test` installs checkov in its own venv")
-    (tmp_path / "rendered.yaml").write_text(helm.template(chart, values))
+    (tmp_path / "rendered.yaml").write_text(helm.template(chart, with_login(values)))
     done = subprocess.run(
         [
             str(CHECKOV),
@@ -237,6 +238,8 @@ def test_the_configmap_is_the_validated_platform(helm, chart, values):
     configmap = _named(render(helm, chart, values), "ConfigMap")["parhelion-platform"]
     rendered = parse_platform(configmap["data"]["platform.yaml"])
     source = yaml.safe_load((values[0] if values else CHART / "values.yaml").read_text())["platform"]
+    if not values:  # the defaults, with the login every admin adds
+        source["hub"]["auth"] = yaml.safe_load(LOGIN.read_text())["platform"]["hub"]["auth"]
     assert rendered == parse_platform(yaml.safe_dump(source))
 
 
@@ -382,7 +385,7 @@ def test_another_release_name_is_refused_until_the_values_follow_it(helm, chart,
     """The upstream values name Parhelion's objects as release "parhelion" renders them: under
     another name rendering stops and says what to set; with those set, every reference holds."""
     with pytest.raises(HelmError) as refused:
-        helm.template(chart, release="school")
+        helm.template(chart, [LOGIN], release="school")
     message = str(refused.value)
     assert 'release "school" names the platform ConfigMap "school-parhelion-platform"' in message
     values = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -405,7 +408,102 @@ def test_another_release_name_is_refused_until_the_values_follow_it(helm, chart,
             }
         )
     )
-    objects = [d for d in yaml.safe_load_all(helm.template(chart, [override], release="school")) if d]
+    objects = [d for d in yaml.safe_load_all(helm.template(chart, [LOGIN, override], release="school")) if d]
     assert "school-parhelion-platform" in _named(objects, "ConfigMap")
     assert "school-parhelion-accounting" in _named(objects, "Service")
     assert "traefik-school-dask-gateway" in _named(objects, "Service")
+
+
+# ------------------------------------------------------------------- logins and HTTPS
+
+
+@pytest.mark.parametrize(
+    ("values", "sets", "says"),
+    [
+        pytest.param([], [], 'platform.hub.auth.type is "shared-password"', id="no-login"),
+        pytest.param(
+            [LOGIN],
+            ["jupyterhub.hub.config.JupyterHub.authenticator_class=dummy"],
+            'authenticator_class is "dummy"',
+            id="dummy-authenticator",
+        ),
+        pytest.param(
+            [], ["platform.hub.auth.type=shared-password"], "hub.auth.type is", id="shared-password"
+        ),
+        pytest.param(
+            [LOGIN], ["jupyterhub.proxy.https.enabled=false"], "https.enabled is false", id="no-https"
+        ),
+        pytest.param(
+            [LOGIN],
+            ["jupyterhub.proxy.service.disableHttpPort=false"],
+            "still serves plain HTTP",
+            id="offload-http",
+        ),
+        pytest.param(
+            [LOGIN],
+            [
+                "jupyterhub.proxy.https.type=letsencrypt",
+                "jupyterhub.proxy.https.hosts={other.example.org}",
+                "jupyterhub.proxy.https.letsencrypt.contactEmail=admin@example.org",
+            ],
+            'callback_url\'s host "hub.example.org" is not in jupyterhub.proxy.https.hosts',
+            id="certificate-for-another-host",
+        ),
+    ],
+)
+def test_a_hub_anyone_could_enter_is_refused_at_render_time(helm, chart, values, sets, says):
+    """No dummy or shared-password login, no login page in clear text: `helm install` stops
+    and names the value to set."""
+    with pytest.raises(HelmError) as refused:
+        helm.template(chart, values, sets)
+    assert says in str(refused.value)
+
+
+def test_plain_http_only_where_platform_yaml_allows_it(helm, chart):
+    """A throw-away test cluster (the k3s workflow) may serve plain HTTP, if platform.yaml says so."""
+    insecure = ["jupyterhub.proxy.https.enabled=false", "platform.hub.auth.allow_plain_http=true"]
+    objects = render(helm, chart, [LOGIN], *insecure)
+    configmap = _named(objects, "ConfigMap")["parhelion-platform"]
+    assert parse_platform(configmap["data"]["platform.yaml"]).hub.auth.allow_plain_http is True
+
+
+def test_lets_encrypt_serves_https_and_redirects_http(helm, chart):
+    """examples/dev.yaml: zero-to-jupyterhub's autohttps (traefik) holds the certificate for
+    the callback's host; proxy-public sends both ports to it, and it redirects HTTP to HTTPS."""
+    objects = render(helm, chart, [CHART / "examples" / "dev.yaml"])
+    service = _named(objects, "Service")["proxy-public"]
+    assert service["spec"]["selector"]["component"] == "autohttps"
+    assert {p["name"] for p in service["spec"]["ports"]} == {"http", "https"}
+    dynamic = yaml.safe_load(_named(objects, "ConfigMap")["autohttps"]["data"]["dynamic.yaml"])
+    insecure = dynamic["http"]["routers"]["insecure"]
+    assert insecure["entrypoints"] == ["http"] and insecure["middlewares"] == ["redirect"]
+    assert dynamic["http"]["middlewares"]["redirect"]["redirectScheme"]["scheme"] == "https"
+    assert [d["main"] for d in dynamic["http"]["routers"]["default"]["tls"]["domains"]] == [
+        "dev.hub.example.org"
+    ]
+
+
+def test_a_given_certificate_is_served_by_the_proxy_with_http_redirected(helm, chart):
+    """examples/prod.yaml: the certificate from a TLS Secret; configurable-http-proxy serves it
+    and redirects its HTTP port to 443."""
+    objects = render(helm, chart, [CHART / "examples" / "prod.yaml"])
+    proxy = _named(objects, "Deployment")["proxy"]["spec"]["template"]["spec"]
+    command = proxy["containers"][0]["command"]
+    assert "--redirect-to=443" in command and any(a.startswith("--ssl-cert=") for a in command)
+    assert "hub-example-org-tls" in {v["secret"]["secretName"] for v in proxy["volumes"] if "secret" in v}
+
+
+def test_the_hub_reads_the_client_secret_from_a_secret_and_no_dummy_authenticator(helm, chart):
+    """What the hub pod gets: OAUTH_CLIENT_SECRET from the Secret parhelion-oauth (never in the
+    platform ConfigMap) and zero-to-jupyterhub's values without its dummy authenticator."""
+    objects = render(helm, chart)
+    hub = _named(objects, "Deployment")["hub"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in hub["env"]}
+    assert env["OAUTH_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "parhelion-oauth",
+        "key": "client-secret",
+    }
+    secret = _named(objects, "Secret")["hub"]
+    values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
+    assert "authenticator_class" not in values["hub"]["config"].get("JupyterHub", {})
+    assert "secret" not in _named(objects, "ConfigMap")["parhelion-platform"]["data"]["platform.yaml"]

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.charts import rendered_objects
+from tests.chart.charts import OAUTH_SECRET, rendered_objects
 from tests.images.venvs import image_venv
 from tests.platform import REPO_ROOT
 from tests.pods import PodLayout
@@ -61,7 +61,7 @@ def hub_venv(tmp_path_factory) -> Path:
 
 
 def _layout(rendered, name: str, root: Path) -> PodLayout:
-    layout = PodLayout.of(rendered, "Deployment", name, root)
+    layout = PodLayout.of([*rendered, OAUTH_SECRET], "Deployment", name, root)
     for target, copy in image_files("hub", root).items():
         layout.mounts.setdefault(target, copy)
     return layout
@@ -84,6 +84,10 @@ print("CONFIG " + json.dumps({
     "urls": {s["name"]: s.get("url") for s in c.JupyterHub.services},
     "roles": {r["name"]: sorted(r.get("scopes", [])) for r in c.JupyterHub.load_roles},
     "init_containers": [i.get("name") for i in (c.KubeSpawner.init_containers or [])],
+    "authenticator": str(c.JupyterHub.authenticator_class),
+    "oauth": {k: c.OAuthenticator[k] for k in ("client_id", "oauth_callback_url", "allow_existing_users")},
+    "client_secret_set": c.OAuthenticator.client_secret == "test-client-secret",
+    "platform_config_path": c.LivePlatformAccess.platform_config_path,
 }))
 """
 
@@ -108,6 +112,15 @@ def test_the_hub_loads_zero_to_jupyterhubs_configuration_and_parhelions(rendered
     assert {"parhelion-accounting", "traefik-parhelion-dask-gateway"} <= services
     assert "access:services!service=dask-gateway" in config["roles"]["server"]
     assert config["init_containers"] == []  # no privileged iptables container in users' pods
+    # the login platform.hub.auth names, not zero-to-jupyterhub's dummy, with the secret's value
+    assert config["authenticator"] == "<class 'platform_tools.hub.auth.PlatformOIDCAuthenticator'>"
+    assert config["oauth"] == {
+        "client_id": "parhelion",
+        "oauth_callback_url": "https://hub.example.org/hub/oauth_callback",
+        "allow_existing_users": False,
+    }
+    assert config["client_secret_set"] is True
+    assert config["platform_config_path"] == "/etc/parhelion/platform/platform.yaml"
 
 
 GATEWAY_PROBE = """

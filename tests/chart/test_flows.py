@@ -66,7 +66,8 @@ def _server(rendered, tmp_path, monkeypatch, username: str, ip: str) -> Endpoint
     # tier runs that file for real and checks the label survives Parhelion's configuration)
     c.KubeSpawner.common_labels = {"app": "jupyterhub", "release": "parhelion", "heritage": "jupyterhub"}
     c.KubeSpawner.extra_labels = dict(values["singleuser"]["extraLabels"])
-    live = SimpleNamespace(current=lambda: platform)
+    monkeypatch.setenv("OAUTH_CLIENT_SECRET", "test-client-secret")
+    live = SimpleNamespace(current=lambda: platform, path="/etc/parhelion/platform/platform.yaml")
     configure_kubernetes_hub(c, live)
     user = SimpleNamespace(name=username, id=1, url=f"/user/{username}/", spawners={})
 

@@ -65,3 +65,22 @@ def test_it_runs_as_helm_runs_it():
     out = list(yaml.safe_load_all(done.stdout))
     assert out[0]["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     assert out[1] == {"kind": "Service", "metadata": {"name": "s"}}
+
+
+def test_an_unbounded_init_container_takes_the_bounds_of_its_images_container():
+    """zero-to-jupyterhub's autohttps load-acme init container has no resources value; it runs
+    the secret-sync sidecar's image, whose bounds it takes. Others are left alone."""
+    bounds = {"requests": {"cpu": "10m"}, "limits": {"cpu": "100m", "memory": "128Mi"}}
+    obj = deployment()
+    spec = obj["spec"]["template"]["spec"]
+    spec["containers"].append({"name": "secret-sync", "image": "sync:1", "resources": bounds})
+    spec["initContainers"] = [
+        {"name": "load-acme", "image": "sync:1"},
+        {"name": "other", "image": "other:1"},
+        {"name": "own", "image": "sync:1", "resources": {"limits": {"cpu": "1"}}},
+    ]
+    inits = {c["name"]: c for c in harden(obj)["spec"]["template"]["spec"]["initContainers"]}
+    assert inits["load-acme"]["resources"] == bounds
+    assert inits["load-acme"]["resources"] is not bounds  # a copy: YAML anchors stay out
+    assert "resources" not in inits["other"]
+    assert inits["own"]["resources"] == {"limits": {"cpu": "1"}}

@@ -35,11 +35,11 @@ def platform_text() -> str:
 
 def rendered_statefulset(tmp_path_factory) -> dict:
     """The placeholders' StatefulSet as the chart renders it (helm, the real dependencies)."""
-    from tests.chart.charts import chart_copy, helm_in
+    from tests.chart.charts import LOGIN, chart_copy, helm_in
 
     helm = helm_in(tmp_path_factory.mktemp("helm"))
     chart = chart_copy(tmp_path_factory.mktemp("chart"), helm)
-    objects = yaml.safe_load_all(helm.template(chart))
+    objects = yaml.safe_load_all(helm.template(chart, [LOGIN]))
     return next(
         o
         for o in objects

@@ -38,6 +38,7 @@ from platform_tools.ledger.store import Ledger, Observation
 from platform_tools.services.accounting import handlers as accounting_handlers
 from platform_tools.services.accounting.app import Accounting, make_app
 from platform_tools.services.processes import free_tcp_ports
+from tests.auth import CLIENT_SECRET, OIDC
 from tests.platform import REPO_ROOT
 
 CHART_VALUES = yaml.safe_load((REPO_ROOT / "helm" / "parhelion" / "values.yaml").read_text())
@@ -304,10 +305,10 @@ def test_the_charts_values_use_the_contracts_names():
 
 @pytest.mark.chart
 def test_the_rendered_accounting_service_is_where_the_values_point(tmp_path):
-    from tests.chart.charts import chart_copy, helm_in
+    from tests.chart.charts import LOGIN, chart_copy, helm_in
 
     helm = helm_in(tmp_path / "helm")
-    objects = [d for d in yaml.safe_load_all(helm.template(chart_copy(tmp_path, helm), [], [])) if d]
+    objects = [d for d in yaml.safe_load_all(helm.template(chart_copy(tmp_path, helm), [LOGIN], [])) if d]
     by_kind = {(o["kind"], o["metadata"]["name"]): o for o in objects}
     url = urlsplit(hub_accounting_url())
     service = by_kind[("Service", url.hostname)]
@@ -342,8 +343,12 @@ def _hub_config(env: dict[str, str], platform_file: Path, monkeypatch):
 
     from platform_tools.hub.kubernetes import configure_kubernetes_hub
 
-    for key, value in env.items():
+    for key, value in {**CLIENT_SECRET, **env}.items():
         monkeypatch.setenv(key, value)
+    # a Kubernetes hub logs people in through an identity provider, never a shared password
+    platform = yaml.safe_load(platform_file.read_text())
+    platform["hub"]["auth"] = OIDC
+    platform_file.write_text(yaml.safe_dump(platform))
     c = Config()
     # zero-to-jupyterhub's own configuration runs first: its culler and a role of its own.
     c.JupyterHub.services = [{"name": "dask-gateway", "display": False}]

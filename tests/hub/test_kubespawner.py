@@ -13,6 +13,7 @@ from traitlets.config import Config
 from platform_tools.config import parse_platform
 from platform_tools.contract.labels import KIND, METERED, USER
 from platform_tools.hub.kubernetes import configure_kubernetes_hub, prepare_spawner, profile_list
+from tests.auth import CLIENT_SECRET, with_oidc
 
 pytestmark = pytest.mark.unit
 
@@ -30,6 +31,8 @@ groups:
 
 
 class FakeLive:
+    path = "/etc/parhelion/platform/platform.yaml"
+
     def __init__(self, config):
         self.config = config
 
@@ -41,7 +44,7 @@ class FakeLive:
 def platform(example_text):
     start = example_text.index("\ngroups:\n")
     end = example_text.index("\n# Per-user exceptions")
-    return parse_platform(example_text[:start] + GROUPS + example_text[end:])
+    return with_oidc(parse_platform(example_text[:start] + GROUPS + example_text[end:]))
 
 
 KUBECONFIG = """
@@ -63,6 +66,7 @@ def manifest(platform, username: str, profile: str | None, monkeypatch, tmp_path
     (tmp_path / "kubeconfig").write_text(KUBECONFIG)
     monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "kubeconfig"))
     monkeypatch.setenv("PARHELION_ACCOUNTING_TOKEN", "t")
+    monkeypatch.setenv(*next(iter(CLIENT_SECRET.items())))
     c = Config()
     configure_kubernetes_hub(c, FakeLive(platform))
     user = SimpleNamespace(name=username, id=1, url=f"/user/{username}/", spawners={})

@@ -1,0 +1,160 @@
+"""How people log in: ``hub.auth`` in platform.yaml.
+
+One section chooses the login for every deployment. On one machine a small trusted group
+may share a password; anywhere reachable by strangers (every Kubernetes deployment) people
+log in through an identity provider with OAuthenticator, JupyterHub's own OAuth family:
+
+* ``github``: GitHub accounts (a GitHub OAuth app), optionally any member of listed
+  organizations;
+* ``cilogon``: CILogon, the research and education federation (university logins), with
+  the identity providers the platform accepts and how a username is derived from each;
+* ``oidc``: any OpenID Connect provider (Keycloak, Auth0, Okta, Google, an institute's),
+  optionally any member of listed groups of a groups claim.
+
+Who may log in stays platform.yaml's decision whichever provider proves who someone is:
+admins, ``hub.users`` and members of groups that are not closed classes, followed live
+(platform_tools.hub.auth). The client secret is never in platform.yaml (a file Ansible
+renders into a ConfigMap): OAuthenticator reads it from ``OAUTH_CLIENT_SECRET``, which the
+chart fills from a Secret and the local platform from its state directory.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from platform_tools.config.models_base import StrictModel
+
+#: The path JupyterHub serves OAuth callbacks on; the provider must redirect exactly there.
+CALLBACK_PATH = "/hub/oauth_callback"
+
+HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+
+
+def _plain_http_is_local(url: str, field: str) -> str:
+    """Plain http only to this machine: anything else would send codes and tokens in clear."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise ValueError(
+            f"{field} {url!r} is plain http to another host: use https:// "
+            "(allow_plain_http is for test clusters)"
+        )
+    return url
+
+
+class SharedPasswordAuth(StrictModel):
+    """JupyterHub's SharedPasswordAuthenticator: the listed users log in with one user
+    password, admins with a separate admin password, both generated on first start and kept
+    in the state directory. For one machine and a small trusted group only; a Kubernetes
+    deployment refuses it (anyone who learns the password is anyone)."""
+
+    type: Literal["shared-password"] = "shared-password"
+
+
+class _OAuth(StrictModel):
+    client_id: str = Field(
+        min_length=1, description="The OAuth client (application) ID registered with the provider."
+    )
+    callback_url: HttpsUrl = Field(
+        description=f"The hub's public URL + {CALLBACK_PATH}, exactly as registered with the provider "
+        f"(e.g. https://hub.example.org{CALLBACK_PATH})."
+    )
+    login_label: str = Field("", description="The login button's text (empty: the provider's name).")
+    allow_plain_http: bool = Field(
+        False,
+        description="Allow http:// URLs to other hosts (and a chart without HTTPS): only for a test "
+        "cluster nobody else can reach, never in production.",
+    )
+
+    #: The fields holding URLs that carry codes and tokens.
+    url_fields: ClassVar[tuple[str, ...]] = ("callback_url",)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _is_the_hubs_callback(cls, url: str) -> str:
+        if not urlsplit(url).path.endswith(CALLBACK_PATH):
+            raise ValueError(f"callback_url {url!r} must end with {CALLBACK_PATH} (JupyterHub's callback)")
+        return url
+
+    @model_validator(mode="after")
+    def _no_codes_in_clear(self) -> _OAuth:
+        if not self.allow_plain_http:
+            for field in self.url_fields:
+                _plain_http_is_local(getattr(self, field), field)
+        return self
+
+    @property
+    def callback_host(self) -> str:
+        return urlsplit(self.callback_url).hostname or ""
+
+
+class GitHubAuth(_OAuth):
+    """GitHub accounts through a GitHub OAuth app (OAuthenticator's GitHubOAuthenticator)."""
+
+    type: Literal["github"]
+    allowed_organizations: list[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*(:[^\s:]+)?$")]
+    ] = Field(
+        default_factory=list,
+        description="Members of these GitHub organizations (or org:team) may log in too, "
+        "besides platform.yaml's users and groups.",
+    )
+
+
+class CILogonIdentityProvider(StrictModel):
+    """One identity provider CILogon may log people in with, and their username there."""
+
+    entity_id: Annotated[str, StringConstraints(pattern=r"^(https?|urn):\S+$")] = Field(
+        description="The provider's entity ID as CILogon lists it (https://cilogon.org/idplist), "
+        "e.g. https://idp.example.edu/idp/shibboleth or urn:mace:incommon:example.edu."
+    )
+    username_claim: str = Field("email", min_length=1, description="The claim that becomes the username.")
+    strip_domain: str = Field(
+        "", description="A domain removed from usernames (alice@example.edu -> alice); empty: keep it."
+    )
+
+
+class CILogonAuth(_OAuth):
+    """CILogon (OAuthenticator's CILogonOAuthenticator): university and lab logins."""
+
+    type: Literal["cilogon"]
+    identity_providers: list[CILogonIdentityProvider] = Field(
+        min_length=1, description="The identity providers accepted (CILogon requires at least one)."
+    )
+
+
+class OIDCAuth(_OAuth):
+    """Any OpenID Connect provider (OAuthenticator's GenericOAuthenticator)."""
+
+    type: Literal["oidc"]
+    url_fields: ClassVar[tuple[str, ...]] = ("callback_url", "authorize_url", "token_url", "userdata_url")
+    authorize_url: HttpsUrl = Field(description="The provider's authorization endpoint.")
+    token_url: HttpsUrl = Field(description="The provider's token endpoint.")
+    userdata_url: HttpsUrl = Field(description="The provider's userinfo endpoint.")
+    username_claim: str = Field(
+        "preferred_username", min_length=1, description="The claim that becomes the username."
+    )
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"], min_length=1)
+    groups_claim: str = Field(
+        "", description="A userinfo claim listing the person's groups (with allowed_groups)."
+    )
+    allowed_groups: list[str] = Field(
+        default_factory=list,
+        description="Members of these provider groups may log in too (needs groups_claim).",
+    )
+
+    @field_validator("allowed_groups")
+    @classmethod
+    def _groups_need_a_claim(cls, groups: list[str], info) -> list[str]:
+        if groups and not info.data.get("groups_claim"):
+            raise ValueError("allowed_groups needs groups_claim (the userinfo claim that lists groups)")
+        return groups
+
+
+OAuthConfig = GitHubAuth | CILogonAuth | OIDCAuth
+HubAuth = Annotated[SharedPasswordAuth | GitHubAuth | CILogonAuth | OIDCAuth, Field(discriminator="type")]
+
+#: The types a deployment reachable by strangers may use (every Kubernetes deployment).
+OAUTH_TYPES = ("github", "cilogon", "oidc")

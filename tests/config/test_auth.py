@@ -1,0 +1,97 @@
+"""hub.auth: each login's settings are checked where they are written, with messages that say
+which field is wrong and why."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from platform_tools.config import ConfigError, parse_platform
+from tests.auth import OIDC
+
+pytestmark = pytest.mark.unit
+
+BASE = {
+    "version": 1,
+    "name": "auth-test",
+    "hub": {"admin_users": ["admin"]},
+    "images": {"helio": "example.org/helio:1"},
+    "profiles": {
+        "small": {
+            "display_name": "Small",
+            "cpu_guarantee": 1,
+            "cpu_limit": 1,
+            "mem_guarantee_gib": 1,
+            "mem_limit_gib": 1,
+            "image": "helio",
+            "price_per_hour_usd": 0.02,
+            "default": True,
+        }
+    },
+}
+
+
+def platform(auth: dict | None):
+    config = yaml.safe_load(yaml.safe_dump(BASE))
+    if auth is not None:
+        config["hub"]["auth"] = auth
+    return parse_platform(yaml.safe_dump(config))
+
+
+def test_the_default_is_the_shared_password_of_one_machine():
+    assert platform(None).hub.auth.type == "shared-password"
+
+
+def test_each_provider_loads():
+    assert platform(OIDC).hub.auth.token_url == "https://login.example.org/token"
+    github = {
+        "type": "github",
+        "client_id": "x",
+        "callback_url": "https://hub.example.org/hub/oauth_callback",
+        "allowed_organizations": ["example-lab", "example-lab:instructors"],
+    }
+    assert platform(github).hub.auth.allowed_organizations == ["example-lab", "example-lab:instructors"]
+    cilogon = {
+        "type": "cilogon",
+        "client_id": "cilogon:/client_id/1",
+        "callback_url": "https://hub.example.org/hub/oauth_callback",
+        "identity_providers": [{"entity_id": "urn:mace:incommon:example.edu", "strip_domain": "example.edu"}],
+    }
+    assert platform(cilogon).hub.auth.identity_providers[0].username_claim == "email"
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (
+            {"token_url": "http://login.example.org/token"},
+            "hub.auth: token_url 'http://login.example.org/token' is plain http",
+        ),
+        ({"callback_url": "https://hub.example.org/callback"}, "must end with /hub/oauth_callback"),
+        ({"allowed_groups": ["lab"]}, "allowed_groups needs groups_claim"),
+        ({"client_secret": "s3cret"}, "hub.auth.client_secret: unknown field"),
+        ({"type": "dummy"}, "hub.auth"),
+    ],
+)
+def test_bad_settings_name_the_field(change, says):
+    with pytest.raises(ConfigError) as error:
+        platform({**OIDC, **change})
+    assert says in str(error.value)
+
+
+def test_plain_http_is_allowed_to_this_machine_or_when_asked():
+    local = {
+        **OIDC,
+        "callback_url": "http://127.0.0.1:8000/hub/oauth_callback",
+        "token_url": "http://localhost:9400/t",
+    }
+    assert platform(local).hub.auth.allow_plain_http is False
+    test_cluster = {**OIDC, "token_url": "http://10.0.0.5:9400/token", "allow_plain_http": True}
+    assert platform(test_cluster).hub.auth.token_url.startswith("http://10.0.0.5")
+
+
+def test_cilogon_needs_an_identity_provider():
+    with pytest.raises(ConfigError, match="identity_providers"):
+        platform(
+            {"type": "cilogon", "client_id": "x", "callback_url": "https://h.example.org/hub/oauth_callback"}
+        )

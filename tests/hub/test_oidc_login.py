@@ -1,0 +1,146 @@
+"""Logging in through an identity provider: a real hub, a real OpenID Connect provider.
+
+`parhelion up` with ``hub.auth: oidc`` runs the same authenticator classes the Kubernetes hub
+runs (platform_tools.hub.auth); oidc-provider-mock (a real OIDC provider from PyPI: its
+authorization form, token and userinfo endpoints) proves who someone is. What is checked is
+what platform.yaml decides, live: who is admitted, who is refused (strangers, members of a
+closed class), who is an admin, and members of an allowed provider group.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import yaml
+
+from platform_tools.services.processes import free_tcp_ports
+from tests.platform import platform_config_text, running_platform, stop_process, wait_for_http
+
+pytestmark = pytest.mark.integration
+
+GROUPS = """groups:
+  summer-school:
+    members: [student1, student2]
+    profiles: [small]
+    budget: {usd: 5, period: course, course: {start: 2026-01-05, end: 2036-01-09}}
+    course: {title: Summer school, status: open}
+  researchers:"""
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    """oidc-provider-mock on 127.0.0.1, carol a member of the provider group "lab"."""
+    port = free_tcp_ports(1)[0]
+    log = tmp_path_factory.mktemp("oidc") / "provider.log"
+    claims = json.dumps({"sub": "carol", "groups": ["lab"]})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oidc_provider_mock", "--port", str(port), "--user-claims", claims],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(url + "/.well-known/openid-configuration", process, "oidc-provider-mock", 30)
+        yield url
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, provider):
+    hub_port = free_tcp_ports(1)[0]
+    auth = (
+        "  auth:\n"
+        "    type: oidc\n"
+        "    client_id: parhelion-test\n"
+        f"    callback_url: http://127.0.0.1:{hub_port}/hub/oauth_callback\n"
+        f"    authorize_url: {provider}/oauth2/authorize\n"
+        f"    token_url: {provider}/oauth2/token\n"
+        f"    userdata_url: {provider}/userinfo\n"
+        "    username_claim: sub\n"
+        "    groups_claim: groups\n"
+        "    allowed_groups: [lab]\n"
+    )
+    text = platform_config_text(sample_files=8, **{"groups:\n  researchers:": GROUPS})
+    text = re.sub(r"  auth:\n    type: shared-password[^\n]*\n", auth, text)
+    root = tmp_path_factory.mktemp("platform")
+    (root / "state" / "secrets").mkdir(parents=True)
+    (root / "state" / "secrets" / "oauth-client-secret").write_text("any-secret\n")
+    with running_platform(root, text, ["--port", str(hub_port)]) as platform:
+        yield platform
+
+
+def log_in(hub, provider: str, name: str) -> requests.Response:
+    """A browser's login: the hub sends it to the provider, the person says who they are on
+    the provider's form, the provider sends them back to the hub's callback."""
+    session = requests.Session()
+    form = session.get(hub.url + "/hub/oauth_login", timeout=30)
+    assert form.url.startswith(provider + "/oauth2/authorize"), form.url
+    answer = session.post(form.url, data={"sub": name}, timeout=60)
+    answer.session = session
+    return answer
+
+
+def is_admin(hub, name: str) -> bool:
+    token = (hub.state / "secrets" / "admin-api-token").read_text().strip()
+    user = requests.get(
+        f"{hub.url}/hub/api/users/{name}", headers={"Authorization": f"token {token}"}, timeout=10
+    )
+    user.raise_for_status()
+    return user.json()["admin"]
+
+
+def edit_platform(hub, change) -> None:
+    """Change platform.yaml as Ansible's quotas or roster play does, with the hub running."""
+    live = hub.state / "platform.yaml"
+    config = yaml.safe_load(live.read_text())
+    change(config)
+    live.write_text(yaml.safe_dump(config, sort_keys=False))
+    time.sleep(0.05)  # a new modification time for the live reader
+
+
+def test_a_listed_user_logs_in_through_the_provider(hub, provider):
+    answer = log_in(hub, provider, "demo")
+    assert answer.status_code == 200, answer.text[-500:]
+    assert urlsplit(answer.url).path.startswith(("/hub/spawn", "/hub/home", "/user/demo"))
+    assert is_admin(hub, "demo") is False
+
+
+def test_a_stranger_the_provider_knows_is_refused(hub, provider):
+    answer = log_in(hub, provider, "mallory")
+    assert answer.status_code == 403
+    assert "jupyterhub-hub-login" not in answer.session.cookies
+
+
+def test_a_member_of_an_allowed_provider_group_logs_in(hub, provider):
+    assert log_in(hub, provider, "carol").status_code == 200
+
+
+def test_rosters_closed_classes_and_admins_follow_platform_yaml_live(hub, provider):
+    assert log_in(hub, provider, "student1").status_code == 200
+
+    def close_the_class_and_promote(config):
+        config["groups"]["summer-school"]["course"]["status"] = "closed"
+        config["hub"]["users"].append("newcomer")
+        config["hub"]["admin_users"].append("demo")
+
+    edit_platform(hub, close_the_class_and_promote)
+    assert log_in(hub, provider, "student2").status_code == 403  # closed: no restart needed
+    assert log_in(hub, provider, "newcomer").status_code == 200  # added: no restart needed
+    assert log_in(hub, provider, "demo").status_code == 200
+    assert is_admin(hub, "demo") is True
+
+    def demote(config):
+        config["hub"]["admin_users"].remove("demo")
+
+    edit_platform(hub, demote)
+    assert log_in(hub, provider, "demo").status_code == 200
+    assert is_admin(hub, "demo") is False  # removed from admin_users: demoted at the next login
