@@ -5,6 +5,8 @@ real dependency charts, tests/chart/charts.py); the install step itself is kuber
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -65,3 +67,18 @@ def test_a_missing_region_is_named(tmp_path):
     run, _ = render(tmp_path, aws_region="")
     assert run.returncode != 0
     assert "aws_region is not a region" in "\n".join(run.failures())
+
+
+def test_the_login_is_rendered_and_its_secret_never_written(tmp_path):
+    """The inventory's identity provider and HTTPS reach the chart (which refuses a hub without
+    them), while the client secret goes only to its Secret: never into values.yaml,
+    platform.yaml or Ansible's output."""
+    secret = "gho-client-secret-value-7f3a"
+    run, out = render(tmp_path, parhelion_chart_oauth_client_secret=secret)
+    assert run.returncode == 0, "\n".join(run.failures()) or run.stderr
+    values = yaml.safe_load((out / "values.yaml").read_text())
+    assert values["platform"]["hub"]["auth"]["type"] == "github"
+    assert values["jupyterhub"]["proxy"]["https"]["hosts"] == ["hub.example.org"]
+    for path in out.rglob("*"):
+        assert not path.is_file() or secret not in path.read_text(), path
+    assert secret not in json.dumps(run.report) + run.stderr
