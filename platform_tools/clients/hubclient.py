@@ -1,6 +1,8 @@
 """Drive a JupyterHub the way a person in a browser does.
 
-Log in through the login form (its ``_xsrf`` cookie first, then the POST), start the
+Log in through the login form (its ``_xsrf`` cookie first, then the POST) or, with
+``oauth_form``, through an identity provider whose authorization page is a form (the hub
+sends the browser there, the person fills it in, the provider sends them back), start the
 server from /hub/spawn, wait on the spawn-pending page, open JupyterLab (following
 the OAuth redirects that give the browser its server cookie), start a kernel and run a
 notebook's cells in it over the kernel websocket, through the hub's proxy. Used by the
@@ -49,10 +51,19 @@ class Timings:
 class HubUser:
     """One person's browser session with a hub (``async with HubUser(...) as user``)."""
 
-    def __init__(self, hub_url: str, username: str, password: str, *, timeout: float = 30.0):
+    def __init__(
+        self,
+        hub_url: str,
+        username: str,
+        password: str = "",
+        *,
+        timeout: float = 30.0,
+        oauth_form: dict[str, str] | None = None,
+    ):
         self.hub_url = hub_url.rstrip("/")
         self.username = username
         self.password = password
+        self.oauth_form = oauth_form
         self.timings = Timings()
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -87,6 +98,8 @@ class HubUser:
     # ------------------------------------------------------------------- hub
 
     async def login(self) -> None:
+        if self.oauth_form is not None:
+            return await self._login_through_provider(self.oauth_form)
         started = time.monotonic()
         async with self.session.get(f"{self.hub_url}/hub/login") as page:
             if page.status != 200:
@@ -102,6 +115,21 @@ class HubUser:
                 text = await answer.text()
                 reason = "invalid username or password" if "Invalid" in text else f"HTTP {answer.status}"
                 raise HubError(f"login as {self.username} failed: {reason}")
+        self.timings.record("login", started)
+
+    async def _login_through_provider(self, form: dict[str, str]) -> None:
+        started = time.monotonic()
+        async with self.session.get(f"{self.hub_url}/hub/oauth_login?next=") as page:
+            if page.status != 200 or str(page.url).startswith(self.hub_url):
+                raise HubError(
+                    f"the hub did not send {self.username} to an identity provider (HTTP {page.status})"
+                )
+            authorize = str(page.url)
+        async with self.session.post(authorize, data=form) as answer:
+            if answer.status != 200 or not str(answer.url).startswith(self.hub_url):
+                raise HubError(
+                    f"login as {self.username} through {authorize.split('?')[0]} failed: HTTP {answer.status}"
+                )
         self.timings.record("login", started)
 
     async def start_server(self, timeout: float = 300.0, profile: str | None = None) -> None:

@@ -123,6 +123,14 @@ def kubernetes_options_handler(options: Any, user: Any) -> dict[str, Any]:
     }
 
 
+def under_values(section: Any, trait: str, ours: dict) -> None:
+    """``ours``, below what the dask-gateway chart's generated configuration already set from its
+    values (gateway.backend.{scheduler,worker}.extraPodConfig): an admin's explicit values win,
+    e.g. a single-node test cluster placing workers on its one node (examples/k3s.yaml)."""
+    earlier = section[trait] if trait in section else {}
+    section[trait] = {**ours, **dict(earlier)}
+
+
 def configure_kubernetes_gateway(c: Any, platform: PlatformConfig | None = None) -> None:
     """Everything from platform.yaml: mounted (PARHELION_CONFIG) or from the ConfigMap's text."""
     if platform is None:
@@ -148,15 +156,20 @@ def configure_kubernetes_gateway(c: Any, platform: PlatformConfig | None = None)
     worker_labels, _ = metering_metadata("", "dask-worker")
     c.KubeClusterConfig.scheduler_extra_pod_labels = scheduler_labels
     c.KubeClusterConfig.worker_extra_pod_labels = worker_labels
-    c.KubeClusterConfig.scheduler_extra_pod_config = {
-        "nodeSelector": dict(USERS_POOL),
-        "priorityClassName": "parhelion-users",
-    }
-    c.KubeClusterConfig.worker_extra_pod_config = {
-        "nodeSelector": dict(DASK_WORKERS_POOL),
-        "tolerations": [SPOT_TAINT],
-        "priorityClassName": "parhelion-dask-workers",
-    }
+    under_values(
+        c.KubeClusterConfig,
+        "scheduler_extra_pod_config",
+        {"nodeSelector": dict(USERS_POOL), "priorityClassName": "parhelion-users"},
+    )
+    under_values(
+        c.KubeClusterConfig,
+        "worker_extra_pod_config",
+        {
+            "nodeSelector": dict(DASK_WORKERS_POOL),
+            "tolerations": [SPOT_TAINT],
+            "priorityClassName": "parhelion-dask-workers",
+        },
+    )
     account = os.environ.get("PARHELION_USER_SERVICE_ACCOUNT")
     if account:  # the users' identity (on EKS, their IAM role), as their servers have
         c.KubeClusterConfig.scheduler_extra_pod_config["serviceAccountName"] = account

@@ -507,3 +507,26 @@ def test_the_hub_reads_the_client_secret_from_a_secret_and_no_dummy_authenticato
     values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
     assert "authenticator_class" not in values["hub"]["config"].get("JupyterHub", {})
     assert "secret" not in _named(objects, "ConfigMap")["parhelion-platform"]["data"]["platform.yaml"]
+
+
+def test_the_k3s_workflows_install_renders_here(helm, chart):
+    """The workflow's own helm command (its values and --set-string lines, read from the file)
+    renders offline: a typo there is found by `make test`, not on a runner."""
+    import re
+    import shlex
+
+    workflow = (REPO_ROOT / ".github" / "workflows" / "chart-k3s.yaml").read_text()
+    install = next(
+        step["run"]
+        for job in yaml.safe_load(workflow)["jobs"].values()
+        for step in job["steps"]
+        if "helm upgrade --install" in step.get("run", "")
+    )
+    words = shlex.split(install.replace("\\\n", " ").replace("$HOST_IP", "10.1.0.4"))
+    values = [REPO_ROOT / words[i + 1] for i, word in enumerate(words) if word == "--values"]
+    sets = [words[i + 1] for i, word in enumerate(words) if word == "--set-string"]
+    assert values == [CHART / "examples" / "k3s.yaml"] and sets
+    objects = [doc for doc in yaml.safe_load_all(helm.template(chart, values, sets)) if doc]
+    platform = parse_platform(_named(objects, "ConfigMap")["parhelion-platform"]["data"]["platform.yaml"])
+    assert platform.hub.auth.token_url == "http://10.1.0.4:9400/oauth2/token"
+    assert re.match(r"http://localhost:\d+/hub/oauth_callback", platform.hub.auth.callback_url)

@@ -53,6 +53,20 @@ def test_workers_go_to_the_spot_pool_and_schedulers_do_not(config):
     assert config.KubeClusterConfig.idle_timeout == 30 * 60
 
 
+def test_the_dask_gateway_charts_extra_pod_config_values_win(platform):
+    """gateway.backend.worker.extraPodConfig (set before Parhelion's subconfig by the chart's
+    generated configuration) overrides the pool placement: a single-node cluster's workers."""
+    c = Config()
+    c.KubeClusterConfig.worker_extra_pod_config = {
+        "nodeSelector": {"parhelion.dev/pool": "users"},
+        "tolerations": [],
+    }
+    configure_kubernetes_gateway(c, platform)
+    workers = c.KubeClusterConfig.worker_extra_pod_config
+    assert workers["nodeSelector"] == {"parhelion.dev/pool": "users"} and workers["tolerations"] == []
+    assert workers["priorityClassName"] == "parhelion-dask-workers"  # what the values leave unset stays
+
+
 def test_options_carry_the_image_and_the_owner(config, platform):
     options = config.Backend.cluster_options
     defaults = {field.field: field.default for field in options.fields}
