@@ -127,7 +127,7 @@ def under_values(section: Any, trait: str, ours: dict) -> None:
     """``ours``, below what the dask-gateway chart's generated configuration already set from its
     values (gateway.backend.{scheduler,worker}.extraPodConfig): an admin's explicit values win,
     e.g. a single-node test cluster placing workers on its one node (examples/k3s.yaml)."""
-    earlier = section[trait] if trait in section else {}
+    earlier = section.get(trait, {})
     section[trait] = {**ours, **dict(earlier)}
 
 

@@ -225,6 +225,26 @@ def test_only_the_dask_pool_uses_spot_with_on_demand_fallback_and_is_tainted(hel
     assert len(families) >= 3
 
 
+@pytest.mark.parametrize("values", VALUES)
+def test_nodes_keep_pods_from_their_credentials_without_privileged_init_containers(helm, chart, values):
+    """Users' pods have no iptables init container (zero-to-jupyterhub's is privileged); what
+    stands in its place is the users' NetworkPolicy (test_flows) and, on every node Karpenter
+    launches, IMDSv2 with a hop limit of 1: a pod's packets take a second hop and never get a
+    token."""
+    objects = render(helm, chart, values)
+    for node_class in (o for o in objects if o["kind"] == "EC2NodeClass"):
+        assert node_class["spec"]["metadataOptions"] == {
+            "httpEndpoint": "enabled",
+            "httpTokens": "required",
+            "httpPutResponseHopLimit": 1,
+        }
+    hub_values = yaml.safe_load(base64.b64decode(_named(objects, "Secret")["hub"]["data"]["values.yaml"]))
+    assert hub_values["singleuser"]["cloudMetadata"]["blockWithIptables"] is False
+    for _, _, container in containers(objects):
+        assert not container.get("securityContext", {}).get("privileged"), container["name"]
+        assert "NET_ADMIN" not in str(container.get("securityContext", {})), container["name"]
+
+
 def test_the_hubs_database_claim_names_the_charts_storage_class(helm, chart):
     """EKS's default class is gp2 (or none): the hub's claim asks for the class the chart makes."""
     objects = render(helm, chart)

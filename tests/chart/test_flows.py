@@ -167,6 +167,8 @@ DENIED = [
     ("server", "metadata", 80, "the node's credentials"),
     ("worker", "metadata", 80, "the node's credentials"),
     ("scheduler", "metadata", 80, "the node's credentials"),
+    ("hub", "metadata", 80, "the node's credentials (the hub needs none)"),
+    ("proxy", "metadata", 80, "the node's credentials (the proxy needs none)"),
     ("server", "accounting", 8080, "the accounting API from user code (only through the hub)"),
     ("worker", "accounting", 8080, "the accounting API from user code"),
     ("server", "other scheduler", 8787, "another user's dashboard"),
