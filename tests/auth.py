@@ -17,6 +17,7 @@ OIDC = {
     "authorize_url": f"{ISSUER}/authorize",
     "token_url": f"{ISSUER}/token",
     "userdata_url": f"{ISSUER}/userinfo",
+    "username_claim": "sub",
 }
 CLIENT_SECRET = {"OAUTH_CLIENT_SECRET": "test-client-secret"}
 

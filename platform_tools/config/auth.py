@@ -4,18 +4,22 @@ One section chooses the login for every deployment. On one machine a small trust
 may share a password; anywhere reachable by strangers (every Kubernetes deployment) people
 log in through an identity provider with OAuthenticator, JupyterHub's own OAuth family:
 
-* ``github``: GitHub accounts (a GitHub OAuth app), optionally any member of listed
-  organizations;
+* ``github``: GitHub accounts (a GitHub OAuth app);
 * ``cilogon``: CILogon, the research and education federation (university logins), with
   the identity providers the platform accepts and how a username is derived from each;
 * ``oidc``: any OpenID Connect provider (Keycloak, Auth0, Okta, Google, an institute's),
-  optionally any member of listed groups of a groups claim.
+  with the claim that names a person.
 
-Who may log in stays platform.yaml's decision whichever provider proves who someone is:
+Who may log in is platform.yaml's decision alone, whichever provider proves who someone is:
 admins, ``hub.users`` and members of groups that are not closed classes, followed live
-(platform_tools.hub.auth). The client secret is never in platform.yaml (a file Ansible
-renders into a ConfigMap): OAuthenticator reads it from ``OAUTH_CLIENT_SECRET``, which the
-chart fills from a Secret and the local platform from its state directory.
+(platform_tools.hub.auth). There is deliberately no "any member of this GitHub organization
+or provider group" rule: such people would be in no platform group, so no profile choice,
+quota or budget would hold them, and a closed class could not shut them out. To admit an
+organization, list its members (the Ansible roster play writes the group).
+
+The client secret is never in platform.yaml (a file Ansible renders into a ConfigMap):
+OAuthenticator reads it from ``OAUTH_CLIENT_SECRET``, which the chart fills from a Secret and
+the local platform from its state directory.
 """
 
 from __future__ import annotations
@@ -30,13 +34,15 @@ from platform_tools.config.models_base import StrictModel
 #: The path JupyterHub serves OAuth callbacks on; the provider must redirect exactly there.
 CALLBACK_PATH = "/hub/oauth_callback"
 
-HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+#: An http(s) URL without user info or backslashes (``http://evil.org\@localhost/`` reads as
+#: localhost to a parser and as evil.org to a browser).
+HttpsUrl = Annotated[str, StringConstraints(pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/\\@]+(/[^\s\\]*)?$")]
 
 
 def _plain_http_is_local(url: str, field: str) -> str:
     """Plain http only to this machine: anything else would send codes and tokens in clear."""
     parts = urlsplit(url)
-    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+    if parts.scheme.lower() != "https" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
         raise ValueError(
             f"{field} {url!r} is plain http to another host: use https:// "
             "(allow_plain_http is for test clusters)"
@@ -71,6 +77,18 @@ class _OAuth(StrictModel):
     #: The fields holding URLs that carry codes and tokens.
     url_fields: ClassVar[tuple[str, ...]] = ("callback_url",)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret_here(cls, data: object) -> object:
+        if isinstance(data, dict) and "client_secret" in data:
+            raise ValueError(
+                "client_secret does not belong in platform.yaml (Ansible renders it into a ConfigMap "
+                "anyone in the namespace can read): put it in the Secret parhelion-oauth, key "
+                "client-secret (Ansible: parhelion_chart_oauth_client_secret), or on one machine in "
+                "OAUTH_CLIENT_SECRET or the state directory's secrets/oauth-client-secret"
+            )
+        return data
+
     @field_validator("callback_url")
     @classmethod
     def _is_the_hubs_callback(cls, url: str) -> str:
@@ -91,16 +109,11 @@ class _OAuth(StrictModel):
 
 
 class GitHubAuth(_OAuth):
-    """GitHub accounts through a GitHub OAuth app (OAuthenticator's GitHubOAuthenticator)."""
+    """GitHub accounts through a GitHub OAuth app (OAuthenticator's GitHubOAuthenticator).
+    The username is the GitHub login, lower-cased; a login freed by a rename can be taken by
+    someone else, so remove people from platform.yaml when they leave."""
 
     type: Literal["github"]
-    allowed_organizations: list[
-        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*(:[^\s:]+)?$")]
-    ] = Field(
-        default_factory=list,
-        description="Members of these GitHub organizations (or org:team) may log in too, "
-        "besides platform.yaml's users and groups.",
-    )
 
 
 class CILogonIdentityProvider(StrictModel):
@@ -124,6 +137,19 @@ class CILogonAuth(_OAuth):
         min_length=1, description="The identity providers accepted (CILogon requires at least one)."
     )
 
+    @field_validator("identity_providers")
+    @classmethod
+    def _one_namespace_per_name(
+        cls, providers: list[CILogonIdentityProvider]
+    ) -> list[CILogonIdentityProvider]:
+        stripped = [p.entity_id for p in providers if p.strip_domain]
+        if len(stripped) > 1 or (stripped and len(providers) > 1):
+            raise ValueError(
+                "strip_domain with more than one identity provider would give bob@a.edu and bob@b.edu "
+                "the same username: strip the domain only when one provider is accepted"
+            )
+        return providers
+
 
 class OIDCAuth(_OAuth):
     """Any OpenID Connect provider (OAuthenticator's GenericOAuthenticator)."""
@@ -134,23 +160,12 @@ class OIDCAuth(_OAuth):
     token_url: HttpsUrl = Field(description="The provider's token endpoint.")
     userdata_url: HttpsUrl = Field(description="The provider's userinfo endpoint.")
     username_claim: str = Field(
-        "preferred_username", min_length=1, description="The claim that becomes the username."
+        min_length=1,
+        description="The userinfo claim that becomes the username: one the person cannot choose "
+        "(an institutional ID, or email where the provider verifies it), never a self-chosen "
+        "preferred_username on a provider with self-registration.",
     )
     scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"], min_length=1)
-    groups_claim: str = Field(
-        "", description="A userinfo claim listing the person's groups (with allowed_groups)."
-    )
-    allowed_groups: list[str] = Field(
-        default_factory=list,
-        description="Members of these provider groups may log in too (needs groups_claim).",
-    )
-
-    @field_validator("allowed_groups")
-    @classmethod
-    def _groups_need_a_claim(cls, groups: list[str], info) -> list[str]:
-        if groups and not info.data.get("groups_claim"):
-            raise ValueError("allowed_groups needs groups_claim (the userinfo claim that lists groups)")
-        return groups
 
 
 OAuthConfig = GitHubAuth | CILogonAuth | OIDCAuth

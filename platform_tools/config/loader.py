@@ -161,9 +161,8 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":
-        loc = _without_union_tags(model, tuple(error["loc"]))
-        name = str(loc[-1])
-        allowed = _allowed_fields(model, loc[:-1])
+        name = str(error["loc"][-1])
+        allowed = _allowed_fields(model, tuple(error["loc"][:-1]))
         hint = difflib.get_close_matches(name, allowed, n=1)
         message = f"unknown field {name!r}"
         if hint:
@@ -188,7 +187,9 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
 def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The field names of the model section at ``loc``, for did-you-mean hints."""
     current: Any = model
-    for part in loc:
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
         if isinstance(part, int) or part == "[key]":
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
@@ -197,7 +198,11 @@ def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if field is None:
             # a mapping key (a profile's name, say): the model is the mapping's values
             continue
-        current = _inner_model(field.annotation)
+        tags = _tags(field.annotation)
+        if tags and parts and parts[0] in tags:  # hub.auth.oidc...: the variant its type names
+            current = tags[parts.pop(0)]
+        else:
+            current = _inner_model(field.annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []

@@ -123,12 +123,18 @@ def kubernetes_options_handler(options: Any, user: Any) -> dict[str, Any]:
     }
 
 
+#: What the dask-gateway chart's extraPodConfig values may decide for Dask pods: where they run.
+PLACEMENT_KEYS = ("nodeSelector", "tolerations", "affinity")
+
+
 def under_values(section: Any, trait: str, ours: dict) -> None:
-    """``ours``, below what the dask-gateway chart's generated configuration already set from its
-    values (gateway.backend.{scheduler,worker}.extraPodConfig): an admin's explicit values win,
-    e.g. a single-node test cluster placing workers on its one node (examples/k3s.yaml)."""
+    """``ours``, with the placement the dask-gateway chart's generated configuration already set
+    from its values (gateway.backend.{scheduler,worker}.extraPodConfig) taking precedence: an
+    admin's explicit choice, e.g. a single-node test cluster placing workers on its one node
+    (examples/k3s.yaml). Only placement: anything else there (hostNetwork, a security context)
+    is not taken, so no value can loosen how users' Dask pods are isolated."""
     earlier = section.get(trait, {})
-    section[trait] = {**ours, **dict(earlier)}
+    section[trait] = {**ours, **{key: earlier[key] for key in PLACEMENT_KEYS if key in earlier}}
 
 
 def configure_kubernetes_gateway(c: Any, platform: PlatformConfig | None = None) -> None:

@@ -31,6 +31,7 @@ from platform_tools.hub.auth import (
     CLIENT_SECRET_VARIABLE,
     LiveAllowedSharedPasswordAuthenticator,
     client_secret,
+    configure_admission,
     configure_authenticator,
 )
 from platform_tools.hub.spawn import check_spawn, options_from_form, profile_form
@@ -85,7 +86,7 @@ def _configure_login(c: Any, platform: PlatformConfig, state: StateDir) -> None:
     auth = platform.hub.auth
     if auth.type == "shared-password":
         c.JupyterHub.authenticator_class = LiveAllowedSharedPasswordAuthenticator
-        c.LivePlatformAccess.platform_config_path = str(state.platform_file)
+        configure_admission(c, LiveAllowedSharedPasswordAuthenticator, str(state.platform_file))
         c.SharedPasswordAuthenticator.user_password = state.secret("user-password")[0]
         c.SharedPasswordAuthenticator.admin_password = state.secret("admin-password")[0]
         c.Authenticator.allowed_users = platform.allowed_users

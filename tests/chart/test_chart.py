@@ -461,6 +461,30 @@ def test_another_release_name_is_refused_until_the_values_follow_it(helm, chart,
         ),
         pytest.param(
             [LOGIN],
+            ["jupyterhub.proxy.service.annotations=null"],
+            "offload but nothing terminates TLS",
+            id="offload-without-a-certificate",
+        ),
+        pytest.param(
+            [LOGIN],
+            ["jupyterhub.hub.config.Authenticator.allow_all=true"],
+            "jupyterhub.hub.config.Authenticator is set",
+            id="allow-all",
+        ),
+        pytest.param(
+            [LOGIN],
+            ["jupyterhub.hub.config.GitHubOAuthenticator.allowed_organizations={lab}"],
+            "jupyterhub.hub.config.GitHubOAuthenticator is set",
+            id="upstream-allow-rule",
+        ),
+        pytest.param(
+            [CHART / "examples" / "prod.yaml"],
+            ["jupyterhub.proxy.https.hosts=null"],
+            'callback_url\'s host "hub.example.org" is not in jupyterhub.proxy.https.hosts',
+            id="given-certificate-without-hosts",
+        ),
+        pytest.param(
+            [LOGIN],
             [
                 "jupyterhub.proxy.https.type=letsencrypt",
                 "jupyterhub.proxy.https.hosts={other.example.org}",

@@ -48,9 +48,8 @@ def test_each_provider_loads():
         "type": "github",
         "client_id": "x",
         "callback_url": "https://hub.example.org/hub/oauth_callback",
-        "allowed_organizations": ["example-lab", "example-lab:instructors"],
     }
-    assert platform(github).hub.auth.allowed_organizations == ["example-lab", "example-lab:instructors"]
+    assert platform(github).hub.auth.type == "github"
     cilogon = {
         "type": "cilogon",
         "client_id": "cilogon:/client_id/1",
@@ -68,8 +67,16 @@ def test_each_provider_loads():
             "hub.auth: token_url 'http://login.example.org/token' is plain http",
         ),
         ({"callback_url": "https://hub.example.org/callback"}, "must end with /hub/oauth_callback"),
-        ({"allowed_groups": ["lab"]}, "allowed_groups needs groups_claim"),
-        ({"client_secret": "s3cret"}, "hub.auth.client_secret: unknown field"),
+        (
+            {"allowed_groups": ["lab"]},
+            "hub.auth.allowed_groups: unknown field 'allowed_groups'",
+        ),
+        (
+            {"client_secret": "s3cret"},
+            "client_secret does not belong in platform.yaml",
+        ),
+        ({"token_url": "http://login.example.org\\@localhost/token"}, "hub.auth.token_url: invalid value"),
+        ({"token_url": "HTTP://login.example.org/token"}, "is plain http to another host"),
         ({"type": "dummy"}, "hub.auth"),
     ],
 )
@@ -95,3 +102,19 @@ def test_cilogon_needs_an_identity_provider():
         platform(
             {"type": "cilogon", "client_id": "x", "callback_url": "https://h.example.org/hub/oauth_callback"}
         )
+
+
+def test_an_oidc_login_names_its_username_claim():
+    """No default: preferred_username is self-chosen on providers with self-registration."""
+    with pytest.raises(ConfigError, match="hub.auth.username_claim: required field is missing"):
+        platform({k: v for k, v in OIDC.items() if k != "username_claim"})
+
+
+def test_cilogon_strips_a_domain_only_with_one_identity_provider():
+    two = [
+        {"entity_id": "https://idp.a.edu/idp/shibboleth", "strip_domain": "a.edu"},
+        {"entity_id": "https://idp.b.edu/idp/shibboleth"},
+    ]
+    auth = {"type": "cilogon", "client_id": "x", "callback_url": "https://h.example.org/hub/oauth_callback"}
+    with pytest.raises(ConfigError, match="the same username"):
+        platform({**auth, "identity_providers": two})

@@ -6,6 +6,7 @@ import pytest
 from traitlets.config import Config
 
 from platform_tools.config.auth import CILogonAuth, GitHubAuth, OIDCAuth
+from platform_tools.config.models_base import USERNAME_PATTERN
 from platform_tools.hub import auth as hub_auth
 from platform_tools.hub.kubernetes import configure_kubernetes_login
 from tests.auth import OIDC
@@ -14,50 +15,60 @@ pytestmark = pytest.mark.unit
 CALLBACK = "https://hub.example.org/hub/oauth_callback"
 
 
-def test_github_organizations_need_the_read_org_scope():
+def test_admission_is_platform_yamls_alone_on_every_section_it_is_read_from():
+    """allow_all / allow_existing_users off on the concrete class too (the most specific section
+    wins), and the refresh that re-checks logged-in people, strictly."""
     c = Config()
-    auth = GitHubAuth(type="github", client_id="x", callback_url=CALLBACK, allowed_organizations=["lab"])
+    c.PlatformGitHubOAuthenticator.allow_all = True  # as if an earlier configuration had said so
+    auth = GitHubAuth(type="github", client_id="x", callback_url=CALLBACK)
     hub_auth.configure_authenticator(c, auth, "/p.yaml", "secret")
     assert c.JupyterHub.authenticator_class is hub_auth.PlatformGitHubOAuthenticator
-    assert c.GitHubOAuthenticator.allowed_organizations == {"lab"}
-    assert c.GitHubOAuthenticator.scope == ["read:org"]
-    assert c.OAuthenticator.allow_existing_users is False
-    assert c.LivePlatformAccess.platform_config_path == "/p.yaml"
+    authenticator = hub_auth.PlatformGitHubOAuthenticator(config=c)
+    assert authenticator.allow_all is False and authenticator.allow_existing_users is False
+    assert authenticator.auth_refresh_age == hub_auth.REFRESH_SECONDS
+    assert authenticator.refresh_pre_spawn is True and authenticator.auth_refresh_strict is True
+    assert authenticator.username_pattern == USERNAME_PATTERN
+    assert authenticator.platform_config_path == "/p.yaml"
+    assert authenticator.normalize_username("Ann") == "ann"
+    assert authenticator.normalize_username("\u212aate") == "\u212aate"  # not folded into "kate"
 
 
-def test_cilogon_identity_providers_become_its_idps():
+@pytest.mark.parametrize(
+    ("providers", "expected"),
+    [
+        (
+            [{"entity_id": "https://idp.example.edu/idp/shibboleth", "strip_domain": "example.edu"}],
+            {
+                "https://idp.example.edu/idp/shibboleth": {
+                    "username_derivation": {
+                        "username_claim": "email",
+                        "action": "strip_idp_domain",
+                        "domain": "example.edu",
+                    }
+                }
+            },
+        ),
+        (
+            [
+                {"entity_id": "https://idp.example.edu/idp/shibboleth"},
+                {"entity_id": "urn:mace:incommon:other.edu", "username_claim": "eppn"},
+            ],
+            {
+                "https://idp.example.edu/idp/shibboleth": {
+                    "username_derivation": {"username_claim": "email"}
+                },
+                "urn:mace:incommon:other.edu": {"username_derivation": {"username_claim": "eppn"}},
+            },
+        ),
+    ],
+)
+def test_cilogon_identity_providers_become_its_idps(providers, expected):
     c = Config()
-    auth = CILogonAuth(
-        type="cilogon",
-        client_id="x",
-        callback_url=CALLBACK,
-        identity_providers=[
-            {"entity_id": "https://idp.example.edu/idp/shibboleth", "strip_domain": "example.edu"},
-            {"entity_id": "urn:mace:incommon:other.edu", "username_claim": "eppn"},
-        ],
-    )
+    auth = CILogonAuth(type="cilogon", client_id="x", callback_url=CALLBACK, identity_providers=providers)
     hub_auth.configure_authenticator(c, auth, "/p.yaml", "secret")
-    idps = c.CILogonOAuthenticator.idps
-    assert idps["https://idp.example.edu/idp/shibboleth"] == {
-        "username_derivation": {
-            "username_claim": "email",
-            "action": "strip_idp_domain",
-            "domain": "example.edu",
-        }
-    }
-    assert idps["urn:mace:incommon:other.edu"] == {"username_derivation": {"username_claim": "eppn"}}
+    assert c.CILogonOAuthenticator.idps == expected
     # OAuthenticator itself accepts them (its schema and entity ID checks)
-    authenticator = hub_auth.PlatformCILogonOAuthenticator(config=c)
-    assert set(authenticator.idps) == set(idps)
-
-
-def test_oidc_groups_are_managed_from_the_claim():
-    c = Config()
-    auth = OIDCAuth(**{**OIDC, "groups_claim": "groups", "allowed_groups": ["lab"]})
-    hub_auth.configure_authenticator(c, auth, "/p.yaml", "secret")
-    assert c.GenericOAuthenticator.manage_groups is True
-    assert c.GenericOAuthenticator.auth_state_groups_key == "oauth_user.groups"
-    assert c.GenericOAuthenticator.allowed_groups == {"lab"}
+    assert set(hub_auth.PlatformCILogonOAuthenticator(config=c).idps) == set(expected)
 
 
 def test_a_kubernetes_hub_refuses_a_shared_password_and_a_missing_secret(example_text):

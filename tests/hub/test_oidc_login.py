@@ -36,7 +36,8 @@ GROUPS = """groups:
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory):
-    """oidc-provider-mock on 127.0.0.1, carol a member of the provider group "lab"."""
+    """oidc-provider-mock on 127.0.0.1; carol is in the provider's group "lab" (which means
+    nothing here: platform.yaml alone admits)."""
     port = free_tcp_ports(1)[0]
     log = tmp_path_factory.mktemp("oidc") / "provider.log"
     claims = json.dumps({"sub": "carol", "groups": ["lab"]})
@@ -66,10 +67,10 @@ def hub(tmp_path_factory, provider):
         f"    token_url: {provider}/oauth2/token\n"
         f"    userdata_url: {provider}/userinfo\n"
         "    username_claim: sub\n"
-        "    groups_claim: groups\n"
-        "    allowed_groups: [lab]\n"
     )
-    text = platform_config_text(sample_files=8, **{"groups:\n  researchers:": GROUPS})
+    text = platform_config_text(
+        sample_files=8, **{"groups:\n  researchers:": GROUPS, "  users: [demo]\n": "  users: [demo, kate]\n"}
+    )
     text = re.sub(r"  auth:\n    type: shared-password[^\n]*\n", auth, text)
     root = tmp_path_factory.mktemp("platform")
     (root / "state" / "secrets").mkdir(parents=True)
@@ -98,6 +99,19 @@ def is_admin(hub, name: str) -> bool:
     return user.json()["admin"]
 
 
+def stop_server(hub, name: str, token: str) -> None:
+    """Stop ``name``'s server with their own token, and wait until the hub says it is gone."""
+    headers = {"Authorization": f"token {token}"}
+    requests.delete(f"{hub.url}/hub/api/users/{name}/server", headers=headers, timeout=60)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        model = requests.get(f"{hub.url}/hub/api/users/{name}", headers=headers, timeout=10).json()
+        if not model.get("servers") and not model.get("pending"):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{name}'s server did not stop: {model}")
+
+
 def edit_platform(hub, change) -> None:
     """Change platform.yaml as Ansible's quotas or roster play does, with the hub running."""
     live = hub.state / "platform.yaml"
@@ -120,12 +134,34 @@ def test_a_stranger_the_provider_knows_is_refused(hub, provider):
     assert "jupyterhub-hub-login" not in answer.session.cookies
 
 
-def test_a_member_of_an_allowed_provider_group_logs_in(hub, provider):
-    assert log_in(hub, provider, "carol").status_code == 200
+def test_a_provider_group_admits_nobody_platform_yaml_does_not(hub, provider):
+    """carol is in the provider's group "lab": platform.yaml does not name her, so no quota,
+    budget or closed class could hold her. She is refused."""
+    assert log_in(hub, provider, "carol").status_code == 403
+
+
+def test_a_name_that_folds_into_a_listed_one_is_refused(hub, provider):
+    """ "\u212aate" (Kelvin sign) lower-cases to "kate", who is listed: a name chosen at a
+    provider must not become a roster name it is not."""
+    assert log_in(hub, provider, "\u212aate").status_code == 403
+    assert log_in(hub, provider, "kate").status_code == 200
 
 
 def test_rosters_closed_classes_and_admins_follow_platform_yaml_live(hub, provider):
     assert log_in(hub, provider, "student1").status_code == 200
+    # student2 is logged in before the class closes, with an API token of their own
+    before = log_in(hub, provider, "student2")
+    assert before.status_code == 200
+    xsrf = before.session.cookies.get("_xsrf", path="/hub/") or ""
+    made = before.session.post(
+        f"{hub.url}/hub/api/users/student2/tokens",
+        json={"note": "mine"},
+        headers={"X-XSRFToken": xsrf},
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    stop_server(hub, "student2", token)  # the login started it; they stop it for now
 
     def close_the_class_and_promote(config):
         config["groups"]["summer-school"]["course"]["status"] = "closed"
@@ -134,6 +170,23 @@ def test_rosters_closed_classes_and_admins_follow_platform_yaml_live(hub, provid
 
     edit_platform(hub, close_the_class_and_promote)
     assert log_in(hub, provider, "student2").status_code == 403  # closed: no restart needed
+    # nor does their earlier session or token start anything (admission is checked again
+    # before every spawn, strictly: tokens too; other requests within REFRESH_SECONDS)
+    spawn = requests.post(
+        f"{hub.url}/hub/api/users/student2/server", headers={"Authorization": f"token {token}"}, timeout=30
+    )
+    assert spawn.status_code == 403, spawn.text
+    spawn = before.session.post(
+        f"{hub.url}/hub/api/users/student2/server", headers={"X-XSRFToken": xsrf}, timeout=30
+    )
+    # refused; JupyterHub 6.1.1 answers a cookie-authenticated API request whose refresh
+    # failed with 500, not 403 (its refresh_auth reads _token_authenticated, set only for tokens)
+    assert spawn.status_code in (403, 500), spawn.text
+    admin = (hub.state / "secrets" / "admin-api-token").read_text().strip()
+    model = requests.get(
+        f"{hub.url}/hub/api/users/student2", headers={"Authorization": f"token {admin}"}, timeout=10
+    ).json()
+    assert not model["servers"] and not model["pending"], model
     assert log_in(hub, provider, "newcomer").status_code == 200  # added: no restart needed
     assert log_in(hub, provider, "demo").status_code == 200
     assert is_admin(hub, "demo") is True
@@ -154,7 +207,7 @@ def test_a_person_logged_in_through_the_provider_runs_a_cell(hub):
     from platform_tools.clients.hubclient import HubUser
 
     async def session() -> list:
-        async with HubUser(hub.url, "carol", oauth_form={"sub": "carol"}) as user:
+        async with HubUser(hub.url, "kate", oauth_form={"sub": "kate"}) as user:
             await user.login()
             await user.start_server()
             await user.open_lab()
