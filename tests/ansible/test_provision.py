@@ -1,8 +1,14 @@
-"""provision.yml against moto's server, twice (the second run changes nothing), then
-teardown.yml, after which nothing it made is left. Uses inventories/aws-example as shipped,
-except EFS (community.aws.efs cannot run against moto: its DescribeTags answers 404)."""
+"""provision.yml against moto's server: made, made again with EFS on (only the EFS CSI driver
+and its role are new), once more (nothing changes), in check mode with a change asked (it is
+predicted, not made), then teardown.yml, after which nothing it made is left. Uses
+inventories/aws-example as shipped, except EFS (community.aws.efs cannot run against moto: its
+DescribeTags answers 404); the EFS CSI driver and its role, which depend only on EFS being on,
+are then asked for by their roles' variables. EKS add-ons are moto stand-ins
+(tests/moto_extras.py)."""
 
 from __future__ import annotations
+
+import json
 
 import boto3
 import pytest
@@ -64,6 +70,7 @@ def inventory_of(moto) -> dict:
         for b in client(moto, "budgets").describe_budgets(AccountId="123456789012").get("Budgets", [])
     ]
     providers = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    addons = eks.list_addons(clusterName="parhelion")["addons"] if "parhelion" in clusters else []
     return {
         "vpcs": len(vpcs),
         "subnets": len(subnets),
@@ -76,17 +83,54 @@ def inventory_of(moto) -> dict:
         "rules": len(rules),
         "budgets": budgets,
         "oidc_providers": len(providers),
+        "addons": sorted(addons),
     }
 
 
-def test_provision_twice_then_teardown(moto, tmp_path):
-    def play(name: str):
+def addon(moto, name: str) -> dict:
+    found = client(moto, "eks").describe_addon(clusterName="parhelion", addonName=name)["addon"]
+    return dict(found, configurationValues=json.loads(found.get("configurationValues") or "{}"))
+
+
+def assert_irsa_role(moto, name: str, service_account: str, policy: str) -> str:
+    """The role trusts only the cluster's issuer for this service account, with AWS's policy."""
+    iam = client(moto, "iam")
+    role = iam.get_role(RoleName=name)["Role"]
+    issuer = client(moto, "eks").describe_cluster(name="parhelion")["cluster"]["identity"]["oidc"]["issuer"]
+    host = issuer.removeprefix("https://")
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].endswith(f":oidc-provider/{host}")
+    assert statement["Condition"] == {
+        "StringEquals": {
+            f"{host}:sub": f"system:serviceaccount:{service_account}",
+            f"{host}:aud": "sts.amazonaws.com",
+        }
+    }
+    attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [f"arn:aws:iam::aws:policy/service-role/{policy}"]
+    return role["Arn"]
+
+
+def changed_tasks(run) -> list[str]:
+    return [
+        task["task"]["name"]
+        for p in run.report["plays"]
+        for task in p["tasks"]
+        for result in task["hosts"].values()
+        if result.get("changed") or any(r.get("changed") for r in result.get("results", []))
+    ]
+
+
+def test_provision_efs_again_check_mode_then_teardown(moto, tmp_path):
+    def play(name: str, check: bool = False, **extra_vars):
         run = run_playbook(
             name,
             tmp_path / "home",
             inventory=INVENTORY,
-            extra_vars={"aws_storage_efs": False},
+            extra_vars={"aws_storage_efs": False, **extra_vars},
             env=aws_env(moto),
+            check=check,
         )
         assert run.returncode == 0, "\n".join(run.failures()) or run.stderr or run.report
         return run
@@ -101,6 +145,7 @@ def test_provision_twice_then_teardown(moto, tmp_path):
         "roles": [
             "parhelion-accounting",
             "parhelion-cluster",
+            "parhelion-ebs-csi",
             "parhelion-karpenter",
             "parhelion-node",
             "parhelion-users",
@@ -112,7 +157,19 @@ def test_provision_twice_then_teardown(moto, tmp_path):
         "rules": 4,
         "budgets": ["parhelion-monthly"],
         "oidc_providers": 1,
+        "addons": ["aws-ebs-csi-driver", "vpc-cni"],
     }
+    vpc_cni = addon(moto, "vpc-cni")
+    assert vpc_cni["status"] == "ACTIVE" and vpc_cni["configurationValues"] == {"enableNetworkPolicy": "true"}
+    assert "serviceAccountRoleArn" not in vpc_cni  # the node role's AmazonEKS_CNI_Policy
+    ebs = addon(moto, "aws-ebs-csi-driver")
+    assert ebs["status"] == "ACTIVE" and ebs["configurationValues"] == {
+        "defaultStorageClass": {"enabled": True}
+    }
+    assert ebs["serviceAccountRoleArn"] == assert_irsa_role(
+        moto, "parhelion-ebs-csi", "kube-system:ebs-csi-controller-sa", "AmazonEBSCSIDriverPolicy"
+    )
+    assert ebs["tags"] == {"parhelion.dev/cluster": "parhelion", "owner": "platform-team@example.org"}
     nodegroup = client(moto, "eks").describe_nodegroup(clusterName="parhelion", nodegroupName="core")[
         "nodegroup"
     ]
@@ -121,16 +178,33 @@ def test_provision_twice_then_teardown(moto, tmp_path):
     lifecycle = client(moto, "s3").get_bucket_lifecycle_configuration(Bucket="parhelion-scratch")["Rules"]
     assert lifecycle[0]["Expiration"]["Days"] == 30
 
-    second = play("provision.yml")
-    changed = [
-        task["task"]["name"]
-        for p in second.report["plays"]
-        for task in p["tasks"]
-        for result in task["hosts"].values()
-        if result.get("changed")
-    ]
-    assert second.changed == 0, changed
+    # EFS on (the file system itself cannot be made on moto): only its driver and role are new.
+    efs_on = {"eks_irsa_efs": True, "eks_addons_efs": True}
+    second = play("provision.yml", **efs_on)
+    assert set(changed_tasks(second)) == {
+        "eks_irsa : The CSI drivers' controller roles, trusting only their service account",
+        "eks_addons : Each add-on installed and configured, ACTIVE before the next",
+    }
+    efs = addon(moto, "aws-efs-csi-driver")
+    assert efs["status"] == "ACTIVE" and efs["serviceAccountRoleArn"] == assert_irsa_role(
+        moto, "parhelion-efs-csi", "kube-system:efs-csi-controller-sa", "AmazonEFSCSIDriverPolicy"
+    )
+    made = inventory_of(moto)
+    assert made["addons"] == ["aws-ebs-csi-driver", "aws-efs-csi-driver", "vpc-cni"]
+    assert "parhelion-efs-csi" in made["roles"]
+
+    third = play("provision.yml", **efs_on)
+    assert third.changed == 0, changed_tasks(third)
     assert inventory_of(moto) == made
+
+    # Check mode: a change is predicted (network policy off, for the test's sake), none is made.
+    policy_off = {"eks_addons_configuration": {"vpc-cni": {"enableNetworkPolicy": "false"}}}
+    checked = play("provision.yml", check=True, **efs_on, **policy_off)
+    assert changed_tasks(checked) == [
+        "eks_addons : Each add-on installed and configured, ACTIVE before the next"
+    ]
+    assert inventory_of(moto) == made
+    assert addon(moto, "vpc-cni")["configurationValues"] == {"enableNetworkPolicy": "true"}
 
     play("teardown.yml")
     assert inventory_of(moto) == {
@@ -145,4 +219,5 @@ def test_provision_twice_then_teardown(moto, tmp_path):
         "rules": 0,
         "budgets": [],
         "oidc_providers": 0,
+        "addons": [],
     }
