@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import boto3
+import yaml
 import pytest
 
 from tests.ansible.runner import ANSIBLE_DIR, run_playbook
@@ -179,3 +180,19 @@ def test_a_ready_cluster_goes_on_to_karpenter(moto, tmp_path):
     assert not run.results(CHECK)[0].get("failed"), run.failures()
     (karpenter,) = run.results(KARPENTER)  # reached; it fails only for want of a cluster here
     assert karpenter.get("failed"), karpenter
+
+
+@pytest.mark.unit
+def test_what_deploy_checks_is_what_provision_makes():
+    """The validate role's requirements and the eks_addons role's add-ons are two lists (roles
+    do not share vars): the same add-ons, configuration and IAM roles, EFS's only with EFS."""
+    roles = ANSIBLE_DIR / "roles"
+    made = yaml.safe_load((roles / "eks_addons" / "vars" / "main.yml").read_text())["eks_addons_needed"]
+    checked = yaml.safe_load((roles / "validate" / "vars" / "main.yml").read_text())
+    required = {a["name"]: a for a in checked["validate_addons_required"]}
+    with_efs = {a["name"]: a for a in checked["validate_addons_required_with_efs"]}
+    assert set(made) == set(required) | set(with_efs)
+    for name, addon in made.items():
+        check = (with_efs if addon.get("efs") else required)[name]
+        assert check.get("configuration", {}) == addon.get("configuration", {}), name
+        assert bool(check.get("role")) == bool(addon.get("role")), name
