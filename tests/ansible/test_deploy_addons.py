@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 
 import boto3
-import yaml
 import pytest
+import yaml
 
 from tests.ansible.runner import ANSIBLE_DIR, run_playbook
 from tests.aws import MotoServer
@@ -21,6 +21,7 @@ CHECK = "validate : The cluster has the EKS add-ons the chart needs"
 KARPENTER = "karpenter : Karpenter (it runs on the managed core node group and starts every other node)"
 ROLE = "arn:aws:iam::123456789012:role/{}"
 POLICY_ON = {"enableNetworkPolicy": "true"}
+GP3_DEFAULT = {"defaultStorageClass": {"enabled": True}}
 
 
 def client(moto, service: str):
@@ -112,7 +113,10 @@ def test_network_policy_off_is_refused(moto, tmp_path):
         "no-policy",
         {
             "vpc-cni": {"configurationValues": {"enableNetworkPolicy": "false"}},
-            "aws-ebs-csi-driver": {"serviceAccountRoleArn": ROLE.format("ebs")},
+            "aws-ebs-csi-driver": {
+                "serviceAccountRoleArn": ROLE.format("ebs"),
+                "configurationValues": GP3_DEFAULT,
+            },
         },
     )
     message = stopped_by_the_check(deploy(moto, tmp_path, cluster, aws_storage_efs=False))
@@ -129,7 +133,10 @@ def test_efs_on_in_the_chart_needs_the_efs_driver(moto, tmp_path):
         "no-efs-driver",
         {
             "vpc-cni": {"configurationValues": POLICY_ON},
-            "aws-ebs-csi-driver": {"serviceAccountRoleArn": ROLE.format("ebs")},
+            "aws-ebs-csi-driver": {
+                "serviceAccountRoleArn": ROLE.format("ebs"),
+                "configurationValues": GP3_DEFAULT,
+            },
         },
     )
     scratch = {"storage": {"scratch": {"enabled": True, "fileSystemId": "fs-0123456789abcdef0"}}}
@@ -158,6 +165,22 @@ def test_a_driver_not_active_or_without_a_role_is_named(moto, tmp_path):
     assert "the aws-ebs-csi-driver add-on has no IAM role" in message and "vpc-cni" not in message
 
 
+def test_gp3_not_the_default_class_is_named(moto, tmp_path):
+    """Claims that name no class (the hub's database with upstream values, say) need gp3 as the
+    cluster's default: the EBS add-on without defaultStorageClass is named."""
+    cluster = cluster_with(
+        moto,
+        "gp2-default",
+        {
+            "vpc-cni": {"configurationValues": POLICY_ON},
+            "aws-ebs-csi-driver": {"serviceAccountRoleArn": ROLE.format("ebs")},
+        },
+    )
+    message = stopped_by_the_check(deploy(moto, tmp_path, cluster, aws_storage_efs=False))
+    assert "aws-ebs-csi-driver" in message and "defaultStorageClass" in message, message
+    assert "vpc-cni" not in message
+
+
 def test_a_missing_cluster_is_named(moto, tmp_path):
     message = stopped_by_the_check(deploy(moto, tmp_path, "nowhere"))
     assert "is not ready for the chart: EKS cluster nowhere does not exist." in message
@@ -171,7 +194,7 @@ def test_a_ready_cluster_goes_on_to_karpenter(moto, tmp_path):
             "vpc-cni": {"configurationValues": POLICY_ON},
             "aws-ebs-csi-driver": {
                 "serviceAccountRoleArn": ROLE.format("ebs"),
-                "configurationValues": {"defaultStorageClass": {"enabled": True}},
+                "configurationValues": GP3_DEFAULT,
             },
             "aws-efs-csi-driver": {"serviceAccountRoleArn": ROLE.format("efs")},
         },
