@@ -37,7 +37,7 @@ MOTO_WITH_EXTRAS = Path(__file__).with_name("moto_extras.py")
 
 class MotoServer:
     """moto's AWS emulation as a real server process on 127.0.0.1 and a free port (with the
-    Budgets operations moto lacks: tests/moto_extras.py)."""
+    operations moto lacks: tests/moto_extras.py)."""
 
     def __init__(self, log: Path, env: dict[str, str] | None = None):
         from platform_tools.services.processes import free_tcp_ports
@@ -65,6 +65,18 @@ class MotoServer:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+    def client(self, service: str, region: str = "us-east-1"):
+        """A boto3 client of this server, with the fake keys moto accepts."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
 
 def _sku(*parts: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 import yaml
 
@@ -22,16 +21,6 @@ KARPENTER = "karpenter : Karpenter (it runs on the managed core node group and s
 ROLE = "arn:aws:iam::123456789012:role/{}"
 POLICY_ON = {"enableNetworkPolicy": "true"}
 GP3_DEFAULT = {"defaultStorageClass": {"enabled": True}}
-
-
-def client(moto, service: str):
-    return boto3.client(
-        service,
-        endpoint_url=moto.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +42,7 @@ def moto(tmp_path_factory):
 
 def cluster_with(moto, name: str, addons: dict[str, dict]) -> str:
     """A cluster with these add-ons ({name: CreateAddon arguments}), made directly."""
-    ec2, eks = client(moto, "ec2"), client(moto, "eks")
+    ec2, eks = moto.client("ec2"), moto.client("eks")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
     eks.create_cluster(name=name, roleArn=ROLE.format("cluster"), resourcesVpcConfig={"subnetIds": [subnet]})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from tests.ansible.runner import run_playbook
@@ -19,16 +18,6 @@ PLAYBOOK = "../tests/ansible/addon.yml"
 DEGRADED = "coredns"  # the stand-in keeps this one DEGRADED, as EKS reports a driver without ready pods
 
 
-def client(moto, service: str):
-    return boto3.client(
-        service,
-        endpoint_url=moto.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory):
     server = MotoServer(
@@ -37,11 +26,11 @@ def moto(tmp_path_factory):
     )
     server.start()
     try:
-        ec2, iam = client(server, "ec2"), client(server, "iam")
+        ec2, iam = server.client("ec2"), server.client("iam")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
         role = iam.create_role(RoleName="cluster", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        client(server, "eks").create_cluster(
+        server.client("eks").create_cluster(
             name="parhelion", roleArn=role, resourcesVpcConfig={"subnetIds": [subnet]}
         )
         yield server
@@ -60,7 +49,7 @@ def result(run, task="The add-on") -> dict:
 
 
 def described(moto, name: str) -> dict | None:
-    eks = client(moto, "eks")
+    eks = moto.client("eks")
     try:
         return eks.describe_addon(clusterName="parhelion", addonName=name)["addon"]
     except eks.exceptions.ResourceNotFoundException:
@@ -81,7 +70,7 @@ def test_create_noop_check_update_tags_delete(moto, tmp_path):
     assert again.returncode == 0 and not result(again)["changed"]
 
     # The same values as other text (EKS keeps the text it was given): still nothing to do.
-    update = client(moto, "eks").update_addon(
+    update = moto.client("eks").update_addon(
         clusterName="parhelion", addonName="vpc-cni", configurationValues="enableNetworkPolicy: 'true'\n"
     )["update"]
     assert update["status"] == "InProgress"
@@ -108,7 +97,7 @@ def test_create_noop_check_update_tags_delete(moto, tmp_path):
     gone = play(moto, tmp_path, addon_name="vpc-cni", addon_state="absent")
     assert gone.returncode == 0 and result(gone)["changed"]
     assert described(moto, "vpc-cni") is None
-    assert client(moto, "eks").list_addons(clusterName="parhelion")["addons"] == []
+    assert moto.client("eks").list_addons(clusterName="parhelion")["addons"] == []
     still_gone = play(moto, tmp_path, addon_name="vpc-cni", addon_state="absent")
     assert still_gone.returncode == 0 and not result(still_gone)["changed"]
 

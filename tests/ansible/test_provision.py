@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
 from tests.ansible.runner import ANSIBLE_DIR, run_playbook
@@ -41,19 +40,9 @@ def aws_env(moto) -> dict[str, str]:
     }
 
 
-def client(moto, service: str):
-    return boto3.client(
-        service,
-        endpoint_url=moto.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def inventory_of(moto) -> dict:
     """What provision made, as the AWS APIs list it."""
-    ec2, iam, eks = client(moto, "ec2"), client(moto, "iam"), client(moto, "eks")
+    ec2, iam, eks = moto.client("ec2"), moto.client("iam"), moto.client("eks")
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["parhelion"]}])["Vpcs"]
     subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [v["VpcId"] for v in vpcs]}])[
         "Subnets"
@@ -62,12 +51,12 @@ def inventory_of(moto) -> dict:
     roles = sorted(r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("parhelion-"))
     clusters = eks.list_clusters()["clusters"]
     nodegroups = eks.list_nodegroups(clusterName="parhelion")["nodegroups"] if "parhelion" in clusters else []
-    buckets = [b["Name"] for b in client(moto, "s3").list_buckets()["Buckets"]]
-    queues = client(moto, "sqs").list_queues().get("QueueUrls", [])
-    rules = [r["Name"] for r in client(moto, "events").list_rules()["Rules"]]
+    buckets = [b["Name"] for b in moto.client("s3").list_buckets()["Buckets"]]
+    queues = moto.client("sqs").list_queues().get("QueueUrls", [])
+    rules = [r["Name"] for r in moto.client("events").list_rules()["Rules"]]
     budgets = [
         b["BudgetName"]
-        for b in client(moto, "budgets").describe_budgets(AccountId="123456789012").get("Budgets", [])
+        for b in moto.client("budgets").describe_budgets(AccountId="123456789012").get("Budgets", [])
     ]
     providers = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
     addons = eks.list_addons(clusterName="parhelion")["addons"] if "parhelion" in clusters else []
@@ -88,15 +77,15 @@ def inventory_of(moto) -> dict:
 
 
 def addon(moto, name: str) -> dict:
-    found = client(moto, "eks").describe_addon(clusterName="parhelion", addonName=name)["addon"]
+    found = moto.client("eks").describe_addon(clusterName="parhelion", addonName=name)["addon"]
     return dict(found, configurationValues=json.loads(found.get("configurationValues") or "{}"))
 
 
 def assert_irsa_role(moto, name: str, service_account: str, policy: str) -> str:
     """The role trusts only the cluster's issuer for this service account, with AWS's policy."""
-    iam = client(moto, "iam")
+    iam = moto.client("iam")
     role = iam.get_role(RoleName=name)["Role"]
-    issuer = client(moto, "eks").describe_cluster(name="parhelion")["cluster"]["identity"]["oidc"]["issuer"]
+    issuer = moto.client("eks").describe_cluster(name="parhelion")["cluster"]["identity"]["oidc"]["issuer"]
     host = issuer.removeprefix("https://")
     (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
@@ -170,12 +159,12 @@ def test_provision_efs_again_check_mode_then_teardown(moto, tmp_path):
         moto, "parhelion-ebs-csi", "kube-system:ebs-csi-controller-sa", "AmazonEBSCSIDriverPolicy"
     )
     assert ebs["tags"] == {"parhelion.dev/cluster": "parhelion", "owner": "platform-team@example.org"}
-    nodegroup = client(moto, "eks").describe_nodegroup(clusterName="parhelion", nodegroupName="core")[
+    nodegroup = moto.client("eks").describe_nodegroup(clusterName="parhelion", nodegroupName="core")[
         "nodegroup"
     ]
     assert nodegroup["labels"] == {"parhelion.dev/pool": "core", "hub.jupyter.org/node-purpose": "core"}
     assert nodegroup["capacityType"] == "ON_DEMAND"
-    lifecycle = client(moto, "s3").get_bucket_lifecycle_configuration(Bucket="parhelion-scratch")["Rules"]
+    lifecycle = moto.client("s3").get_bucket_lifecycle_configuration(Bucket="parhelion-scratch")["Rules"]
     assert lifecycle[0]["Expiration"]["Days"] == 30
 
     # EFS on (the file system itself cannot be made on moto): only its driver and role are new.
