@@ -439,8 +439,15 @@ async def server_with_cluster(user, workers: int = 1, profile: str | None = None
     return kernel
 
 
-def run_in_a_users_kernel(platform: LocalPlatform, code: str, timeout: float, username: str = "demo") -> list:
-    """Log in as a person, start a server and a kernel, run ``code``: the kernel's outputs.
+def run_in_a_users_kernel(
+    platform: LocalPlatform,
+    code: str,
+    timeout: float,
+    username: str = "demo",
+    oauth_form: dict[str, str] | None = None,
+) -> list:
+    """Log in as a person (with the shared password, or at an identity provider's form), start a
+    server and a kernel, run ``code``: the kernel's outputs.
 
     The kernel and the server are stopped afterwards, also when the code fails.
     """
@@ -449,7 +456,8 @@ def run_in_a_users_kernel(platform: LocalPlatform, code: str, timeout: float, us
     from platform_tools.clients.hubclient import HubUser
 
     async def session() -> list:
-        async with HubUser(platform.url, username, platform.password()) as user:
+        password = "" if oauth_form is not None else platform.password()
+        async with HubUser(platform.url, username, password, oauth_form=oauth_form) as user:
             await user.login()
             await user.start_server()
             await user.open_lab()

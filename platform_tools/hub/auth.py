@@ -69,14 +69,14 @@ class LivePlatformAccess(Authenticator):
         if platform is None:
             allowed = super().check_allowed(username, authentication)
             return bool(await allowed if isawaitable(allowed) else allowed)
-        return username in platform.allowed_users or username in platform.hub.admin_users
+        return username in platform.allowed_users  # admins are among them
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> bool | dict:
         platform = self.live_platform()
         if platform is None:
             refreshed = super().refresh_user(user, handler, **kwargs)
             return await refreshed if isawaitable(refreshed) else refreshed
-        if not await self.check_allowed(user.name, None):
+        if user.name not in platform.allowed_users:
             self.log.warning("%s is no longer admitted by platform.yaml: signed out", user.name)
             return False
         refreshed = super().refresh_user(user, handler, **kwargs)

@@ -21,7 +21,13 @@ import requests
 import yaml
 
 from platform_tools.services.processes import free_tcp_ports
-from tests.platform import platform_config_text, running_platform, stop_process, wait_for_http
+from tests.platform import (
+    platform_config_text,
+    run_in_a_users_kernel,
+    running_platform,
+    stop_process,
+    wait_for_http,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -202,23 +208,9 @@ def test_rosters_closed_classes_and_admins_follow_platform_yaml_live(hub, provid
 def test_a_person_logged_in_through_the_provider_runs_a_cell(hub):
     """The whole way a browser goes (HubUser's provider login, as the k3s workflow drives it):
     log in at the provider, start a server, open JupyterLab, run a cell."""
-    import asyncio
-
-    from platform_tools.clients.hubclient import HubUser
-
-    async def session() -> list:
-        async with HubUser(hub.url, "kate", oauth_form={"sub": "kate"}) as user:
-            await user.login()
-            await user.start_server()
-            await user.open_lab()
-            kernel = await user.start_kernel()
-            try:
-                return await kernel.execute("print(6 * 7)", timeout=120)
-            finally:
-                await kernel.shutdown()
-                await user.stop_server()
-
-    (output,) = asyncio.run(session())
+    (output,) = run_in_a_users_kernel(
+        hub, "print(6 * 7)", timeout=120, username="kate", oauth_form={"sub": "kate"}
+    )
     assert output["text"].strip() == "42"
 
 
