@@ -94,9 +94,16 @@ class Helm:
         sets: list[str] = (),
         namespace: str = "parhelion",
         release: str = "parhelion",
+        include_crds: bool = False,
     ) -> str:
-        """The rendered manifests; ``sets`` are ``--set key=value`` overrides after the files."""
+        """The rendered manifests; ``sets`` are ``--set key=value`` overrides after the files.
+
+        ``include_crds``: the charts' crds/ folders too (DaskCluster, traefik's kinds), which
+        ``helm install`` applies before everything else.
+        """
         args = ["template", release, str(chart), "--namespace", namespace]
+        if include_crds:
+            args.append("--include-crds")
         for path in values:
             args += ["--values", str(path)]
         for setting in sets:

@@ -1,0 +1,489 @@
+"""The process kubelet: a stand-in for the kubelet and container runtime of the rehearsal's nodes.
+
+It watches the API stand-in for pods bound to its nodes and runs each container as a process
+(tests/rehearsal/sandbox.py) with what a kubelet gives it: its image's files and user
+(tests/rehearsal/images.py), its environment and volumes from the API (tests/rehearsal/pod_spec.py),
+the service account token mount, an address and /etc/hosts of its own (tests/rehearsal/network.py).
+It reports back as a kubelet does, in the pod's status: phase, podIP/hostIP, the Ready condition
+from readiness probes, containerStatuses with restarts and exit codes; and Events on failure.
+Deleting a pod (deletionTimestamp set by the API) sends SIGTERM to its processes, SIGKILL after
+the grace period, and then removes the pod from the API.
+
+Not emulated: liveness and startup probes, resource limits (requests and limits are only read
+by the accounting service), image pulls, and host ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import shutil
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from tests.rehearsal.images import ImageCatalog
+from tests.rehearsal.network import HostsFile, PodNetwork
+from tests.rehearsal.pod_spec import PodSpecError, container_env, run_as, service_variables, volume_files
+from tests.rehearsal.sandbox import TMPFS, PidsCgroup, Sandbox
+
+log = logging.getLogger(__name__)
+SERVICE_ACCOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+MAX_GRACE = 10.0  # seconds; pods ask for up to 30, which would only slow the tests down
+PROBE_PERIOD_CAP = 1.0  # probes run at most this far apart (the chart asks for 10 s)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class RunningPod:
+    pod: dict
+    netns: str | None
+    address: str
+    folder: Path
+    cgroup: PidsCgroup
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    ready: dict[str, bool] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    states: dict[str, dict] = field(default_factory=dict)
+    stopping: bool = False
+    stand_in: object = None  # the server standing in for this pod's image, if any
+
+    @property
+    def key(self) -> str:
+        return f"{self.pod['metadata']['namespace']}/{self.pod['metadata']['name']}"
+
+
+class ProcessKubelet:
+    """Runs the pods the scheduler stand-in binds to ``nodes``; one instance serves them all."""
+
+    def __init__(
+        self,
+        store,
+        network: PodNetwork,
+        hosts: HostsFile,
+        images: ImageCatalog,
+        root: Path,
+        nodes: list[str],
+        api_ca: bytes,
+        cluster_tag: str,
+        stand_ins: dict | None = None,
+    ):
+        self.store, self.network, self.hosts, self.images = store, network, hosts, images
+        self.root, self.nodes, self.api_ca = root, set(nodes), api_ca
+        self.cgroup_root = f"parhelion-rehearsal-{cluster_tag}"
+        #: image name -> factory(store, pod, address) of a server with start()/stop(), for
+        #: images that cannot run here (traefik): the pod gets an address on this machine
+        self.stand_ins = stand_ins or {}
+        self.pods: dict[str, RunningPod] = {}
+        self._task: asyncio.Task | None = None
+        self._starting: set[str] = set()
+
+    # -- the watch loop ---------------------------------------------------------------------
+    async def start(self) -> None:
+        queue = self.store.subscribe()
+        for pod in self.store.list("Pod"):
+            await self._consider(pod)
+        self._task = asyncio.create_task(self._follow(queue))
+
+    async def _follow(self, queue: asyncio.Queue) -> None:
+        while True:
+            event, obj = await queue.get()
+            if obj.get("kind") != "Pod":
+                continue
+            try:
+                await self._consider(obj, deleted=event == "DELETED")
+            except Exception:
+                log.exception("kubelet: handling %s of pod %s", event, obj["metadata"].get("name"))
+
+    async def _consider(self, pod: dict, deleted: bool = False) -> None:
+        key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        running = self.pods.get(key)
+        if running and running.pod["metadata"]["uid"] != pod["metadata"]["uid"]:
+            running = None  # a new pod of the same name; the old one is being stopped
+        if deleted or pod["metadata"].get("deletionTimestamp"):
+            if running and not running.stopping:
+                running.stopping = True
+                asyncio.create_task(self._stop(running, remove=not deleted))
+            elif not running and not deleted:
+                self.store.delete("Pod", pod["metadata"]["name"], pod["metadata"]["namespace"], grace=False)
+            return
+        if pod["spec"].get("nodeName") not in self.nodes or running or key in self._starting:
+            return
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            return
+        self._starting.add(key)
+        try:
+            await self._start(pod)
+        finally:
+            self._starting.discard(key)
+
+    async def stop(self) -> None:
+        """Stops every pod's processes (the test is over) and the watch."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.gather(*(self._stop(p, remove=False, grace=2.0) for p in list(self.pods.values())))
+        with contextlib.suppress(OSError):
+            (PidsCgroup.ROOT / self.cgroup_root).rmdir()
+
+    def logs(self, namespace: str, name: str) -> str:
+        """Every container's output of pod ``name`` (for failure messages)."""
+        folder = self.root / "pods" / f"{namespace}_{name}"
+        return "\n".join(
+            f"--- {log_file.name}\n{log_file.read_text(errors='replace')[-6000:]}"
+            for log_file in sorted(folder.glob("*.log"))
+        )
+
+    # -- starting -----------------------------------------------------------------------------
+    async def _start(self, pod: dict) -> None:
+        meta = pod["metadata"]
+        folder = self.root / "pods" / f"{meta['namespace']}_{meta['name']}"
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        stand_in = next(
+            (f for image, f in self.stand_ins.items() if image in pod["spec"]["containers"][0]["image"]), None
+        )
+        netns, address = self.network.add_pod(meta["uid"], on_host=stand_in is not None)
+        cgroup = PidsCgroup(f"{self.cgroup_root}/{meta['uid']}")
+        cgroup.create()
+        running = RunningPod(pod=pod, netns=netns, address=address, folder=folder, cgroup=cgroup)
+        self.pods[running.key] = running
+        pod["status"] = {"podIP": address, "podIPs": [{"ip": address}], "hostIP": self.network.gateway}
+        containers = pod["spec"]["containers"]
+        try:
+            for init in pod["spec"].get("initContainers") or []:
+                code = await self._run_to_completion(running, init)
+                if code != 0:
+                    raise PodSpecError(f"init container {init['name']} exited with {code}")
+            sandboxes = [(c, self._sandbox(running, c)) for c in containers]
+        except (PodSpecError, LookupError) as error:
+            self._event(pod, "Warning", "Failed", str(error))
+            self._report(running, phase="Pending", reason="CreateContainerConfigError", message=str(error))
+            return
+        started = now()
+        if stand_in is not None:
+            server = stand_in(self.store, pod, address)
+            await server.start()
+            running.stand_in = server
+        for container, sandbox in sandboxes:
+            if sandbox is None:  # an image a stand-in serves (traefik): "running", never a process
+                running.states[container["name"]] = {"running": {"startedAt": started}}
+                running.ready[container["name"]] = True
+                continue
+            await self._spawn(running, container, sandbox)
+        self._report(running, phase="Running", started=started)
+        for container, _ in sandboxes:
+            running.tasks.append(asyncio.create_task(self._probe(running, container)))
+
+    def _lookup(self, kind: str, name: str, namespace: str) -> dict | None:
+        return self.store.get(kind, name, namespace)
+
+    def _sandbox(self, running: RunningPod, container: dict) -> Sandbox | None:
+        pod, meta = running.pod, running.pod["metadata"]
+        image = self.images.resolve(container["image"])
+        if image is None:
+            return None
+        services = [
+            *self.store.list("Service", meta["namespace"]),
+            *[s for s in self.store.list("Service", "default") if s["metadata"]["name"] == "kubernetes"],
+        ]
+        env = {**image.env, "HOSTNAME": meta["name"], "HOME": image.home}
+        env.update(container_env(pod, container, self._lookup, service_variables(services)))
+        uid, gid, groups = run_as(pod, container, image.user, image.group)
+        mounts: dict[str, Path | None] = {**image.binds, "/etc/hosts": None}
+        mounts["/etc/hosts"] = self.hosts.for_pod(running.key, running.address, meta["name"])
+        read_only = {"/etc/hosts", *image.binds}
+        volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+        fs_group = (pod["spec"].get("securityContext") or {}).get("fsGroup")
+        for mount in container.get("volumeMounts") or []:
+            folder = self._volume(running, volumes[mount["name"]], uid, fs_group)
+            path = mount["mountPath"].rstrip("/") or "/"
+            mounts[path] = folder / mount["subPath"] if mount.get("subPath") else folder
+            if mount.get("readOnly"):
+                read_only.add(path)
+        if self._automount(pod) and SERVICE_ACCOUNT_PATH not in mounts:
+            mounts[SERVICE_ACCOUNT_PATH] = self._service_account(running)
+            read_only.add(SERVICE_ACCOUNT_PATH)
+        workdir = container.get("workingDir") or image.workdir
+        for writable in (image.home, workdir):
+            if writable != "/" and not any(writable == m or writable.startswith(m + "/") for m in mounts):
+                mounts[writable] = TMPFS  # the container layer is writable; its data dies with it
+        argv = [a for a in image.argv(container.get("command"), container.get("args"))]
+        from tests.rehearsal.pod_spec import expand
+
+        argv = [expand(a, env) for a in argv]
+        if image.name == "configurable-http-proxy":
+            argv[0] = str(Path(image.env["PATH"].split(":")[0]) / argv[0])
+        return Sandbox(
+            argv=argv,
+            env=env,
+            mounts=mounts,
+            read_only=read_only,
+            user=uid,
+            group=gid,
+            groups=groups,
+            workdir=workdir,
+            netns=running.netns,
+            cgroup=running.cgroup.path,
+        )
+
+    def _automount(self, pod: dict) -> bool:
+        if pod["spec"].get("automountServiceAccountToken") is not None:
+            return bool(pod["spec"]["automountServiceAccountToken"])
+        account = self.store.get(
+            "ServiceAccount", pod["spec"].get("serviceAccountName", "default"), pod["metadata"]["namespace"]
+        )
+        return (account or {}).get("automountServiceAccountToken", True) is not False
+
+    def _service_account(self, running: RunningPod) -> Path:
+        folder = running.folder / "serviceaccount"
+        folder.mkdir(exist_ok=True)
+        meta, spec = running.pod["metadata"], running.pod["spec"]
+        (folder / "token").write_text(
+            f"stand-in:{meta['namespace']}:{spec.get('serviceAccountName', 'default')}"
+        )
+        (folder / "ca.crt").write_bytes(self.api_ca)
+        (folder / "namespace").write_text(meta["namespace"])
+        for path in folder.iterdir():
+            path.chmod(0o644)
+        return folder
+
+    def _volume(self, running: RunningPod, volume: dict, uid: int, fs_group: int | None) -> Path:
+        meta = running.pod["metadata"]
+        files = volume_files(volume, running.pod, self._lookup)
+        if files is not None:
+            folder = running.folder / "volumes" / volume["name"]
+            if not folder.exists():
+                folder.mkdir(parents=True)
+                for relative, (content, mode) in files.items():
+                    path = folder / relative
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(content)
+                    path.chmod(mode)
+                    if fs_group is not None:
+                        os.chown(path, 0, fs_group)
+            return folder
+        if "persistentVolumeClaim" in volume:
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            if self.store.get("PersistentVolumeClaim", claim, meta["namespace"]) is None:
+                raise PodSpecError(f'persistentvolumeclaim "{claim}" not found')
+            folder = self.root / "volumes" / meta["namespace"] / claim
+            fresh = not folder.exists()
+            folder.mkdir(parents=True, exist_ok=True)
+            if fresh:  # a new volume, formatted for the pod that mounts it first
+                os.chown(folder, uid, fs_group if fs_group is not None else uid)
+                self.store.patch(
+                    "PersistentVolumeClaim",
+                    claim,
+                    meta["namespace"],
+                    {"status": {"phase": "Bound"}},
+                    subresource="status",
+                )
+            return folder
+        if "emptyDir" in volume:
+            folder = running.folder / "volumes" / volume["name"]
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chown(folder, uid, fs_group if fs_group is not None else uid)
+            return folder
+        raise PodSpecError(f"volume {volume['name']!r}: this kind of volume is not emulated here")
+
+    async def _spawn(self, running: RunningPod, container: dict, sandbox: Sandbox) -> None:
+        output = open(running.folder / f"{container['name']}.log", "ab")  # noqa: SIM115 (the process keeps it)
+        process = await asyncio.create_subprocess_exec(
+            *sandbox.command(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+        )
+        output.close()
+        running.processes[container["name"]] = process
+        running.states[container["name"]] = {"running": {"startedAt": now()}}
+        running.ready.setdefault(container["name"], False)
+        running.tasks.append(asyncio.create_task(self._supervise(running, container, sandbox, process)))
+
+    async def _run_to_completion(self, running: RunningPod, container: dict) -> int:
+        sandbox = self._sandbox(running, container)
+        if sandbox is None:
+            return 0
+        await self._spawn(running, container, sandbox)
+        code = await running.processes.pop(container["name"]).wait()
+        running.states.pop(container["name"], None)
+        return code
+
+    async def _supervise(self, running, container, sandbox, process) -> None:
+        """Restarts a container that exits, as the pod's restartPolicy says."""
+        name = container["name"]
+        code = await process.wait()
+        if running.stopping or name not in {c["name"] for c in running.pod["spec"]["containers"]}:
+            return
+        finished = now()
+        running.ready[name] = False
+        running.states[name] = {
+            "terminated": {
+                "exitCode": code,
+                "finishedAt": finished,
+                "reason": "Completed" if code == 0 else "Error",
+            }
+        }
+        policy = running.pod["spec"].get("restartPolicy", "Always")
+        if policy == "Always" or (policy == "OnFailure" and code != 0):
+            running.restarts[name] = running.restarts.get(name, 0) + 1
+            self._report(running, phase="Running")
+            await asyncio.sleep(min(2 ** running.restarts[name], 10))
+            if not running.stopping:
+                await self._spawn(running, container, sandbox)
+                self._report(running, phase="Running")
+            return
+        others = [s for n, s in running.states.items() if n != name]
+        if all("terminated" in s for s in others):
+            failed = any(s["terminated"]["exitCode"] for s in running.states.values())
+            self._report(running, phase="Failed" if failed else "Succeeded")
+
+    # -- readiness ----------------------------------------------------------------------------
+    async def _probe(self, running: RunningPod, container: dict) -> None:
+        name, probe = container["name"], container.get("readinessProbe")
+        if probe is None or name not in running.processes:
+            if name in running.processes:
+                running.ready[name] = True
+                self._report(running, phase="Running")
+            return
+        await asyncio.sleep(min(probe.get("initialDelaySeconds", 0), PROBE_PERIOD_CAP))
+        period = min(probe.get("periodSeconds", 10), PROBE_PERIOD_CAP)
+        async with aiohttp.ClientSession() as session:
+            while not running.stopping:
+                ok = await self._probe_once(session, running, container, probe)
+                alive = name in running.processes and running.processes[name].returncode is None
+                if (ok and alive) != running.ready.get(name):
+                    running.ready[name] = ok and alive
+                    self._report(running, phase="Running")
+                await asyncio.sleep(period if running.ready.get(name) else 0.2)
+
+    async def _probe_once(self, session, running, container, probe) -> bool:
+        def port_of(port) -> int:
+            if isinstance(port, int) or str(port).isdigit():
+                return int(port)
+            return next(p["containerPort"] for p in container.get("ports") or [] if p.get("name") == port)
+
+        timeout = aiohttp.ClientTimeout(total=probe.get("timeoutSeconds", 1) + 1)
+        try:
+            if "httpGet" in probe:
+                get = probe["httpGet"]
+                url = f"http://{running.address}:{port_of(get['port'])}{get.get('path', '/')}"
+                async with session.get(url, timeout=timeout, allow_redirects=False) as answer:
+                    return 200 <= answer.status < 400
+            if "tcpSocket" in probe:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(running.address, port_of(probe["tcpSocket"]["port"])), 2
+                )
+                writer.close()
+                return True
+        except (TimeoutError, OSError, aiohttp.ClientError):
+            return False
+        return True  # exec probes: not emulated, taken as passing
+
+    # -- reporting ----------------------------------------------------------------------------
+    def _report(self, running: RunningPod, phase: str, reason: str = "", message: str = "", started=None):
+        pod = running.pod
+        ready = bool(running.ready) and all(running.ready.values()) and phase == "Running"
+        statuses = [
+            {
+                "name": c["name"],
+                "image": c["image"],
+                "ready": running.ready.get(c["name"], False),
+                "restartCount": running.restarts.get(c["name"], 0),
+                "started": "running" in running.states.get(c["name"], {}),
+                "state": running.states.get(c["name"])
+                or {"waiting": {"reason": reason or "ContainerCreating"}},
+            }
+            for c in pod["spec"]["containers"]
+        ]
+        status = {
+            **pod["status"],
+            "phase": phase,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Initialized", "status": "True"},
+                {"type": "ContainersReady", "status": str(ready)},
+                {"type": "Ready", "status": str(ready), "lastTransitionTime": now()},
+            ],
+            "containerStatuses": statuses,
+        }
+        if started:
+            status["startTime"] = started
+        if reason:
+            status["reason"], status["message"] = reason, message
+        pod["status"] = status
+        meta = pod["metadata"]
+        with contextlib.suppress(Exception):  # the pod may be gone already
+            self.store.patch("Pod", meta["name"], meta["namespace"], {"status": status}, subresource="status")
+
+    def _event(self, pod: dict, kind: str, reason: str, message: str) -> None:
+        meta = pod["metadata"]
+        with contextlib.suppress(Exception):
+            self.store.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Event",
+                    "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+                    "involvedObject": {
+                        "kind": "Pod",
+                        "name": meta["name"],
+                        "namespace": meta["namespace"],
+                        "uid": meta["uid"],
+                    },
+                    "type": kind,
+                    "reason": reason,
+                    "message": message,
+                    "firstTimestamp": now(),
+                    "lastTimestamp": now(),
+                    "source": {"component": "kubelet"},
+                }
+            )
+
+    # -- stopping -----------------------------------------------------------------------------
+    async def _stop(self, running: RunningPod, remove: bool, grace: float | None = None) -> None:
+        running.stopping = True
+        wanted = running.pod["spec"].get("terminationGracePeriodSeconds", 30)
+        grace = min(wanted, MAX_GRACE) if grace is None else grace
+        # the container's processes, not bwrap's: its exit would kill them at once
+        running.cgroup.signal(signal.SIGTERM, spare=("bwrap",))
+        deadline = asyncio.get_running_loop().time() + grace
+        while (
+            any(p.returncode is None for p in running.processes.values())
+            and asyncio.get_running_loop().time() < deadline
+        ):
+            await asyncio.sleep(0.1)
+        running.cgroup.signal(signal.SIGKILL)
+        for process in running.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        for _ in range(50):
+            if not running.cgroup.pids():
+                break
+            await asyncio.sleep(0.1)
+        for task in running.tasks:
+            task.cancel()
+        if running.stand_in is not None:
+            await running.stand_in.stop()
+        running.cgroup.remove()
+        self.network.remove_pod(running.pod["metadata"]["uid"])
+        self.hosts.forget(running.key)
+        if self.pods.get(running.key) is running:
+            del self.pods[running.key]
+        if remove:
+            meta = running.pod["metadata"]
+            with contextlib.suppress(Exception):
+                self.store.delete("Pod", meta["name"], meta["namespace"], grace=False)

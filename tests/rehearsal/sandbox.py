@@ -1,0 +1,153 @@
+"""One container as a process: bubblewrap over a read-only view of this machine.
+
+What a container runtime would give the process, and how it is had without one:
+
+* its mounts (volumes, the image's files) at the paths the pod names: bubblewrap binds them in a
+  private mount namespace. A mount point that does not exist here is made inside a tmpfs laid
+  over its nearest existing parent, whose own entries are bound back read-only, so nothing on
+  this machine is created or changed;
+* a writable /tmp, HOME and working directory of its own (tmpfs: the container layer), and
+  /etc/hosts from the pod network (tests/rehearsal/network.py);
+* a PID namespace of its own (bwrap's init reaps, as tini would), killed with the process;
+* its user: bwrap keeps only CAP_SETUID/CAP_SETGID, which ``setpriv`` uses to become the pod's
+  runAsUser/runAsGroup (fsGroup as a supplementary group) and then drops with every other
+  capability;
+* its network namespace (nsenter, before bwrap) and its pids cgroup (the process joins it
+  before anything else runs), by which the kubelet finds and stops the whole process tree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
+TMPFS = None  # a mounts value: an empty, writable tmpfs at that path
+
+
+def _resolved(target: str) -> str:
+    """``target`` through the symlinks of its existing part (/var/run/x -> /run/x): bwrap
+    cannot mount on a symlink."""
+    path, rest = Path(target), []
+    while not path.exists() and path != path.parent:
+        rest.insert(0, path.name)
+        path = path.parent
+    return str(Path(os.path.realpath(path), *rest))
+
+
+@dataclass
+class Sandbox:
+    argv: list[str]
+    env: dict[str, str]
+    mounts: dict[str, Path | None] = field(default_factory=dict)  # container path -> host path
+    read_only: set[str] = field(default_factory=set)  # container paths bound read-only
+    user: int = 0
+    group: int = 0
+    groups: list[int] = field(default_factory=list)
+    workdir: str = "/"
+    netns: str | None = None  # /run/netns/<name>
+    cgroup: Path | None = None  # a pids cgroup folder
+
+    def command(self) -> list[str]:
+        self.mounts = {_resolved(t): s for t, s in self.mounts.items()}
+        self.read_only = {_resolved(t) for t in self.read_only}
+        args = [BWRAP, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for parent in self._tmpfs_parents():
+            args += ["--tmpfs", str(parent)]
+            for entry in sorted(parent.iterdir()):
+                args += (
+                    ["--symlink", os.readlink(entry), str(entry)]
+                    if entry.is_symlink()
+                    else ["--ro-bind", str(entry), str(entry)]
+                )
+        made: set[Path] = set()
+        for target in sorted(self.mounts, key=lambda p: (p.count("/"), p)):
+            # folders on the way to a mount point, world-readable as an image's would be
+            # (bwrap makes them 0700 on its own)
+            for folder in reversed(Path(target).parents):
+                if folder.exists() or folder in made or str(folder) in self.mounts:
+                    continue
+                args += ["--perms", "0755", "--dir", str(folder)]
+                made.add(folder)
+            source = self.mounts[target]
+            if source is TMPFS:
+                args += ["--tmpfs", target]
+            else:
+                args += ["--ro-bind" if target in self.read_only else "--bind", str(source), target]
+        if self.user:
+            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        args += ["--clearenv"]
+        for key, value in self.env.items():
+            args += ["--setenv", key, value]
+        args += ["--chdir", self.workdir, "--"]
+        if self.user:
+            extra = ",".join(str(g) for g in self.groups)
+            args += ["setpriv", f"--reuid={self.user}", f"--regid={self.group}"]
+            args += [f"--groups={extra}"] if extra else ["--clear-groups"]
+            args += ["--inh-caps=-all", "--bounding-set=-all", "--"]
+        args += self.argv
+        if self.netns:
+            args = ["nsenter", f"--net={self.netns}", "--", *args]
+        if self.cgroup:
+            join = f'echo $$ > "{self.cgroup}/cgroup.procs" && exec "$@"'
+            args = ["/bin/sh", "-c", join, "sandbox", *args]
+        return args
+
+    def _tmpfs_parents(self) -> list[Path]:
+        """Existing folders to lay a tmpfs over, so that missing mount points can be made."""
+        folders = {"/tmp"} | {t for t, s in self.mounts.items() if s is TMPFS or s.is_dir()}
+        parents: set[Path] = set()
+        for target in self.mounts:
+            if Path(target).exists() or any(target.startswith(f.rstrip("/") + "/") for f in folders):
+                continue
+            parent = Path(target).parent
+            while not parent.exists():
+                parent = parent.parent
+            if str(parent) != "/":
+                parents.add(parent)
+        # a parent inside another one is already writable
+        return sorted(p for p in parents if not any(q in p.parents for q in parents))
+
+
+class PidsCgroup:
+    """A pids cgroup (v1, writable here) holding every process a container starts."""
+
+    ROOT = Path("/sys/fs/cgroup/pids")
+
+    def __init__(self, name: str):
+        self.path = self.ROOT / name
+
+    def create(self) -> Path:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self.path
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def signal(self, number: int, spare: tuple[str, ...] = ()) -> None:
+        """Signals every process in the group but those whose command name is in ``spare``."""
+        for pid in self.pids():
+            try:
+                if spare and Path(f"/proc/{pid}/comm").read_text().strip() in spare:
+                    continue
+            except OSError:
+                continue
+            try:
+                os.kill(pid, number)
+            except ProcessLookupError:
+                pass
+
+    def remove(self) -> None:
+        try:
+            for child in sorted(self.path.iterdir(), reverse=True):
+                if child.is_dir():
+                    child.rmdir()
+            self.path.rmdir()
+        except (FileNotFoundError, OSError):
+            pass
