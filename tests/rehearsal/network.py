@@ -83,7 +83,8 @@ class PodNetwork:
         _ip("-n", name, "addr", "add", f"{address}/16", "dev", "eth0")
         _ip("-n", name, "link", "set", "eth0", "up")
         _ip("-n", name, "link", "set", "lo", "up")
-        _ip("-n", name, "route", "add", "default", "via", self.gateway)
+        # no default route: the pod reaches the /16 (pods, Services, this machine's exposed
+        # processes) and nothing else, whatever this machine forwards
         return f"/run/netns/{name}", address
 
     def remove_pod(self, key: str) -> None:

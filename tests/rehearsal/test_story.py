@@ -1,0 +1,132 @@
+"""The EKS rehearsal's story: one researcher's first hour, as the rendered chart's processes serve it.
+
+Everything Kubernetes would run is started by the process kubelet from the rendered chart
+(tests/rehearsal): zero-to-jupyterhub's hub with Parhelion's configuration and KubeSpawner,
+configurable-http-proxy, dask-gateway's API server and controller with Parhelion's backend,
+the accounting service in --kubernetes mode, and then what they create: the user's server
+pod, the Dask scheduler and worker pods. Only the API server, the scheduler and controllers,
+the kubelet, the network and traefik are stand-ins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+import requests
+
+from platform_tools.clients.hubclient import HubError, HubUser
+from tests.rehearsal.cluster import NAMESPACE, RehearsalCluster
+from tests.rehearsal.deployment import BUCKET, Deployment, OutsideWorld, install
+
+pytestmark = pytest.mark.rehearsal
+
+CORE = ("hub-", "proxy-", "api-parhelion-dask-gateway-", "controller-parhelion-dask-gateway-",
+        "parhelion-accounting-", "traefik-parhelion-dask-gateway-")
+
+READ_ARCHIVE = f"""
+import fsspec
+from astropy.io import fits
+from platform_tools.archives import storage_options
+fs = fsspec.filesystem("s3", **storage_options("s3://{BUCKET}"))
+files = sorted(f for f in fs.find("{BUCKET}") if f.endswith(".fits"))
+with fs.open(files[0]) as f, fits.open(f) as hdus:
+    print("archive", len(files), hdus[-1].data.shape)
+"""
+
+DASK_SUM = """
+from dask_gateway import Gateway
+import dask.array as da
+gateway = Gateway()
+cluster = gateway.new_cluster()
+cluster.scale(1)
+client = cluster.get_client()
+client.wait_for_workers(1, timeout=180)
+print("sum", int(da.ones(1000, chunks=100).sum().compute()), cluster.name)
+"""
+
+
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory):
+    world = OutsideWorld(tmp_path_factory.mktemp("outside"))
+    try:
+        world.start()
+        yield world
+    finally:
+        world.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, outside):
+    root = tmp_path_factory.mktemp("cluster")
+    cluster = RehearsalCluster(root)
+    try:
+        cluster.start()
+        deployed = install(cluster, outside, root)
+        for prefix in CORE:
+            cluster.wait_for(f"pod {prefix}* ready", lambda p=prefix: deployed.ready(p), timeout=180)
+        yield deployed
+    finally:
+        cluster.stop()
+
+
+def oauth(name: str) -> dict:
+    return {"sub": name}
+
+
+def _run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_the_chart_starts_as_on_eks(deployment: Deployment):
+    """Every core pod of the chart runs on the core pool and is ready; the hub answers through the proxy."""
+    for prefix in CORE:
+        pod = deployment.ready(prefix)
+        assert pod["spec"]["nodeName"] == "ip-10-0-1-10.ec2.internal", pod["metadata"]["name"]
+    assert requests.get(f"{deployment.hub_url}/hub/health", timeout=10).status_code == 200
+
+
+def test_a_researchers_first_hour(deployment: Deployment):
+    cluster = deployment.cluster
+
+    async def story():
+        async with HubUser(deployment.hub_url, "alice", oauth_form=oauth("alice"), timeout=120) as user:
+            await user.login()
+            async with user.session.get(f"{deployment.hub_url}/hub/spawn/alice") as page:
+                form = await page.text()
+            # the spawn form lists alice's profiles with their price
+            assert "$0.012/hour" in form and "$0.096/hour" in form, form[-3000:]
+            await user.start_server(timeout=180)
+            pod = deployment.pod("jupyter-alice")
+            labels, annotations = pod["metadata"]["labels"], pod["metadata"]["annotations"]
+            assert labels["parhelion.dev/metered"] == "true"
+            assert labels["hub.jupyter.org/network-access-hub"] == "true"
+            assert annotations["parhelion.dev/user"] == "alice"
+            assert pod["spec"]["nodeSelector"]["parhelion.dev/pool"] == "users"
+            assert pod["spec"]["nodeName"] == "ip-10-0-2-20.ec2.internal"
+            claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
+                      if "persistentVolumeClaim" in v]
+            assert claims, pod["spec"]["volumes"]
+            await user.open_lab()
+            kernel = await user.start_kernel()
+            try:
+                archive = _text(await kernel.execute(READ_ARCHIVE, timeout=120))
+                assert re.search(r"archive 4 \(64, 64\)", archive), archive
+                dask = _text(await kernel.execute(DASK_SUM, timeout=300))
+                assert "sum 1000" in dask, dask + cluster.pod_summary()
+            finally:
+                await kernel.shutdown()
+
+    try:
+        _run(story())
+    except (HubError, AssertionError) as error:
+        raise AssertionError(f"{error}\n{cluster.pod_summary()}\n{cluster.all_logs()}") from error
+    schedulers = cluster.list("Pod", NAMESPACE, {"app.kubernetes.io/component": "dask-scheduler"})
+    workers = cluster.list("Pod", NAMESPACE, {"app.kubernetes.io/component": "dask-worker"})
+    assert schedulers and workers
+    assert workers[0]["spec"]["nodeName"] == "ip-10-0-3-30.ec2.internal"  # the spot pool, tolerated
+
+
+def _text(outputs: list) -> str:
+    return "".join(o.get("text", "") or str(o.get("data", {}).get("text/plain", "")) for o in outputs)
