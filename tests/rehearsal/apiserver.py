@@ -194,7 +194,7 @@ class ApiServer:
         dry_run = request.query.get("dryRun") == "All"
         method = request.method
         if target.name is None:
-            if method == "GET" and (target.watch or request.query.get("watch") in ("true", "1")):
+            if method == "GET" and (target.watch or request.query.get("watch", "").lower() in ("true", "1")):
                 return await self._watch(request, target)
             if method == "GET":
                 return self._list(request, target)

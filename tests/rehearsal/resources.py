@@ -8,8 +8,10 @@ table, so the kubernetes client's DynamicClient (kubernetes.core) finds exactly 
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from tests.rehearsal.errors import invalid
 
@@ -183,11 +185,69 @@ HELM_INSTALL_ORDER = [
 ]
 
 
-def helm_install_rank(obj: dict) -> tuple[int, str]:
+def _helm_install_rank(obj: dict) -> tuple[int, str]:
     kind = obj.get("kind", "")
+    if kind == "CustomResourceDefinition":  # helm installs a chart's crds/ before its templates
+        return -2, ""
+    if kind == "Namespace":
+        return -1, ""
     if kind in HELM_INSTALL_ORDER:
         return HELM_INSTALL_ORDER.index(kind), ""
     return len(HELM_INSTALL_ORDER), kind
+
+
+def _is_test_hook(manifest: dict) -> bool:
+    hooks = ((manifest.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", "")
+    names = {h.strip() for h in hooks.split(",") if h.strip()}
+    return bool(names) and names <= {"test", "test-success"}
+
+
+def helm_install_sequence(manifests: list[dict | None]) -> list[dict]:
+    """Rendered manifests in the order ``helm install`` creates them: CRDs, Namespaces, then
+    helm's kind order (a stable sort); empty documents and test hooks left out."""
+    return sorted((m for m in manifests if m and not _is_test_hook(m)), key=_helm_install_rank)
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Status fields the Go types always serialize (no omitempty): clients reject a status without them.
+_ZERO_STATUS = {
+    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+    "ReplicaSet": {"replicas": 0},
+    "DaemonSet": {
+        "currentNumberScheduled": 0,
+        "desiredNumberScheduled": 0,
+        "numberMisscheduled": 0,
+        "numberReady": 0,
+    },
+    "HorizontalPodAutoscaler": {"currentReplicas": 0, "desiredReplicas": 0},
+}
+
+
+def initial_status(resource: ResourceType, obj: dict) -> None:
+    """Status on create, per kind as the real strategies set it (a Node keeps its own)."""
+    if "status" not in resource.subresources or resource.kind == "Node":
+        return
+    if resource.kind == "Pod":
+        obj["status"] = {"phase": "Pending"}
+    elif resource.kind == "Namespace":
+        obj["status"] = {"phase": "Active"}
+    elif resource.kind == "CustomResourceDefinition":
+        conditions = [
+            {"type": t, "status": "True", "reason": r, "lastTransitionTime": now(), "message": ""}
+            for t, r in (("NamesAccepted", "NoConflicts"), ("Established", "InitialNamesAccepted"))
+        ]
+        obj["status"] = {
+            "acceptedNames": obj["spec"]["names"],
+            "conditions": conditions,
+            "storedVersions": [],
+        }
+    elif resource.custom:
+        obj.pop("status", None)
+    else:
+        obj["status"] = copy.deepcopy(_ZERO_STATUS.get(resource.kind, {}))
 
 
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"

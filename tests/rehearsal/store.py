@@ -22,16 +22,16 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from tests.rehearsal import errors
 from tests.rehearsal.errors import ApiError
+from tests.rehearsal.kinds import Kinds
 from tests.rehearsal.patches import PATCH_TYPES, apply_patch
 from tests.rehearsal.resources import (
     ResourceType,
-    built_in_types,
-    helm_install_rank,
-    types_from_crd,
+    helm_install_sequence,
+    initial_status,
+    now,
     validate_labels,
     validate_name,
 )
@@ -41,23 +41,7 @@ from tests.rehearsal.selectors import labels_match, parse_field_selector, parse_
 HISTORY = 1000  # watch events kept for resuming from a resourceVersion; older ones get 410 Gone
 _NAME_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet generateName draws from
 _READ_ONLY_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
-# Status fields the Go types always serialize (no omitempty): clients reject a status without them.
-_ZERO_STATUS = {
-    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
-    "ReplicaSet": {"replicas": 0},
-    "DaemonSet": {
-        "currentNumberScheduled": 0,
-        "desiredNumberScheduled": 0,
-        "numberMisscheduled": 0,
-        "numberReady": 0,
-    },
-    "HorizontalPodAutoscaler": {"currentReplicas": 0, "desiredReplicas": 0},
-}
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -84,8 +68,7 @@ class ObjectStore:
     """The stand-in cluster state (see the module docstring). Returned dicts are deep copies."""
 
     def __init__(self, history: int = HISTORY):
-        self._types: dict[tuple[str, str, str], ResourceType] = {}  # (group, version, plural)
-        self._kinds: dict[tuple[str, str], ResourceType] = {}  # (group, kind), one per kind
+        self.kinds = Kinds()
         self._objects: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
         self._uids: dict[str, tuple[ResourceType, str, str]] = {}
         self._version = 0
@@ -93,24 +76,10 @@ class ObjectStore:
         self._history: deque[Change] = deque(maxlen=history)
         self._listeners: list[Callable[[Change], None]] = []
         self._queues: dict[int, Callable[[Change], None]] = {}
-        for resource in built_in_types():
-            self._add_type(resource)
         for name in INITIAL_NAMESPACES:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
     # ---- kinds -------------------------------------------------------------------------------
-    def _add_type(self, resource: ResourceType) -> None:
-        for version in resource.versions:
-            self._types[(resource.group, version, resource.plural)] = resource
-        known = self._kinds.get((resource.group, resource.kind))
-        if known is not None and known is not resource:
-            known.versions.extend(v for v in resource.versions if v not in known.versions)
-            for version in resource.versions:
-                self._types[(resource.group, version, resource.plural)] = known
-            return
-        self._kinds[(resource.group, resource.kind)] = resource
-        self._objects.setdefault(resource.storage_key, {})
-
     def register(
         self,
         group: str,
@@ -121,33 +90,20 @@ class ObjectStore:
         subresources: tuple[str, ...] = (),
     ) -> None:
         """Serve one more kind (a CRD's kinds come through :meth:`register_crd` or create)."""
-        self._add_type(ResourceType(group, [version], kind, plural, namespaced, tuple(subresources)))
+        self.kinds.add(ResourceType(group, [version], kind, plural, namespaced, tuple(subresources)))
 
     def register_crd(self, crd: dict) -> None:
         """Serve the kinds of an apiextensions.k8s.io/v1 CRD, as creating it would."""
-        for resource in types_from_crd(crd):
-            self._add_type(resource)
+        self.kinds.add_crd(crd)
 
     def types(self) -> list[ResourceType]:
-        """Every served (group, version, plural) once, for discovery."""
-        return list(self._types.values())
+        return self.kinds.all()
 
     def resource_at(self, group: str, version: str, plural: str) -> ResourceType | None:
-        return self._types.get((group, version, plural))
+        return self.kinds.at(group, version, plural)
 
     def resource_of_kind(self, kind: str, api_version: str | None = None) -> ResourceType:
-        """A kind by ``Kind`` (unique among groups), ``Kind.group`` or with its apiVersion."""
-        if api_version is not None:
-            group = api_version.rpartition("/")[0]
-            found = self._kinds.get((group, kind))
-            if found is None or api_version.rpartition("/")[2] not in found.versions:
-                raise ApiError(404, "NotFound", f'no matches for kind "{kind}" in version "{api_version}"')
-            return found
-        kind_name, _, group = kind.partition(".")
-        matches = [r for (g, k), r in self._kinds.items() if k == kind_name and (not group or g == group)]
-        if len(matches) != 1:
-            raise ApiError(404, "NotFound", f"no single kind {kind!r} is served ({len(matches)} match)")
-        return matches[0]
+        return self.kinds.of_kind(kind, api_version)
 
     # ---- reading -----------------------------------------------------------------------------
     @property
@@ -156,7 +112,7 @@ class ObjectStore:
 
     def _stored(self, resource: ResourceType, name: str, namespace: str | None) -> dict | None:
         key = (namespace or "" if resource.namespaced else "", name)
-        return self._objects[resource.storage_key].get(key)
+        return self._objects.get(resource.storage_key, {}).get(key)
 
     def _find(self, resource: ResourceType, name: str, namespace: str | None) -> dict:
         found = self._stored(resource, name, namespace)
@@ -174,7 +130,7 @@ class ObjectStore:
 
     def objects(self, resource: ResourceType, namespace: str | None = None) -> list[dict]:
         """The stored objects of a type (not copies: for the HTTP face, which copies)."""
-        stored = self._objects[resource.storage_key]
+        stored = self._objects.get(resource.storage_key, {})
         return [stored[key] for key in sorted(stored) if namespace is None or key[0] == namespace]
 
     def list(
@@ -226,10 +182,10 @@ class ObjectStore:
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
         if type_ == "DELETED":
-            self._objects[resource.storage_key].pop(key, None)
+            self._objects.get(resource.storage_key, {}).pop(key, None)
             self._uids.pop(meta["uid"], None)
         else:
-            self._objects[resource.storage_key][key] = obj
+            self._objects.setdefault(resource.storage_key, {})[key] = obj
             self._uids[meta["uid"]] = (resource, meta.get("namespace", ""), meta["name"])
         change = Change(self._version, type_, resource, copy.deepcopy(obj), old)
         if len(self._history) == self._history.maxlen:
@@ -258,7 +214,7 @@ class ObjectStore:
         if self._stored(resource, meta["name"], meta.get("namespace")) is not None:
             raise errors.already_exists(resource.plural, meta["name"], resource.group)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
-        self._initial_status(resource, obj)
+        initial_status(resource, obj)
         if dry_run:
             return obj
         if resource.kind == "CustomResourceDefinition":
@@ -275,27 +231,6 @@ class ObjectStore:
                 "Forbidden",
                 f"unable to create new content in namespace {name} because it is being terminated",
             )
-
-    @staticmethod
-    def _initial_status(resource: ResourceType, obj: dict) -> None:
-        """Status on create, per kind as the real strategies set it (a Node keeps its own)."""
-        if "status" not in resource.subresources or resource.kind == "Node":
-            return
-        if resource.kind == "Pod":
-            obj["status"] = {"phase": "Pending"}
-        elif resource.kind == "Namespace":
-            obj["status"] = {"phase": "Active"}
-        elif resource.kind == "CustomResourceDefinition":
-            names = obj["spec"]["names"]
-            conditions = [
-                {"type": t, "status": "True", "reason": r, "lastTransitionTime": now(), "message": ""}
-                for t, r in (("NamesAccepted", "NoConflicts"), ("Established", "InitialNamesAccepted"))
-            ]
-            obj["status"] = {"acceptedNames": names, "conditions": conditions, "storedVersions": []}
-        elif resource.custom:
-            obj.pop("status", None)
-        else:
-            obj["status"] = copy.deepcopy(_ZERO_STATUS.get(resource.kind, {}))
 
     def _write(
         self, resource: ResourceType, old: dict, new: dict, subresource: str | None, dry_run: bool
@@ -487,8 +422,8 @@ class ObjectStore:
 
     def _dependents(self, uid: str) -> list[tuple[ResourceType, dict]]:
         found = []
-        for resource in {id(r): r for r in self._kinds.values()}.values():
-            for obj in self._objects[resource.storage_key].values():
+        for resource in self.kinds.all():
+            for obj in self.objects(resource):
                 if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or []):
                     found.append((resource, obj))
         return found
@@ -510,14 +445,10 @@ class ObjectStore:
             self._write(resource, obj, new, None, False)
 
     def _unregister_crd(self, crd: dict) -> None:
-        for resource in types_from_crd(crd):
-            known = self._kinds.pop((resource.group, resource.kind), None)
-            for version in resource.versions:
-                self._types.pop((resource.group, version, resource.plural), None)
-            if known is not None:
-                for obj in list(self._objects[known.storage_key].values()):
-                    self._commit("DELETED", known, copy.deepcopy(obj), None)
-                self._objects.pop(known.storage_key, None)
+        """A deleted CRD takes its kinds and all their objects with it."""
+        for served in self.kinds.remove_crd(crd):
+            for obj in list(self._objects.pop(served.storage_key, {}).values()):
+                self._commit("DELETED", served, copy.deepcopy(obj), None)
 
     def _terminate_namespace(self, resource: ResourceType, namespace: dict) -> dict:
         """Namespace deletion: Terminating, its content deleted, then the namespace itself."""
@@ -527,7 +458,7 @@ class ObjectStore:
             namespace["metadata"]["deletionTimestamp"] = now()
             namespace["status"] = {"phase": "Terminating"}
             namespace = self._commit("MODIFIED", resource, namespace, old)
-        for content_type in {id(r): r for r in self._kinds.values()}.values():
+        for content_type in self.kinds.all():
             if content_type.namespaced:
                 for obj in self.objects(content_type, name):
                     if self._stored(content_type, obj["metadata"]["name"], name) is not None:
@@ -540,31 +471,19 @@ class ObjectStore:
         namespace = self._stored(resource, name, None)
         if namespace is None or not namespace["metadata"].get("deletionTimestamp"):
             return
-        if any(
-            self.objects(r, name) for r in {id(r): r for r in self._kinds.values()}.values() if r.namespaced
-        ):
+        if any(self.objects(r, name) for r in self.kinds.all() if r.namespaced):
             return
         self._remove(resource, copy.deepcopy(namespace), "Background")
 
     # ---- helm --------------------------------------------------------------------------------
     def load(self, manifests: list[dict], namespace: str) -> None:
-        """Create rendered manifests as ``helm install --create-namespace`` would: CRDs first,
-        then Namespaces, then the rest in helm's kind order; test hooks are left out."""
+        """Create rendered manifests as ``helm install --create-namespace`` would (the order and
+        the hooks left out as ``resources.helm_install_sequence`` says)."""
         if self._stored(self.resource_of_kind("Namespace"), namespace, None) is None:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        wanted = [m for m in manifests if m and not _is_test_hook(m)]
-        crds = [m for m in wanted if m.get("kind") == "CustomResourceDefinition"]
-        namespaces = [m for m in wanted if m.get("kind") == "Namespace"]
-        rest = [m for m in wanted if m.get("kind") not in ("CustomResourceDefinition", "Namespace")]
-        for manifest in [*crds, *namespaces, *sorted(rest, key=helm_install_rank)]:
+        for manifest in helm_install_sequence(manifests):
             manifest = copy.deepcopy(manifest)
             resource = self.resource_of_kind(manifest.get("kind", ""), manifest.get("apiVersion", ""))
             if resource.namespaced:
                 manifest.setdefault("metadata", {}).setdefault("namespace", namespace)
             self.create(manifest)
-
-
-def _is_test_hook(manifest: dict) -> bool:
-    hooks = ((manifest.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", "")
-    names = {h.strip() for h in hooks.split(",") if h.strip()}
-    return bool(names) and names <= {"test", "test-success"}
