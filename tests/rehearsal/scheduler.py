@@ -116,10 +116,10 @@ class Scheduler:
             taint = untolerated_taint(pod, node)
             if (node.get("spec") or {}).get("unschedulable"):
                 reasons["node(s) were unschedulable"] += 1
+            elif taint is not None:  # kube-scheduler's filter order: taints before node affinity
+                reasons[f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"] += 1
             elif not selects_node(pod, node):
                 reasons["node(s) didn't match Pod's node affinity/selector"] += 1
-            elif taint is not None:
-                reasons[f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"] += 1
             else:
                 fits.append(node)
         meta = pod["metadata"]
