@@ -1,6 +1,6 @@
-"""`parhelion class close NAME --kubernetes` against a stand-in API server: the class closed
-in the platform ConfigMap, its students' home claims (the recorded EKS objects the meter is
-tested on) snapshotted and deleted as the course says, other claims untouched."""
+"""`parhelion class close NAME --kubernetes` against the rehearsal's API stand-in: the class
+closed in the platform ConfigMap, its students' home claims (the recorded EKS objects the meter
+is tested on) snapshotted and deleted as the course says, other claims untouched."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiohttp import web
 
 from platform_tools.config import parse_platform
 from tests.platform import REPO_ROOT, run_parhelion
+from tests.rehearsal.apiserver import ApiServer, ObjectStore, seed
 from tests.stand_in_server import kubeconfig_for, serving_in_thread
 
 pytestmark = pytest.mark.integration
@@ -31,60 +31,41 @@ def platform_text(homes: str) -> str:
     return yaml.safe_dump(prod["platform"], sort_keys=False)
 
 
-class Api:
+class Cluster:
+    """The API stand-in with the platform ConfigMap and the recorded home claims."""
+
     def __init__(self, homes: str):
-        self.configmap = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "parhelion-platform"},
-            "data": {"platform.yaml": platform_text(homes)},
-        }
-        self.claims = {c["metadata"]["name"]: copy.deepcopy(c) for c in CLAIMS}
-        self.snapshots: list[dict] = []
-        self.selectors: list[str] = []
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        cm = f"/api/v1/namespaces/{NS}/configmaps/parhelion-platform"
-        app.router.add_get(cm, self.get_cm)
-        app.router.add_patch(cm, self.patch_cm)
-        app.router.add_get(f"/api/v1/namespaces/{NS}/persistentvolumeclaims", self.list_claims)
-        app.router.add_delete(f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{{name}}", self.delete_claim)
-        app.router.add_post(
-            f"/apis/snapshot.storage.k8s.io/v1/namespaces/{NS}/volumesnapshots", self.snapshot
+        self.store = ObjectStore()
+        seed(self.store, CLAIMS, "PersistentVolumeClaim", namespace=NS)
+        self.store.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "parhelion-platform", "namespace": NS},
+                "data": {"platform.yaml": platform_text(homes)},
+            }
         )
-        return app
+        self.server = ApiServer(self.store)
 
-    async def get_cm(self, request):
-        return web.json_response(self.configmap)
+    @property
+    def configmap(self) -> dict:
+        return self.store.get("ConfigMap", "parhelion-platform", NS)
 
-    async def patch_cm(self, request):
-        self.configmap["data"].update(json.loads(await request.text())["data"])
-        return web.json_response(self.configmap)
+    @property
+    def claims(self) -> list[str]:
+        return [c["metadata"]["name"] for c in self.store.list("PersistentVolumeClaim", NS)]
 
-    async def list_claims(self, request):
-        selector = request.query.get("labelSelector", "")
-        self.selectors.append(selector)
-        wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
-        items = [
-            c
-            for c in self.claims.values()
-            if all((c["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+    @property
+    def snapshots(self) -> list[dict]:
+        return self.store.list("VolumeSnapshot", NS)
+
+    @property
+    def selectors(self) -> list[str]:
+        return [
+            r.query.get("labelSelector", "")
+            for r in self.server.requests
+            if r.method == "GET" and r.path.endswith("/persistentvolumeclaims")
         ]
-        return web.json_response(
-            {"kind": "PersistentVolumeClaimList", "apiVersion": "v1", "metadata": {}, "items": items}
-        )
-
-    async def delete_claim(self, request):
-        claim = self.claims.pop(request.match_info["name"], None)
-        if claim is None:
-            return web.json_response({"kind": "Status", "code": 404}, status=404)
-        return web.json_response(claim)
-
-    async def snapshot(self, request):
-        body = json.loads(await request.text())
-        self.snapshots.append(body)
-        return web.json_response(body, status=201)
 
 
 def close(tmp_path, url, *extra):
@@ -100,8 +81,8 @@ def close(tmp_path, url, *extra):
 
 
 def test_archive_snapshots_then_deletes_the_students_homes(tmp_path):
-    api = Api("archive")
-    with serving_in_thread(api.app()) as url:
+    api = Cluster("archive")
+    with serving_in_thread(api.server.app()) as url:
         done = close(tmp_path, url, "--snapshot-class", "ebs-snapshots")
     assert done.returncode == 0, done.stderr
     closed = parse_platform(api.configmap["data"]["platform.yaml"])
@@ -113,7 +94,7 @@ def test_archive_snapshots_then_deletes_the_students_homes(tmp_path):
         "volumeSnapshotClassName": "ebs-snapshots",
         "source": {"persistentVolumeClaimName": "claim-ann-40example-2eorg"},
     }
-    assert set(api.claims) == {"claim-bob"}  # not a student's home: untouched
+    assert api.claims == ["claim-bob"]  # not a student's home: untouched
     assert (
         "home claim-ann-40example-2eorg: snapshot claim-ann-40example-2eorg-heliophysics-school-final"
         in done.stdout
@@ -122,17 +103,17 @@ def test_archive_snapshots_then_deletes_the_students_homes(tmp_path):
 
 
 def test_archive_needs_a_snapshot_class_and_changes_nothing_without(tmp_path):
-    api = Api("archive")
+    api = Cluster("archive")
     before = copy.deepcopy(api.configmap)
-    with serving_in_thread(api.app()) as url:
+    with serving_in_thread(api.server.app()) as url:
         done = close(tmp_path, url)
     assert done.returncode == 1 and "give --snapshot-class" in done.stderr
     assert api.configmap == before and len(api.claims) == 2
 
 
 def test_keep_leaves_homes(tmp_path):
-    api = Api("keep")
-    with serving_in_thread(api.app()) as url:
+    api = Cluster("keep")
+    with serving_in_thread(api.server.app()) as url:
         done = close(tmp_path, url)
     assert done.returncode == 0, done.stderr
     assert len(api.claims) == 2 and not api.snapshots

@@ -1,20 +1,19 @@
 """`parhelion class prewarm NAME --kubernetes`: the class read from the chart's platform
 ConfigMap, the placeholders' StatefulSet sized to its profile and scaled to its roster.
 
-A kube-apiserver cannot run here: the stand-in serves GET of the ConfigMap and a strategic
-merge PATCH of the StatefulSet (its pod template's containers merged by name, as the API
-server does), starting from the StatefulSet the chart renders."""
+A kube-apiserver cannot run here: the rehearsal's API stand-in (tests/rehearsal/apiserver.py)
+holds the ConfigMap and the StatefulSet the chart renders, and applies the strategic merge
+PATCH (its pod template's containers merged by name, as the API server does)."""
 
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 import yaml
-from aiohttp import web
 
 from tests.platform import REPO_ROOT, run_parhelion
+from tests.rehearsal.apiserver import ApiServer, ObjectStore
 from tests.stand_in_server import kubeconfig_for, serving_in_thread
 
 pytestmark = pytest.mark.integration
@@ -52,46 +51,33 @@ def statefulset(tmp_path_factory):
     return rendered_statefulset(tmp_path_factory)
 
 
-class Api:
+class Cluster:
+    """The API stand-in with the platform ConfigMap and the rendered placeholders."""
+
     def __init__(self, statefulset: dict):
-        self.configmap = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "parhelion-platform"},
-            "data": {"platform.yaml": platform_text()},
-        }
-        self.statefulset = copy.deepcopy(statefulset)
-        self.patches: list[tuple[str, dict]] = []
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get(
-            f"/api/v1/namespaces/{NAMESPACE}/configmaps/parhelion-platform", self.get_configmap
+        self.store = ObjectStore()
+        self.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        self.store.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "parhelion-platform", "namespace": NAMESPACE},
+                "data": {"platform.yaml": platform_text()},
+            }
         )
-        app.router.add_patch(
-            f"/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/parhelion-placeholder", self.patch
+        self.store.create(
+            copy.deepcopy(statefulset) | {"metadata": {**statefulset["metadata"], "namespace": NAMESPACE}}
         )
-        return app
+        self.server = ApiServer(self.store)
 
-    async def get_configmap(self, request):
-        return web.json_response(self.configmap)
-
-    async def patch(self, request):
-        body = json.loads(await request.text())
-        self.patches.append((request.content_type, body))
-        spec = body.get("spec", {})
-        if "replicas" in spec:
-            self.statefulset["spec"]["replicas"] = spec["replicas"]
-        for change in spec.get("template", {}).get("spec", {}).get("containers", []):
-            for container in self.statefulset["spec"]["template"]["spec"]["containers"]:
-                if container["name"] == change["name"]:
-                    container.update(copy.deepcopy({k: v for k, v in change.items() if k != "name"}))
-        return web.json_response(self.statefulset)
+    @property
+    def statefulset(self) -> dict:
+        return self.store.get("StatefulSet", "parhelion-placeholder", NAMESPACE)
 
 
 def test_prewarm_then_stop(tmp_path, statefulset):
-    api = Api(statefulset)
-    with serving_in_thread(api.app()) as url:
+    api = Cluster(statefulset)
+    with serving_in_thread(api.server.app()) as url:
         config = kubeconfig_for(tmp_path, url)
         done = run_parhelion(
             "class", "prewarm", "heliophysics-school", "--kubernetes", "--kubeconfig", str(config)
@@ -103,7 +89,7 @@ def test_prewarm_then_stop(tmp_path, statefulset):
         assert container["resources"]["requests"] == {"cpu": "0.5", "memory": "2Gi"}  # the small profile
         assert api.statefulset["spec"]["selector"]["matchLabels"]  # the rest of the object kept
         assert container["image"].endswith(":2026.11.0")  # untouched by the merge
-        assert api.patches[0][0] == "application/strategic-merge-patch+json"
+        assert api.server.patches()[0].content_type == "application/strategic-merge-patch+json"
         done = run_parhelion(
             "class", "prewarm", "heliophysics-school", "--kubernetes", "--stop", "--kubeconfig", str(config)
         )
@@ -111,10 +97,10 @@ def test_prewarm_then_stop(tmp_path, statefulset):
 
 
 def test_an_unknown_class_is_named(tmp_path, statefulset):
-    api = Api(statefulset)
-    with serving_in_thread(api.app()) as url:
+    api = Cluster(statefulset)
+    with serving_in_thread(api.server.app()) as url:
         done = run_parhelion(
             "class", "prewarm", "nope", "--kubernetes", "--kubeconfig", str(kubeconfig_for(tmp_path, url))
         )
     assert done.returncode == 1 and "no class 'nope'" in done.stderr and "heliophysics-school" in done.stderr
-    assert not api.patches
+    assert not api.server.patches()

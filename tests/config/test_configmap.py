@@ -1,9 +1,10 @@
 """platform.yaml from its ConfigMap: the text at start (an env var), then followed through the
 Kubernetes API, as the gateway's API pod (which cannot mount it) does.
 
-A kube-apiserver cannot run here: a stand-in serves core/v1's read of one ConfigMap (the
-object as the API returns it, and a 403 Status when told to), so kubernetes_asyncio's real
-client code runs. Then LiveConfig, the reader quotas go through, follows the copied file.
+A kube-apiserver cannot run here: the rehearsal's API stand-in (tests/rehearsal/apiserver.py)
+serves the ConfigMap, and refuses reads with RBAC's 403 when a test says so, so
+kubernetes_asyncio's real client code runs. Then LiveConfig, the reader quotas go through,
+follows the copied file.
 """
 
 from __future__ import annotations
@@ -12,56 +13,46 @@ import asyncio
 import logging
 
 import pytest
-from aiohttp import web
 
 from platform_tools.config import ConfigError
 from platform_tools.config.configmap import ConfigMapMirror, platform_from_environment
 from platform_tools.config.live import LiveConfig
-from tests.stand_in_server import serving
+from tests.rehearsal.apiserver import ApiServer, ObjectStore, forbidden, serving_api
 
 pytestmark = pytest.mark.integration
 NAMESPACE, NAME = "parhelion", "parhelion-platform"
 
 
-class ConfigMapStandIn:
+class PlatformApi:
+    """The API stand-in holding the platform ConfigMap; ``denied`` makes it answer 403."""
+
     def __init__(self, data: dict[str, str]):
-        self.data = data
-        self.forbidden = False
-        self.reads = 0
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/api/v1/namespaces/{ns}/configmaps/{name}", self.read)
-        return app
-
-    async def read(self, request: web.Request) -> web.Response:
-        self.reads += 1
-        if self.forbidden:
-            status = {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "status": "Failure",
-                "reason": "Forbidden",
-                "code": 403,
-            }
-            return web.json_response(status, status=403)
-        ns, name = request.match_info["ns"], request.match_info["name"]
-        if (ns, name) != (NAMESPACE, NAME):
-            return web.json_response({"kind": "Status", "code": 404, "reason": "NotFound"}, status=404)
-        body = {
-            "kind": "ConfigMap",
+        self.store = ObjectStore()
+        self.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        configmap = {
             "apiVersion": "v1",
-            "metadata": {"name": name, "namespace": ns, "resourceVersion": str(self.reads)},
-            "data": dict(self.data),
+            "kind": "ConfigMap",
+            "metadata": {"name": NAME, "namespace": NAMESPACE},
         }
-        return web.json_response(body)
+        self.store.create(configmap | {"data": data})
+        self.denied = False
+        self.server = ApiServer(
+            self.store, refuse=lambda request: forbidden(request) if self.denied else None
+        )
+
+    @property
+    def reads(self) -> int:
+        return sum(r.method == "GET" for r in self.server.requests)
+
+    def set_text(self, text: str | None) -> None:
+        self.store.patch("ConfigMap", NAME, NAMESPACE, {"data": {"platform.yaml": text}})
 
 
-async def _with_api(stand_in: ConfigMapStandIn, body):
+async def _with_api(api: PlatformApi, body):
     from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
-    async with serving(stand_in.app()) as url, ApiClient(Configuration(host=url)) as api:
-        return await body(CoreV1Api(api))
+    async with serving_api(api.server) as url, ApiClient(Configuration(host=url)) as client:
+        return await body(CoreV1Api(client))
 
 
 def _with_quota(text: str, clusters: int) -> str:
@@ -96,18 +87,18 @@ def test_no_configuration_at_all_says_what_to_set(tmp_path):
 def test_changes_are_followed_and_bad_ones_do_not_replace_good(example_text, tmp_path):
     path, _ = platform_from_environment({"PARHELION_CONFIG_YAML": example_text}, tmp_path)
     live = LiveConfig(path)
-    stand_in = ConfigMapStandIn({"platform.yaml": example_text})
+    stand_in = PlatformApi({"platform.yaml": example_text})
 
     async def steps(core):
         mirror = ConfigMapMirror(core, NAMESPACE, NAME, path)
         results = [await mirror.refresh()]  # unchanged: the file is not touched
-        stand_in.data["platform.yaml"] = _with_quota(example_text, 5)
+        stand_in.set_text(_with_quota(example_text, 5))
         results.append(await mirror.refresh())
         quota_after_change = live.current().groups["researchers"].quota.max_dask_clusters
-        stand_in.data["platform.yaml"] = _with_quota(example_text, -1)
+        stand_in.set_text(_with_quota(example_text, -1))
         results.append(await mirror.refresh())  # copied, but LiveConfig rejects it
         quota_after_bad = live.current().groups["researchers"].quota.max_dask_clusters
-        del stand_in.data["platform.yaml"]
+        stand_in.set_text(None)
         results.append(await mirror.refresh())  # a ConfigMap without the key: file kept
         return results, quota_after_change, quota_after_bad
 
@@ -120,8 +111,8 @@ def test_changes_are_followed_and_bad_ones_do_not_replace_good(example_text, tmp
 
 def test_following_survives_api_errors(example_text, tmp_path, caplog):
     path, _ = platform_from_environment({"PARHELION_CONFIG_YAML": example_text}, tmp_path)
-    stand_in = ConfigMapStandIn({"platform.yaml": _with_quota(example_text, 7)})
-    stand_in.forbidden = True
+    stand_in = PlatformApi({"platform.yaml": _with_quota(example_text, 7)})
+    stand_in.denied = True
 
     async def steps(core):
         mirror = ConfigMapMirror(core, NAMESPACE, NAME, path, interval=0.05)
@@ -129,7 +120,7 @@ def test_following_survives_api_errors(example_text, tmp_path, caplog):
         try:
             while stand_in.reads < 2:
                 await asyncio.sleep(0.01)
-            stand_in.forbidden = False  # RBAC fixed: the next read copies the change
+            stand_in.denied = False  # RBAC fixed: the next read copies the change
             for _ in range(200):
                 if "max_dask_clusters: 7" in path.read_text():
                     break

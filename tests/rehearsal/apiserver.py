@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import copy
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -31,10 +31,11 @@ from tests.rehearsal.errors import ApiError
 from tests.rehearsal.patches import MERGE
 from tests.rehearsal.resources import ResourceType
 from tests.rehearsal.scale import scale_of
+from tests.rehearsal.seeding import seed
 from tests.rehearsal.selectors import labels_match, parse_field_selector, parse_label_selector
 from tests.rehearsal.store import Change, ObjectStore
 
-__all__ = ["ApiError", "ApiServer", "ObjectStore", "SeenRequest", "serving_api"]
+__all__ = ["ApiError", "ApiServer", "ObjectStore", "SeenRequest", "forbidden", "seed", "serving_api"]
 _POLL = 1.0  # how often an idle watch checks that its client is still connected
 
 
@@ -85,8 +86,11 @@ def _json(body: object, status: int = 200) -> web.Response:
 class ApiServer:
     """The HTTP face of an :class:`ObjectStore` (``app()`` gives the aiohttp application)."""
 
-    def __init__(self, store: ObjectStore):
+    def __init__(self, store: ObjectStore, refuse: Callable[[SeenRequest], ApiError | None] | None = None):
+        """``refuse`` stands in for what answers before storage does (RBAC's 403 Forbidden, an
+        overloaded server's 503, 429 throttling): an ApiError for a request makes its answer."""
         self.store = store
+        self.refuse = refuse
         self.requests: list[SeenRequest] = []
         self._watches: set[asyncio.Queue] = set()
         self._host = "127.0.0.1"
@@ -125,6 +129,8 @@ class ApiServer:
             )
         )
         try:
+            if self.refuse is not None and (refusal := self.refuse(self.requests[-1])) is not None:
+                raise refusal
             return await handler(request)
         except ApiError as error:
             return _json(error.status(), error.code)
@@ -423,6 +429,18 @@ class ApiServer:
                 return
             if event := self._event(change, selection, target):
                 await response.write(json.dumps(event).encode() + b"\n")
+
+
+def forbidden(request: SeenRequest) -> ApiError:
+    """A 403 as RBAC words it, for a ``refuse`` that denies a request."""
+    parts = [p for p in request.path.split("/") if p]
+    resource = parts[-2] if len(parts) >= 2 and parts[-2] != "namespaces" else parts[-1]
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{resource} is forbidden: User "system:serviceaccount:stand-in" cannot '
+        f"{request.method.lower()} resource {resource!r}",
+    )
 
 
 @contextlib.asynccontextmanager

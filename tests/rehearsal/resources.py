@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -224,6 +225,18 @@ _ZERO_STATUS = {
     },
     "HorizontalPodAutoscaler": {"currentReplicas": 0, "desiredReplicas": 0},
 }
+
+
+def default_service(spec: dict, next_cluster_ip: Callable[[], str]) -> None:
+    """What the API server fills in a Service: its type, a cluster IP (unless headless or an
+    ExternalName), each port's protocol and targetPort."""
+    spec.setdefault("type", "ClusterIP")
+    if spec["type"] != "ExternalName" and not spec.get("clusterIP"):
+        address = next_cluster_ip()
+        spec["clusterIP"], spec["clusterIPs"] = address, [address]
+    for port in spec.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
 
 
 def initial_status(resource: ResourceType, obj: dict) -> None:

@@ -29,6 +29,7 @@ from tests.rehearsal.kinds import Kinds
 from tests.rehearsal.patches import PATCH_TYPES, apply_patch
 from tests.rehearsal.resources import (
     ResourceType,
+    default_service,
     helm_install_sequence,
     initial_status,
     now,
@@ -72,6 +73,7 @@ class ObjectStore:
         self._objects: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
         self._uids: dict[str, tuple[ResourceType, str, str]] = {}
         self._version = 0
+        self._services = 0  # cluster IPs handed out
         self._compacted = 0  # the newest resourceVersion whose change was dropped from history
         self._history: deque[Change] = deque(maxlen=history)
         self._listeners: list[Callable[[Change], None]] = []
@@ -215,11 +217,17 @@ class ObjectStore:
             raise errors.already_exists(resource.plural, meta["name"], resource.group)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
         initial_status(resource, obj)
+        if resource.kind == "Service":
+            default_service(obj.setdefault("spec", {}), self._next_cluster_ip)
         if dry_run:
             return obj
         if resource.kind == "CustomResourceDefinition":
             self.register_crd(obj)
         return self._commit("ADDED", resource, obj, None)
+
+    def _next_cluster_ip(self) -> str:
+        self._services += 1
+        return f"10.96.{self._services // 250}.{self._services % 250 + 1}"
 
     def _check_namespace(self, name: str) -> None:
         namespace = self._stored(self.resource_of_kind("Namespace"), name, None)
