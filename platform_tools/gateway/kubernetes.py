@@ -70,9 +70,12 @@ class ParhelionKubeBackend(AggregateLimitsMixin, KubeBackend):
     async def setup(self, app: Any) -> None:
         await super().setup(app)
         if self.platform_configmap:
+            # the namespace is a cluster option upstream (KubeClusterConfig), not the backend's:
+            # the gateway's own, from its service account, unless configured otherwise
+            namespace = self.cluster_config_class(parent=self).namespace
             mirror = ConfigMapMirror(
                 self.core_client,
-                self.namespace,
+                namespace,
                 self.platform_configmap,
                 Path(self.platform_config_path),
                 interval=self.platform_refresh_seconds,
