@@ -46,7 +46,12 @@ class Deployment:
         return None
 
     def ready(self, prefix: str) -> dict | None:
+        """The pod if it is ready; fails at once if it keeps crashing (no point waiting on)."""
         pod = self.pod(prefix)
+        for container in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+            if container.get("restartCount", 0) >= 3:
+                name = pod["metadata"]["name"]
+                raise AssertionError(f"{name} keeps crashing:\n{self.cluster.logs(name)[-8000:]}")
         conditions = ((pod or {}).get("status") or {}).get("conditions") or []
         return pod if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
 

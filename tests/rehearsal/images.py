@@ -22,15 +22,20 @@ whose init reaps zombies as tini would.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.images.venvs import image_venv
+from tests.rehearsal.sandbox import EMPTY
 from tests.platform import REPO_ROOT
 
 IMAGE_PREFIX = "/opt/parhelion"
 NODE_MODULES = REPO_ROOT / "node_modules"
+CHP_MODULES = "/srv/configurable-http-proxy/node_modules"  # where the proxy's image has them
 OWN_IMAGES = ("hub", "base", "helio")
 #: Images that have no process here at all: their Services are served by a stand-in.
 NOT_RUN = ("docker.io/traefik", "traefik")
@@ -41,7 +46,7 @@ class Image:
     """A container image as the kubelet needs it: its files, user, working dir and entry point."""
 
     name: str
-    binds: dict[str, Path] = field(default_factory=dict)  # path in the container -> host path
+    binds: dict[str, Path | str] = field(default_factory=dict)  # container path -> host path or EMPTY
     env: dict[str, str] = field(default_factory=dict)
     user: int = 0
     group: int = 0
@@ -57,6 +62,22 @@ class Image:
         return [*self.entrypoint, *(args if args else self.cmd)]
 
 
+def interpreter_binds() -> dict[str, Path | str]:
+    """The Python the image venvs link to, where they link to it, readable by the pod's user.
+
+    A venv's ``bin/python`` links to the interpreter that made it (here, maybe under /root,
+    which other users cannot enter): that prefix is bound at its own path, and the folder
+    that is closed to others is replaced by an empty tmpfs around it.
+    """
+    prefix = Path(os.path.realpath(sys.executable)).parents[1]
+    binds: dict[str, Path | str] = {str(prefix): prefix}
+    for folder in reversed(prefix.parents):
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            binds[str(folder)] = EMPTY  # nothing else of that folder is shown
+            break
+    return binds
+
+
 def _dockerfile_image(name: str, scratch: Path) -> Image:
     """One of Parhelion's images, from its Dockerfile and its lock's venv."""
     text = (REPO_ROOT / "images" / name / "Dockerfile").read_text()
@@ -64,6 +85,7 @@ def _dockerfile_image(name: str, scratch: Path) -> Image:
     image = _dockerfile_image(base.group(1), scratch) if base else Image(name=name)
     image.name = name
     image.binds[IMAGE_PREFIX] = image_venv(name, scratch)
+    image.binds.update(interpreter_binds())
     for source, target in re.findall(r"^COPY (hub_config/\S+) (\S+)$", text, re.MULTILINE):
         image.binds[target] = REPO_ROOT / source
     for block in re.findall(r"^ENV\s+((?:.*\\\n)*.*)$", text, re.MULTILINE):
@@ -105,7 +127,8 @@ class ImageCatalog:
         if repository.endswith("/configurable-http-proxy"):
             return Image(
                 name="configurable-http-proxy",
-                env={"PATH": f"{NODE_MODULES / '.bin'}:/usr/local/bin:/usr/bin:/bin"},
+                binds={CHP_MODULES: NODE_MODULES.resolve()},
+                env={"PATH": f"{CHP_MODULES}/.bin:/usr/local/bin:/usr/bin:/bin"},
                 user=65534,
                 group=65534,
                 workdir="/srv/configurable-http-proxy",

@@ -203,7 +203,10 @@ class ProcessKubelet:
         uid, gid, groups = run_as(pod, container, image.user, image.group)
         mounts: dict[str, Path | None] = {**image.binds, "/etc/hosts": None}
         mounts["/etc/hosts"] = self.hosts.for_pod(running.key, running.address, meta["name"])
-        read_only = {"/etc/hosts", *image.binds}
+        read_only = {
+            "/etc/hosts",
+            *(path for path, source in image.binds.items() if isinstance(source, Path)),
+        }
         volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
         fs_group = (pod["spec"].get("securityContext") or {}).get("fsGroup")
         for mount in container.get("volumeMounts") or []:
@@ -223,8 +226,6 @@ class ProcessKubelet:
         from tests.rehearsal.pod_spec import expand
 
         argv = [expand(a, env) for a in argv]
-        if image.name == "configurable-http-proxy":
-            argv[0] = str(Path(image.env["PATH"].split(":")[0]) / argv[0])
         return Sandbox(
             argv=argv,
             env=env,

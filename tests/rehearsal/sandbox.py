@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
-TMPFS = None  # a mounts value: an empty, writable tmpfs at that path
+TMPFS = "tmpfs"  # a mounts value: an empty tmpfs anyone may write to (sticky, as /tmp)
+EMPTY = "empty"  # a mounts value: an empty tmpfs only root may write to, hiding what was there
 
 
 def _resolved(target: str) -> str:
@@ -41,7 +42,7 @@ def _resolved(target: str) -> str:
 class Sandbox:
     argv: list[str]
     env: dict[str, str]
-    mounts: dict[str, Path | None] = field(default_factory=dict)  # container path -> host path
+    mounts: dict[str, Path | str] = field(default_factory=dict)  # container path -> host path, TMPFS, EMPTY
     read_only: set[str] = field(default_factory=set)  # container paths bound read-only
     user: int = 0
     group: int = 0
@@ -54,7 +55,19 @@ class Sandbox:
         self.mounts = {_resolved(t): s for t, s in self.mounts.items()}
         self.read_only = {_resolved(t) for t in self.read_only}
         args = [BWRAP, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        args += [
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--perms",
+            "1777",
+            "--tmpfs",
+            "/tmp",
+        ]
         for parent in self._tmpfs_parents():
             args += ["--tmpfs", str(parent)]
             for entry in sorted(parent.iterdir()):
@@ -64,17 +77,19 @@ class Sandbox:
                     else ["--ro-bind", str(entry), str(entry)]
                 )
         made: set[Path] = set()
+        tmpfs = {Path(t) for t, s in self.mounts.items() if s in (TMPFS, EMPTY)}
         for target in sorted(self.mounts, key=lambda p: (p.count("/"), p)):
             # folders on the way to a mount point, world-readable as an image's would be
             # (bwrap makes them 0700 on its own)
             for folder in reversed(Path(target).parents):
-                if folder.exists() or folder in made or str(folder) in self.mounts:
+                hidden = any(m in folder.parents for m in tmpfs)  # inside an empty tmpfs
+                if (folder.exists() and not hidden) or folder in made or str(folder) in self.mounts:
                     continue
                 args += ["--perms", "0755", "--dir", str(folder)]
                 made.add(folder)
             source = self.mounts[target]
-            if source is TMPFS:
-                args += ["--tmpfs", target]
+            if source in (TMPFS, EMPTY):
+                args += ["--perms", "1777" if source == TMPFS else "0755", "--tmpfs", target]
             else:
                 args += ["--ro-bind" if target in self.read_only else "--bind", str(source), target]
         if self.user:
@@ -98,7 +113,7 @@ class Sandbox:
 
     def _tmpfs_parents(self) -> list[Path]:
         """Existing folders to lay a tmpfs over, so that missing mount points can be made."""
-        folders = {"/tmp"} | {t for t, s in self.mounts.items() if s is TMPFS or s.is_dir()}
+        folders = {"/tmp"} | {t for t, s in self.mounts.items() if s in (TMPFS, EMPTY) or s.is_dir()}
         parents: set[Path] = set()
         for target in self.mounts:
             if Path(target).exists() or any(target.startswith(f.rstrip("/") + "/") for f in folders):

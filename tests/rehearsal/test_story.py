@@ -22,8 +22,14 @@ from tests.rehearsal.deployment import BUCKET, Deployment, OutsideWorld, install
 
 pytestmark = pytest.mark.rehearsal
 
-CORE = ("hub-", "proxy-", "api-parhelion-dask-gateway-", "controller-parhelion-dask-gateway-",
-        "parhelion-accounting-", "traefik-parhelion-dask-gateway-")
+CORE = (
+    "hub-",
+    "proxy-",
+    "api-parhelion-dask-gateway-",
+    "controller-parhelion-dask-gateway-",
+    "parhelion-accounting-",
+    "traefik-parhelion-dask-gateway-",
+)
 
 READ_ARCHIVE = f"""
 import fsspec
@@ -105,8 +111,11 @@ def test_a_researchers_first_hour(deployment: Deployment):
             assert annotations["parhelion.dev/user"] == "alice"
             assert pod["spec"]["nodeSelector"]["parhelion.dev/pool"] == "users"
             assert pod["spec"]["nodeName"] == "ip-10-0-2-20.ec2.internal"
-            claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]
-                      if "persistentVolumeClaim" in v]
+            claims = [
+                v["persistentVolumeClaim"]["claimName"]
+                for v in pod["spec"]["volumes"]
+                if "persistentVolumeClaim" in v
+            ]
             assert claims, pod["spec"]["volumes"]
             await user.open_lab()
             kernel = await user.start_kernel()
