@@ -87,6 +87,13 @@ def user_environment(config: PlatformConfig, gateway: dict[str, str]) -> dict[st
     return env
 
 
+def literal(value: str) -> str:
+    """``value`` as KubeSpawner passes it on: it expands every environment string as a
+    ``str.format`` template ({username}, ...), so the braces of JSON values (the archives'
+    options) must be doubled or spawning fails with a KeyError."""
+    return value.replace("{", "{{").replace("}", "}}")
+
+
 def gateway_addresses(release: str) -> dict[str, str]:
     """Where users reach dask-gateway: through the hub's proxy, as in a daskhub; its traefik for
     the scheduler connections, named from the release (each overridable by the environment)."""
@@ -167,7 +174,8 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     # through its NetworkPolicy; its singleuser.extraEnv and nodeSelector stay too.
     merge_into(c.KubeSpawner, "node_selector", USERS_POOL)
     merge_into(c.KubeSpawner, "extra_labels", metering_metadata("", "server")[0])
-    merge_into(c.KubeSpawner, "environment", user_environment(config, gateway_addresses(release)))
+    environment = user_environment(config, gateway_addresses(release))
+    merge_into(c.KubeSpawner, "environment", {k: literal(v) for k, v in environment.items()})
     c.KubeSpawner.uid = 1000
     c.KubeSpawner.gid = 1000
     c.KubeSpawner.fs_gid = 1000

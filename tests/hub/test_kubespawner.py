@@ -137,6 +137,19 @@ def test_servers_get_the_archive_and_the_gateway_with_no_arguments(platform, mon
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
 
 
+def test_json_in_the_environment_reaches_the_pod_unchanged(platform, monkeypatch, tmp_path):
+    """KubeSpawner expands environment values as str.format templates: fsspec's options for an
+    anonymous archive (JSON, with braces) once made every spawn fail with KeyError '"anon"' on EKS, where the
+    default archive is a public, anonymous bucket."""
+    from platform_tools.config.models import Archive
+
+    sdo = Archive(bucket="gov-nasa-hdrl-data1", access="anonymous", default=True)
+    platform = platform.model_copy(update={"archives": {"sdo": sdo}})
+    pod = manifest(platform, "demo", "small", monkeypatch, tmp_path)["pod"]
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert json.loads(env["FSSPEC_S3"]) == {"anon": True}
+
+
 def test_the_culler_follows_platform_yaml(platform):
     from platform_tools.hub.kubernetes import cull_timeout
 
