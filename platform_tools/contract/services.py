@@ -15,6 +15,7 @@ Passing a base that already holds the prefix is refused: the EKS spawn check onc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
@@ -35,6 +36,24 @@ def service_prefix(name: str) -> str:
 ACCOUNTING_PREFIX = service_prefix(ACCOUNTING_SERVICE)
 # dask-gateway's Proxy.prefix and the chart's gateway.prefix take it without the slash.
 GATEWAY_PREFIX = service_prefix(GATEWAY_SERVICE).rstrip("/")
+
+
+def external_service_oauth(name: str) -> dict[str, str]:
+    """The OAuth environment JupyterHub gives a service it starts, for one it does not start.
+
+    On Kubernetes the accounting service is a Deployment of its own, registered with the hub
+    by URL: JupyterHub then makes its OAuth client with these defaults (``service-NAME``,
+    ``/services/NAME/oauth_callback``), and HubOAuth in the service reads the same values from
+    these variables. Without them its login redirected people to an empty client id.
+    """
+    prefix = service_prefix(name)
+    return {
+        "JUPYTERHUB_SERVICE_NAME": name,
+        "JUPYTERHUB_SERVICE_PREFIX": prefix,
+        "JUPYTERHUB_CLIENT_ID": f"service-{name}",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([f"access:services!service={name}"]),
+    }
 
 
 class AccountingPath:

@@ -466,3 +466,19 @@ def test_a_prefixed_accounting_url_is_refused_at_configuration():
 
     with pytest.raises(TraitError, match="PARHELION_ACCOUNTING_URL"):
         AggregateLimitsMixin(accounting_url="http://parhelion-accounting:8080/services/accounting/")
+
+
+def test_an_external_services_oauth_is_what_the_hub_registers_for_it(monkeypatch):
+    """HubOAuth in the accounting Deployment (no hub starts it on Kubernetes) asks for the
+    client JupyterHub makes for a service registered by URL: ``service-NAME`` and its prefix's
+    callback; the rehearsal (tests/rehearsal) logs a person in through both."""
+    from jupyterhub.services.auth import HubOAuth
+
+    from platform_tools.contract.services import ACCOUNTING_PREFIX, ACCOUNTING_SERVICE, external_service_oauth
+
+    for key, value in external_service_oauth(ACCOUNTING_SERVICE).items():
+        monkeypatch.setenv(key, value)
+    auth = HubOAuth(api_token="t", api_url="http://hub:8081/hub/api")
+    assert auth.oauth_client_id == "service-accounting"
+    assert auth.oauth_redirect_uri == ACCOUNTING_PREFIX + "oauth_callback"
+    assert auth.access_scopes == {"access:services!service=accounting"}

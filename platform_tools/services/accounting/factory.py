@@ -24,7 +24,12 @@ from platform_tools.accounting.sources import Sources
 from platform_tools.classes.lifecycle import prewarm_local
 from platform_tools.classes.sessions import SessionScheduler
 from platform_tools.config.live import LiveConfig
-from platform_tools.contract.services import ACCOUNTING_PREFIX, gateway_api
+from platform_tools.contract.services import (
+    ACCOUNTING_PREFIX,
+    ACCOUNTING_SERVICE,
+    external_service_oauth,
+    gateway_api,
+)
 from platform_tools.ledger.store import Ledger
 from platform_tools.local.runtime import HOST, LocalRuntime
 from platform_tools.local.statedir import StateDir
@@ -170,6 +175,8 @@ def local_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accountin
 
 def kubernetes_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accounting, Settings]:
     """The service as the chart's Deployment runs it."""
+    for key, value in external_service_oauth(ACCOUNTING_SERVICE).items():
+        os.environ.setdefault(key, value)  # read by HubOAuth when the handlers first need it
     factory = AccountingFactory(Settings.kubernetes(environ))
     namespace = environ.get("PARHELION_NAMESPACE", "default")
     sessions = None
