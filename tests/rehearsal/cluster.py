@@ -141,9 +141,15 @@ class RehearsalCluster:
         self.network = PodNetwork(root)
         self.hosts = HostsFile(root / "hosts")
         self.services = ServiceSync(self.store, self.network, self.hosts)
+        # ClusterIPs from the pod network, given at creation as the API server gives them:
+        # a pod started a moment later must find its Service variables valid
+        self.store.allocate_cluster_ip = lambda namespace, name: self.network.service_ip(
+            f"{namespace}/{name}"
+        )
         self.api = ApiServer(self.store)
         self.controllers = ControllerManager(self.store)
         self.kubelet: ProcessKubelet | None = None
+        self.images = ImageCatalog(root / "images")
         self._runner: web.AppRunner | None = None
         self.api_url = ""
         self.ca = b""

@@ -111,6 +111,8 @@ def install(cluster: RehearsalCluster, outside: OutsideWorld, root: Path) -> Dep
         "metadata": {"name": "parhelion-oauth", "namespace": NAMESPACE},
         "stringData": {"client-secret": CLIENT_SECRET},
     }
+    for image in ("hub", "helio"):  # made before the pods need them (minutes, on a fresh clone)
+        cluster.images.resolve(f"ghcr.io/parhelion-platform/parhelion-{image}")
     cluster.install([secret, *objects])
     return Deployment(cluster=cluster, hub_url=proxy, oidc_url=oidc, objects=objects)
 

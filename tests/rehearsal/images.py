@@ -26,12 +26,13 @@ import os
 import re
 import stat
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.images.venvs import image_venv
-from tests.rehearsal.sandbox import EMPTY
 from tests.platform import REPO_ROOT
+from tests.rehearsal.sandbox import EMPTY
 
 IMAGE_PREFIX = "/opt/parhelion"
 NODE_MODULES = REPO_ROOT / "node_modules"
@@ -110,6 +111,7 @@ class ImageCatalog:
     def __init__(self, scratch: Path):
         self.scratch = scratch
         self._own: dict[str, Image] = {}
+        self._lock = threading.Lock()
 
     def resolve(self, reference: str) -> Image | None:
         """The image for ``reference``; None for an image that is served by a stand-in instead."""
@@ -139,6 +141,10 @@ class ImageCatalog:
         raise LookupError(f"the process kubelet has no stand-in for image {reference!r}")
 
     def _parhelion(self, name: str) -> Image:
+        with self._lock:  # the kubelet resolves in worker threads; a venv is made once
+            return self._parhelion_unlocked(name)
+
+    def _parhelion_unlocked(self, name: str) -> Image:
         if name not in self._own:
             self._own[name] = _dockerfile_image(name, self.scratch)
         own = self._own[name]

@@ -28,7 +28,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.rehearsal.images import ImageCatalog
-from tests.rehearsal.network import HostsFile, PodNetwork
+from tests.rehearsal.network import POD_NETWORK_DIR, HostsFile, PodNetwork
 from tests.rehearsal.pod_spec import PodSpecError, container_env, run_as, service_variables, volume_files
 from tests.rehearsal.sandbox import TMPFS, PidsCgroup, Sandbox
 
@@ -163,9 +163,12 @@ class ProcessKubelet:
         containers = pod["spec"]["containers"]
         try:
             for init in pod["spec"].get("initContainers") or []:
+                await asyncio.to_thread(self.images.resolve, init["image"])
                 code = await self._run_to_completion(running, init)
                 if code != 0:
                     raise PodSpecError(f"init container {init['name']} exited with {code}")
+            for container in containers:  # an image's venv may take minutes to make: not in the loop
+                await asyncio.to_thread(self.images.resolve, container["image"])
             sandboxes = [(c, self._sandbox(running, c)) for c in containers]
         except (PodSpecError, LookupError) as error:
             self._event(pod, "Warning", "Failed", str(error))
@@ -201,10 +204,10 @@ class ProcessKubelet:
         env = {**image.env, "HOSTNAME": meta["name"], "HOME": image.home}
         env.update(container_env(pod, container, self._lookup, service_variables(services)))
         uid, gid, groups = run_as(pod, container, image.user, image.group)
-        mounts: dict[str, Path | None] = {**image.binds, "/etc/hosts": None}
-        mounts["/etc/hosts"] = self.hosts.for_pod(running.key, running.address, meta["name"])
+        mounts: dict[str, Path | str] = dict(image.binds)
+        mounts[POD_NETWORK_DIR] = self.hosts.for_pod(running.key, running.address, meta["name"])
         read_only = {
-            "/etc/hosts",
+            POD_NETWORK_DIR,
             *(path for path, source in image.binds.items() if isinstance(source, Path)),
         }
         volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
@@ -236,6 +239,7 @@ class ProcessKubelet:
             groups=groups,
             workdir=workdir,
             netns=running.netns,
+            etc_links={name: f"{POD_NETWORK_DIR}/{name}" for name in ("hosts", "resolv.conf")},
             cgroup=running.cgroup.path,
         )
 
@@ -277,19 +281,21 @@ class ProcessKubelet:
             return folder
         if "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"]["claimName"]
-            if self.store.get("PersistentVolumeClaim", claim, meta["namespace"]) is None:
+            found = self.store.get("PersistentVolumeClaim", claim, meta["namespace"])
+            if found is None:
                 raise PodSpecError(f'persistentvolumeclaim "{claim}" not found')
             folder = self.root / "volumes" / meta["namespace"] / claim
             fresh = not folder.exists()
             folder.mkdir(parents=True, exist_ok=True)
-            if fresh:  # a new volume, formatted for the pod that mounts it first
+            if fresh:  # a new volume (the CSI driver's part), formatted for the pod mounting it first
                 os.chown(folder, uid, fs_group if fs_group is not None else uid)
+                bound = {
+                    "phase": "Bound",
+                    "accessModes": found["spec"].get("accessModes", ["ReadWriteOnce"]),
+                    "capacity": {"storage": found["spec"]["resources"]["requests"]["storage"]},
+                }
                 self.store.patch(
-                    "PersistentVolumeClaim",
-                    claim,
-                    meta["namespace"],
-                    {"status": {"phase": "Bound"}},
-                    subresource="status",
+                    "PersistentVolumeClaim", claim, meta["namespace"], {"status": bound}, subresource="status"
                 )
             return folder
         if "emptyDir" in volume:
@@ -402,6 +408,8 @@ class ProcessKubelet:
             {
                 "name": c["name"],
                 "image": c["image"],
+                "imageID": f"stand-in://{c['image']}",
+                "containerID": f"process://{pod['metadata']['uid']}/{c['name']}",
                 "ready": running.ready.get(c["name"], False),
                 "restartCount": running.restarts.get(c["name"], 0),
                 "started": "running" in running.states.get(c["name"], {}),
@@ -481,7 +489,8 @@ class ProcessKubelet:
             await running.stand_in.stop()
         running.cgroup.remove()
         self.network.remove_pod(running.pod["metadata"]["uid"])
-        self.hosts.forget(running.key)
+        if remove:  # kept when the test is over, for its failure message
+            self.hosts.forget(running.key)
         if self.pods.get(running.key) is running:
             del self.pods[running.key]
         if remove:

@@ -22,11 +22,14 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import random
+import shutil
 import subprocess
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+POD_NETWORK_DIR = "/run/parhelion-pod-network"  # where a pod sees its hosts and resolv.conf
 
 
 def _ip(*args: str) -> None:
@@ -107,24 +110,34 @@ class PodNetwork:
 
 
 class HostsFile:
-    """/etc/hosts of every pod: the cluster's Service names, then the pod's own name."""
+    """/etc/hosts (and resolv.conf) of every pod: the cluster's Service names, then its own.
+
+    Each pod has a folder of its own holding both, bound in the pod at ``POD_NETWORK_DIR``;
+    its /etc/hosts and /etc/resolv.conf are symlinks into it (tests/rehearsal/sandbox.py). A
+    change is written to a new file renamed over the old one, so a lookup never reads a
+    half-written file (one that did made resolvers fall back to DNS and time out).
+    """
 
     def __init__(self, folder: Path):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.entries: dict[str, list[str]] = {}  # address -> names
-        self._pods: dict[str, tuple[str, str]] = {}  # file -> (address, hostname)
+        self._pods: dict[Path, tuple[str, str]] = {}  # pod folder -> (address, hostname)
 
     def for_pod(self, key: str, address: str, hostname: str) -> Path:
-        path = self.folder / key.replace("/", "_")
-        self._pods[str(path)] = (address, hostname)
-        self._write(path)
-        return path
+        """The pod's folder (hosts, resolv.conf), written now and kept up to date."""
+        folder = self.folder / key.replace("/", "_")
+        folder.mkdir(exist_ok=True)
+        # nothing answers DNS in a pod's namespace: fail at once, never wait for a server
+        (folder / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        self._pods[folder] = (address, hostname)
+        self._write(folder)
+        return folder
 
     def forget(self, key: str) -> None:
-        path = self.folder / key.replace("/", "_")
-        self._pods.pop(str(path), None)
-        path.unlink(missing_ok=True)
+        folder = self.folder / key.replace("/", "_")
+        self._pods.pop(folder, None)
+        shutil.rmtree(folder, ignore_errors=True)
 
     def set_service(self, namespace: str, name: str, address: str | None) -> None:
         names = [
@@ -133,24 +146,25 @@ class HostsFile:
             f"{name}.{namespace}.svc",
             f"{name}.{namespace}.svc.cluster.local",
         ]
+        before = {ip: list(listed) for ip, listed in self.entries.items()}
         for listed in self.entries.values():
             for each in names:
                 if each in listed:
                     listed.remove(each)
         if address:
             self.entries.setdefault(address, []).extend(names)
-        for path in list(self._pods):
-            self._write(Path(path))
+        if {ip: n for ip, n in self.entries.items() if n} != {ip: n for ip, n in before.items() if n}:
+            for folder in list(self._pods):
+                self._write(folder)
 
-    def _write(self, path: Path) -> None:
-        address, hostname = self._pods[str(path)]
+    def _write(self, folder: Path) -> None:
+        address, hostname = self._pods[folder]
         lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback", f"{address} {hostname}"]
         lines += [f"{ip} {' '.join(names)}" for ip, names in self.entries.items() if names]
-        # in place, not replaced: each pod has this very file bound at /etc/hosts
-        with open(path, "a+") as hosts:
-            hosts.seek(0)
-            hosts.truncate()
-            hosts.write("\n".join(lines) + "\n")
+        fresh = folder / "hosts.new"
+        fresh.write_text("\n".join(lines) + "\n")
+        fresh.chmod(0o644)
+        os.replace(fresh, folder / "hosts")
 
 
 class ServiceProxy:

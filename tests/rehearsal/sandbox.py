@@ -6,7 +6,7 @@ What a container runtime would give the process, and how it is had without one:
   private mount namespace. A mount point that does not exist here is made inside a tmpfs laid
   over its nearest existing parent, whose own entries are bound back read-only, so nothing on
   this machine is created or changed;
-* a writable /tmp, HOME and working directory of its own (tmpfs: the container layer), and
+* a writable /tmp, /dev/shm, HOME and working directory of its own (tmpfs: the container layer), and
   /etc/hosts from the pod network (tests/rehearsal/network.py);
 * a PID namespace of its own (bwrap's init reaps, as tini would), killed with the process;
 * its user: bwrap keeps only CAP_SETUID/CAP_SETGID, which ``setpriv`` uses to become the pod's
@@ -49,33 +49,28 @@ class Sandbox:
     groups: list[int] = field(default_factory=list)
     workdir: str = "/"
     netns: str | None = None  # /run/netns/<name>
+    etc_links: dict[str, str] = field(default_factory=dict)  # /etc entry -> what it links to
     cgroup: Path | None = None  # a pids cgroup folder
 
     def command(self) -> list[str]:
         self.mounts = {_resolved(t): s for t, s in self.mounts.items()}
         self.read_only = {_resolved(t) for t in self.read_only}
         args = [BWRAP, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-        args += [
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--perms",
-            "1777",
-            "--tmpfs",
-            "/tmp",
-        ]
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        args += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
         for parent in self._tmpfs_parents():
             args += ["--tmpfs", str(parent)]
             for entry in sorted(parent.iterdir()):
+                if parent == Path("/etc") and entry.name in self.etc_links:
+                    continue
                 args += (
                     ["--symlink", os.readlink(entry), str(entry)]
                     if entry.is_symlink()
                     else ["--ro-bind", str(entry), str(entry)]
                 )
+            if parent == Path("/etc"):
+                for name, target in self.etc_links.items():
+                    args += ["--symlink", target, f"/etc/{name}"]
         made: set[Path] = set()
         tmpfs = {Path(t) for t, s in self.mounts.items() if s in (TMPFS, EMPTY)}
         for target in sorted(self.mounts, key=lambda p: (p.count("/"), p)):
@@ -123,6 +118,8 @@ class Sandbox:
                 parent = parent.parent
             if str(parent) != "/":
                 parents.add(parent)
+        if self.etc_links:  # /etc/hosts and resolv.conf become links: /etc is laid anew
+            parents.add(Path("/etc"))
         # a parent inside another one is already writable
         return sorted(p for p in parents if not any(q in p.parents for q in parents))
 

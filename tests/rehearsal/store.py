@@ -218,14 +218,17 @@ class ObjectStore:
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
         initial_status(resource, obj)
         if resource.kind == "Service":
-            default_service(obj.setdefault("spec", {}), self._next_cluster_ip)
+            default_service(
+                obj.setdefault("spec", {}), lambda: self.allocate_cluster_ip(meta["namespace"], meta["name"])
+            )
         if dry_run:
             return obj
         if resource.kind == "CustomResourceDefinition":
             self.register_crd(obj)
         return self._commit("ADDED", resource, obj, None)
 
-    def _next_cluster_ip(self) -> str:
+    def allocate_cluster_ip(self, namespace: str, name: str) -> str:
+        """A new Service's ClusterIP; a pod network replaces this with addresses it serves."""
         self._services += 1
         return f"10.96.{self._services // 250}.{self._services % 250 + 1}"
 

@@ -19,6 +19,7 @@ import requests
 from platform_tools.clients.hubclient import HubError, HubUser
 from tests.rehearsal.cluster import NAMESPACE, RehearsalCluster
 from tests.rehearsal.deployment import BUCKET, Deployment, OutsideWorld, install
+from tests.rehearsal.pod_spec import quantity
 
 pytestmark = pytest.mark.rehearsal
 
@@ -81,10 +82,6 @@ def oauth(name: str) -> dict:
     return {"sub": name}
 
 
-def _run(coroutine):
-    return asyncio.run(coroutine)
-
-
 def test_the_chart_starts_as_on_eks(deployment: Deployment):
     """Every core pod of the chart runs on the core pool and is ready; the hub answers through the proxy."""
     for prefix in CORE:
@@ -93,48 +90,96 @@ def test_the_chart_starts_as_on_eks(deployment: Deployment):
     assert requests.get(f"{deployment.hub_url}/hub/health", timeout=10).status_code == 200
 
 
-def test_a_researchers_first_hour(deployment: Deployment):
+def test_a_researchers_first_hour(deployment: Deployment, outside: OutsideWorld):
+    """alice: OAuth login, her profiles with prices, her pod as KubeSpawner makes it, the archive
+    over S3, a Dask cluster from ``Gateway()`` whose pods dask-gateway's controller makes, and
+    the accounting service metering all of them by their labels and nodes."""
     cluster = deployment.cluster
+    on_the_server = len(list((outside.s3.root / BUCKET).rglob("*.fits")))
 
     async def story():
         async with HubUser(deployment.hub_url, "alice", oauth_form=oauth("alice"), timeout=120) as user:
             await user.login()
             async with user.session.get(f"{deployment.hub_url}/hub/spawn/alice") as page:
                 form = await page.text()
-            # the spawn form lists alice's profiles with their price
             assert "$0.012/hour" in form and "$0.096/hour" in form, form[-3000:]
             await user.start_server(timeout=180)
             pod = deployment.pod("jupyter-alice")
             labels, annotations = pod["metadata"]["labels"], pod["metadata"]["annotations"]
             assert labels["parhelion.dev/metered"] == "true"
-            assert labels["hub.jupyter.org/network-access-hub"] == "true"
+            assert labels["hub.jupyter.org/network-access-hub"] == "true"  # z2jh's, kept
             assert annotations["parhelion.dev/user"] == "alice"
             assert pod["spec"]["nodeSelector"]["parhelion.dev/pool"] == "users"
             assert pod["spec"]["nodeName"] == "ip-10-0-2-20.ec2.internal"
-            claims = [
+            requests = pod["spec"]["containers"][0]["resources"]["requests"]
+            assert quantity(requests["memory"]) == 2**30 and quantity(requests["cpu"]) == 0.1  # small
+            (claim,) = [
                 v["persistentVolumeClaim"]["claimName"]
                 for v in pod["spec"]["volumes"]
                 if "persistentVolumeClaim" in v
             ]
-            assert claims, pod["spec"]["volumes"]
+            assert cluster.get("PersistentVolumeClaim", claim)["status"]["phase"] == "Bound"
             await user.open_lab()
             kernel = await user.start_kernel()
             try:
                 archive = _text(await kernel.execute(READ_ARCHIVE, timeout=120))
-                assert re.search(r"archive 4 \(64, 64\)", archive), archive
+                # every FITS file of the archive listed, one opened, over S3 from the pod
+                assert re.search(rf"archive {on_the_server} \(\d+, \d+\)", archive), archive
                 dask = _text(await kernel.execute(DASK_SUM, timeout=300))
-                assert "sum 1000" in dask, dask + cluster.pod_summary()
+                assert "sum 1000" in dask, dask
+                dask_pods_placed_and_labelled(cluster)
+                await metered(user, {"server", "dask-scheduler", "dask-worker", "storage"})
             finally:
                 await kernel.shutdown()
+            await user.stop_server()
+        cluster.wait_for(
+            "alice's pods gone",
+            lambda: (
+                not cluster.list("Pod", NAMESPACE, {"parhelion.dev/user": "alice"})
+                and not deployment.pod("jupyter-alice")
+            ),
+        )
 
-    try:
-        _run(story())
-    except (HubError, AssertionError) as error:
-        raise AssertionError(f"{error}\n{cluster.pod_summary()}\n{cluster.all_logs()}") from error
+    told(deployment, story())
+
+
+def dask_pods_placed_and_labelled(cluster: RehearsalCluster) -> None:
     schedulers = cluster.list("Pod", NAMESPACE, {"app.kubernetes.io/component": "dask-scheduler"})
     workers = cluster.list("Pod", NAMESPACE, {"app.kubernetes.io/component": "dask-worker"})
-    assert schedulers and workers
-    assert workers[0]["spec"]["nodeName"] == "ip-10-0-3-30.ec2.internal"  # the spot pool, tolerated
+    assert len(schedulers) == 1 and len(workers) == 1
+    assert schedulers[0]["spec"]["nodeName"] == "ip-10-0-2-20.ec2.internal"  # the users pool
+    assert workers[0]["spec"]["nodeName"] == "ip-10-0-3-30.ec2.internal"  # spot, its taint tolerated
+    for pod in (*schedulers, *workers):
+        assert pod["metadata"]["labels"]["parhelion.dev/metered"] == "true"
+        assert pod["metadata"]["annotations"]["parhelion.dev/user"] == "alice"
+
+
+async def metered(user: HubUser, kinds: set[str], timeout: float = 60) -> dict:
+    """The person's spend page data once the meter sees ``kinds`` running (one sample or more)."""
+    async with user.session.get(f"{user.hub_url}/services/accounting/") as page:
+        assert page.status == 200, await page.text()
+    url = f"{user.hub_url}/services/accounting/api/v1/users/{user.username}"
+    report: dict = {}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        async with user.session.get(url) as answer:
+            assert answer.status == 200, await answer.text()
+            report = await answer.json()
+        if kinds <= {r["kind"] for r in report["running"]}:
+            rates = {r["kind"]: r["rate_per_hour_usd"] for r in report["running"]}
+            assert all(rate > 0 for rate in rates.values()), rates
+            return report
+        await asyncio.sleep(1)
+    raise AssertionError(f"the meter did not see {kinds} running: {report.get('running')}")
+
+
+def told(deployment: Deployment, story) -> None:
+    """Runs a chapter; a failure shows the cluster's pods, events and logs."""
+    try:
+        asyncio.run(story)
+    except (HubError, AssertionError) as error:
+        cluster = deployment.cluster
+        raise AssertionError(f"{error}\n{cluster.pod_summary()}\n{cluster.all_logs()}") from error
 
 
 def _text(outputs: list) -> str:

@@ -11,8 +11,9 @@ creates for each cluster), as traefik's Kubernetes CRD provider does, and routes
   ``HostSNI(...)`` matches, passed through untouched (``tls.passthrough``: the Dask scheduler
   ends TLS, as it does behind the real traefik);
 * plain HTTP by the longest matching ``PathPrefix(...)`` of an IngressRoute, with its
-  stripPrefix / stripPrefixRegex middlewares applied to the path; the route is chosen by a
-  connection's first request (keep-alive requests on it go the same way);
+  stripPrefix / stripPrefixRegex middlewares applied to the path; each request is routed on its
+  own (the upstream is asked to close after answering, so a client's next request comes on a
+  new connection; WebSocket upgrades keep theirs);
 * ``GET /ping`` on the ``traefik`` entrypoint, its readiness probe.
 
 Services are resolved through their Endpoints, as traefik does.
@@ -69,6 +70,15 @@ def _entrypoints(args: list[str]) -> dict[str, int]:
         if found:
             points[found.group(1)] = int(found.group(2))
     return points
+
+
+def _closing(headers: bytes) -> bytes:
+    """Request headers asking the upstream to close after its answer (unless upgrading)."""
+    lines = headers.split(b"\r\n")
+    if any(line.lower().startswith(b"upgrade:") for line in lines):
+        return headers
+    kept = [line for line in lines if not line.lower().startswith(b"connection:")]
+    return b"\r\n".join([b"Connection: close", *kept])
 
 
 class TraefikStandIn:
@@ -176,7 +186,9 @@ class TraefikStandIn:
             await writer.drain()
             writer.close()
             return
-        await self._connect(target, f"{method} {path} {version}\r\n".encode("latin-1") + rest, reader, writer)
+        await self._connect(
+            target, f"{method} {path} {version}\r\n".encode("latin-1") + _closing(rest), reader, writer
+        )
 
     def _strip(self, namespace: str, name: str, path: str) -> str:
         middleware = self.store.get("Middleware", name, namespace) or {}
