@@ -56,6 +56,7 @@ class RunningPod:
     states: dict[str, dict] = field(default_factory=dict)
     stopping: bool = False
     stand_in: object = None  # the server standing in for this pod's image, if any
+    projected: dict[str, tuple] = field(default_factory=dict)  # volume name -> (volume, folder, fsGroup)
 
     @property
     def key(self) -> str:
@@ -97,6 +98,9 @@ class ProcessKubelet:
     async def _follow(self, queue: asyncio.Queue) -> None:
         while True:
             event, obj = await queue.get()
+            if obj.get("kind") in ("ConfigMap", "Secret") and event != "DELETED":
+                self._refresh_volumes(obj)
+                continue
             if obj.get("kind") != "Pod":
                 continue
             try:
@@ -243,6 +247,27 @@ class ProcessKubelet:
             cgroup=running.cgroup.path,
         )
 
+    def _refresh_volumes(self, changed: dict) -> None:
+        """A changed ConfigMap or Secret reaches the pods that mount it as a volume (not by
+        subPath), as the kubelet's sync does (within a minute there, at once here)."""
+        kind, name = changed["kind"], changed["metadata"]["name"]
+        for running in list(self.pods.values()):
+            if running.pod["metadata"]["namespace"] != changed["metadata"]["namespace"]:
+                continue
+            for volume, folder, fs_group in running.projected.values():
+                sources = [volume, *((volume.get("projected") or {}).get("sources") or [])]
+                names = {(s.get("configMap") or {}).get("name") for s in sources if "configMap" in s}
+                names |= {
+                    (s.get("secret") or {}).get("secretName") or (s.get("secret") or {}).get("name")
+                    for s in sources
+                    if "secret" in s
+                }
+                if name in names and kind in ("ConfigMap", "Secret"):
+                    try:
+                        _write_files(folder, volume_files(volume, running.pod, self._lookup), fs_group)
+                    except PodSpecError as error:
+                        log.warning("kubelet: %s: %s", running.key, error)
+
     def _automount(self, pod: dict) -> bool:
         if pod["spec"].get("automountServiceAccountToken") is not None:
             return bool(pod["spec"]["automountServiceAccountToken"])
@@ -271,13 +296,8 @@ class ProcessKubelet:
             folder = running.folder / "volumes" / volume["name"]
             if not folder.exists():
                 folder.mkdir(parents=True)
-                for relative, (content, mode) in files.items():
-                    path = folder / relative
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(content)
-                    path.chmod(mode)
-                    if fs_group is not None:
-                        os.chown(path, 0, fs_group)
+                _write_files(folder, files, fs_group)
+            running.projected[volume["name"]] = (volume, folder, fs_group)
             return folder
         if "persistentVolumeClaim" in volume:
             claim = volume["persistentVolumeClaim"]["claimName"]
@@ -497,3 +517,19 @@ class ProcessKubelet:
             meta = running.pod["metadata"]
             with contextlib.suppress(Exception):
                 self.store.delete("Pod", meta["name"], meta["namespace"], grace=False)
+
+
+def _write_files(folder: Path, files: dict[str, tuple[bytes, int]], fs_group: int | None) -> None:
+    """A ConfigMap's or Secret's keys as files, each replaced whole (a reader never sees half)."""
+    for relative, (content, mode) in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = path.with_name(f".{path.name}.new")
+        fresh.write_bytes(content)
+        fresh.chmod(mode)
+        if fs_group is not None:
+            os.chown(fresh, 0, fs_group)
+        os.replace(fresh, path)
+    for stale in folder.iterdir():
+        if stale.is_file() and stale.name not in {Path(r).parts[0] for r in files}:
+            stale.unlink()

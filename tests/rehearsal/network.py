@@ -53,6 +53,11 @@ class PodNetwork:
 
     def up(self) -> None:
         _ip("link", "add", self.bridge, "type", "bridge")
+        # A bridge takes the lowest MAC of its ports unless given one: each new pod's veth
+        # could change it, and pods' ARP entries for the Services then pointed nowhere for
+        # half a minute (the hub once timed out adding a route to the proxy so).
+        mac = "02:" + ":".join(f"{random.randrange(256):02x}" for _ in range(5))
+        _ip("link", "set", self.bridge, "address", mac)
         _ip("addr", "add", f"{self.gateway}/16", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
 

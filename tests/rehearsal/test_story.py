@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import pytest
 import requests
 
 from platform_tools.clients.hubclient import HubError, HubUser
+from tests.ansible.runner import ANSIBLE_DIR, run_playbook
+from tests.platform import run_parhelion
 from tests.rehearsal.cluster import NAMESPACE, RehearsalCluster
 from tests.rehearsal.deployment import BUCKET, Deployment, OutsideWorld, install
 from tests.rehearsal.pod_spec import quantity
 
 pytestmark = pytest.mark.rehearsal
+AWS_INVENTORY = ANSIBLE_DIR / "inventories" / "aws-example"
 
 CORE = (
     "hub-",
@@ -40,6 +44,13 @@ fs = fsspec.filesystem("s3", **storage_options("s3://{BUCKET}"))
 files = sorted(f for f in fs.find("{BUCKET}") if f.endswith(".fits"))
 with fs.open(files[0]) as f, fits.open(f) as hdus:
     print("archive", len(files), hdus[-1].data.shape)
+"""
+
+START_CLUSTER = """
+from dask_gateway import Gateway
+cluster = Gateway().new_cluster(shutdown_on_close=False)
+cluster.scale(1)
+cluster.get_client().wait_for_workers(1, timeout=180)
 """
 
 DASK_SUM = """
@@ -141,6 +152,97 @@ def test_a_researchers_first_hour(deployment: Deployment, outside: OutsideWorld)
         )
 
     told(deployment, story())
+
+
+def test_a_budget_cut_by_the_admin_stops_what_runs(deployment: Deployment, tmp_path):
+    """carol runs a server and a Dask cluster; the admin cuts her group's budget with Ansible's
+    quotas.yml (its Kubernetes path: the platform ConfigMap, through the same API); the
+    accounting service sees the change, and within an interval its enforcer has the hub and
+    the gateway delete her pods, and the ledger says why."""
+    cluster = deployment.cluster
+
+    async def story():
+        async with HubUser(deployment.hub_url, "carol", oauth_form=oauth("carol"), timeout=120) as user:
+            await user.login()
+            await user.start_server(timeout=180)
+            await user.open_lab()
+            kernel = await user.start_kernel()
+            await kernel.execute(START_CLUSTER, timeout=300)
+            running = [p["metadata"]["name"] for p in cluster.list("Pod", NAMESPACE) if _owner(p) == "carol"]
+            assert "jupyter-carol" in running and any(n.startswith("dask-worker-") for n in running), running
+            cut = {
+                "visitors": {
+                    "members": ["carol"],
+                    "profiles": ["small"],
+                    "budget": {"usd": 0.00001, "period": "month", "grace_minutes": 0},
+                }
+            }
+            done = await asyncio.to_thread(
+                run_playbook,
+                "quotas.yml",
+                tmp_path / "home",
+                inventory=AWS_INVENTORY,
+                extra_vars={
+                    "platform_config_kubeconfig": str(cluster.kubeconfig(tmp_path)),
+                    "platform_config_groups": cut,
+                },
+            )
+            assert done.returncode == 0, "\n".join(done.failures()) or done.stderr
+            cut_at = time.monotonic()
+            await asyncio.to_thread(
+                cluster.wait_for,
+                "carol's pods deleted",
+                lambda: not [p for p in cluster.list("Pod", NAMESPACE) if _owner(p) == "carol"],
+                60,
+            )
+            print(f"carol's pods deleted {time.monotonic() - cut_at:.1f} s after the cut")
+            report = await metered(user, set())
+            stops = [e for e in report["events"] if e["action"] == "stop"]
+            assert stops and stops[0]["rule"] == "budget-cap", report["events"]
+            assert "jupyter-carol" in stops[0]["message"], stops[0]["message"]
+
+    told(deployment, story())
+
+
+def test_a_closed_class_student_is_refused(deployment: Deployment):
+    """bob's class (summer-school) is closed: the identity provider knows him, the hub does not."""
+    answer = log_in(deployment, "bob")
+    assert answer.status_code == 403, answer.text[-2000:]
+    assert not deployment.pod("jupyter-bob")
+
+
+def test_class_prewarm_scales_the_placeholders(deployment: Deployment, tmp_path):
+    """``parhelion class prewarm`` (on the admin's machine, through the API) makes room for the
+    open class's roster: the placeholders' StatefulSet scales and its pods run on the users pool."""
+    cluster = deployment.cluster
+    kubeconfig = str(cluster.kubeconfig(tmp_path))
+    done = run_parhelion("class", "prewarm", "winter-school", "--kubernetes", "--kubeconfig", kubeconfig)
+    assert done.returncode == 0, done.stderr
+    placeholders = {"app.kubernetes.io/component": "placeholder"}
+    pods = cluster.wait_for(
+        "two placeholders running",
+        lambda: [
+            p for p in cluster.list("Pod", NAMESPACE, placeholders) if deployment.ready(p["metadata"]["name"])
+        ],
+    )
+    assert len(pods) == 2 and {p["spec"]["nodeName"] for p in pods} == {"ip-10-0-2-20.ec2.internal"}
+    done = run_parhelion(
+        "class", "prewarm", "winter-school", "--kubernetes", "--stop", "--kubeconfig", kubeconfig
+    )
+    assert done.returncode == 0, done.stderr
+    cluster.wait_for("placeholders gone", lambda: not cluster.list("Pod", NAMESPACE, placeholders))
+
+
+def log_in(deployment: Deployment, name: str) -> requests.Response:
+    """A browser's login: the hub's login sends it to the provider's form, then back."""
+    session = requests.Session()
+    form = session.get(f"{deployment.hub_url}/hub/oauth_login", timeout=30)
+    assert form.url.startswith(deployment.oidc_url), form.url
+    return session.post(form.url, data={"sub": name}, timeout=60)
+
+
+def _owner(pod: dict) -> str | None:
+    return (pod["metadata"].get("annotations") or {}).get("parhelion.dev/user")
 
 
 def dask_pods_placed_and_labelled(cluster: RehearsalCluster) -> None:
