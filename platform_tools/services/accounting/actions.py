@@ -60,7 +60,8 @@ def hub_actions(hub_api_url: str, gateway_url: str | None, hub_token: str, inter
         except Exception as exc:
             log.warning("could not stop the clusters of %s: %s", username, exc)
             return []
-        return [f"cluster {name[:8]}" for name in answer.get("stopped", [])]
+        # on Kubernetes a cluster is "<namespace>.<hex>": people know it by the hex
+        return [f"cluster {name.rsplit('.', 1)[-1][:8]}" for name in answer.get("stopped", [])]
 
     return Actions(stop_servers, stop_clusters)
 
