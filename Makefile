@@ -11,8 +11,9 @@ PYTEST_ARGS ?=
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 # Debian packages the tests need: Chromium for the browser tier, bubblewrap to run rendered
-# pods' processes with their files where the pods mount them (configload tier).
-SYSTEM     := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/bwrap
+# pods' processes with their files where the pods mount them (configload and rehearsal tiers),
+# iproute2 and util-linux (nsenter, setpriv) for the rehearsal's pod network and users.
+SYSTEM     := /usr/bin/chromium /usr/bin/chromedriver /usr/bin/bwrap /usr/sbin/ip /usr/bin/nsenter /usr/bin/setpriv
 HELM       := $(BIN)/helm
 TOOLS      := .venv-tools
 CHECKOV    := $(TOOLS)/checkov/bin/checkov
@@ -20,12 +21,13 @@ CHECKOV_VERSION := 3.3.30
 
 LINTED := platform_tools tests benchmarks hub_config
 
-.PHONY: up test lint unit integration images-test install lock schema clean help
+.PHONY: up test lint unit integration rehearsal images-test install lock schema clean help
 
 help:
 	@echo "make up      run the local platform (http://127.0.0.1:8000) in the foreground"
 	@echo "make test    run the whole test suite"
 	@echo "make unit    run the unit tests only"
+	@echo "make rehearsal  the EKS rehearsal: the rendered chart run against Kubernetes stand-ins (root)"
 	@echo "make lint    ruff check and format check"
 	@echo "make images-test  build the images (docker, podman or buildah) and smoke-test inside them"
 	@echo "make lock    re-resolve requirements/lock.txt from pyproject.toml"
@@ -67,9 +69,9 @@ $(CHECKOV): $(PY_STAMP)
 # Browser tests drive Debian's Chromium; no registry ships a browser build we may fetch.
 $(SYSTEM):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver bubblewrap; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver bubblewrap iproute2 util-linux; \
 	else \
-	  echo "The tests need: apt-get install chromium chromium-driver bubblewrap"; exit 1; \
+	  echo "The tests need: apt-get install chromium chromium-driver bubblewrap iproute2 util-linux"; exit 1; \
 	fi
 
 lint: $(PY_STAMP)
@@ -81,6 +83,11 @@ unit: install
 
 integration: install
 	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+# The EKS rehearsal alone: the rendered chart's processes against the Kubernetes stand-ins
+# (root: pods get network namespaces and users of their own).
+rehearsal: install $(SYSTEM) $(HELM)
+	$(BIN)/python -m pytest -m rehearsal $(PYTEST_ARGS)
 
 lock: $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv
