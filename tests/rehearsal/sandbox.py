@@ -28,6 +28,13 @@ TMPFS = "tmpfs"  # a mounts value: an empty tmpfs anyone may write to (sticky, a
 EMPTY = "empty"  # a mounts value: an empty tmpfs only root may write to, hiding what was there
 
 
+def _bound_back(entry: Path) -> list[str]:
+    """bwrap arguments showing ``entry`` of this machine read-only at its own path."""
+    if entry.is_symlink():
+        return ["--symlink", os.readlink(entry), str(entry)]
+    return ["--ro-bind", str(entry), str(entry)]
+
+
 def _resolved(target: str) -> str:
     """``target`` through the symlinks of its existing part (/var/run/x -> /run/x): bwrap
     cannot mount on a symlink."""
@@ -56,18 +63,23 @@ class Sandbox:
         self.mounts = {_resolved(t): s for t, s in self.mounts.items()}
         self.read_only = {_resolved(t) for t in self.read_only}
         args = [BWRAP, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        parents = self._tmpfs_parents()
+        if Path("/") in parents:  # a mount point right under /: the root is a tmpfs (bwrap's own)
+            for entry in sorted(Path("/").iterdir()):
+                if entry.name not in ("dev", "proc", "tmp"):
+                    args += _bound_back(entry)
+        else:
+            args += ["--ro-bind", "/", "/"]
+        args += ["--dev", "/dev", "--proc", "/proc"]
         args += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/dev/shm"]
-        for parent in self._tmpfs_parents():
+        for parent in parents:
+            if parent == Path("/"):
+                continue
             args += ["--tmpfs", str(parent)]
             for entry in sorted(parent.iterdir()):
                 if parent == Path("/etc") and entry.name in self.etc_links:
                     continue
-                args += (
-                    ["--symlink", os.readlink(entry), str(entry)]
-                    if entry.is_symlink()
-                    else ["--ro-bind", str(entry), str(entry)]
-                )
+                args += _bound_back(entry)
             if parent == Path("/etc"):
                 for name, target in self.etc_links.items():
                     args += ["--symlink", target, f"/etc/{name}"]
@@ -116,12 +128,12 @@ class Sandbox:
             parent = Path(target).parent
             while not parent.exists():
                 parent = parent.parent
-            if str(parent) != "/":
-                parents.add(parent)
+            parents.add(parent)
         if self.etc_links:  # /etc/hosts and resolv.conf become links: /etc is laid anew
             parents.add(Path("/etc"))
-        # a parent inside another one is already writable
-        return sorted(p for p in parents if not any(q in p.parents for q in parents))
+        # a parent inside another one is already writable (not inside /, whose entries are bound back)
+        laid = {q for q in parents if q != Path("/")}
+        return sorted(p for p in parents if not any(q in p.parents for q in laid))
 
 
 class PidsCgroup:
