@@ -13,13 +13,13 @@ and the host is never written. The image's packages come from the image's lock
 
 from __future__ import annotations
 
-import base64
 import os
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.rehearsal.pod_spec import object_data, service_variables
 
 BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
 IMAGE_PREFIX = Path("/opt/parhelion")  # where the images keep their Python environment
@@ -29,33 +29,11 @@ def _named(objects: list[dict]) -> dict[tuple[str, str], dict]:
     return {(o["kind"], o["metadata"]["name"]): o for o in objects}
 
 
-def _data(obj: dict) -> dict[str, bytes]:
-    """A ConfigMap's or Secret's keys as bytes (Secrets' data is base64)."""
-    out = {k: v.encode() for k, v in (obj.get("stringData") or {}).items()}
-    for key, value in (obj.get("data") or {}).items():
-        out[key] = base64.b64decode(value) if obj["kind"] == "Secret" else str(value).encode()
-    for key, value in (obj.get("binaryData") or {}).items():
-        out[key] = base64.b64decode(value)
-    return out
-
-
 def service_environment(objects: list[dict]) -> dict[str, str]:
-    """The ``<NAME>_SERVICE_HOST``/``_PORT`` variables Kubernetes gives every container."""
-    env = {}
-    for obj in objects:
-        if obj["kind"] != "Service":
-            continue
-        prefix = re.sub(r"[^A-Z0-9]", "_", obj["metadata"]["name"].upper())
-        env[f"{prefix}_SERVICE_HOST"] = "127.0.0.1"
-        ports = obj["spec"].get("ports") or []
-        if ports:
-            env[f"{prefix}_SERVICE_PORT"] = str(ports[0]["port"])
-        for port in ports:
-            if port.get("name"):
-                env[f"{prefix}_SERVICE_PORT_{re.sub(r'[^A-Z0-9]', '_', port['name'].upper())}"] = str(
-                    port["port"]
-                )
-    return env
+    """The ``<NAME>_SERVICE_HOST``/``_PORT`` variables Kubernetes gives every container (every
+    Service at 127.0.0.1: the configload tier runs one pod at a time, in a namespace of its own)."""
+    services = [o for o in objects if o["kind"] == "Service"]
+    return service_variables([{**o, "spec": {**o["spec"], "clusterIP": "127.0.0.1"}} for o in services])
 
 
 @dataclass
@@ -91,7 +69,7 @@ class PodLayout:
             elif "secret" in volume:
                 source = named[("Secret", volume["secret"]["secretName"])]
             if source is not None:
-                for key, value in _data(source).items():
+                for key, value in object_data(source).items():
                     (folder / key).write_bytes(value)
             path = mount["mountPath"].rstrip("/") or "/"
             mounts[path] = folder / mount["subPath"] if mount.get("subPath") else folder
@@ -108,10 +86,10 @@ class PodLayout:
         source = item["valueFrom"]
         if "secretKeyRef" in source:
             ref = source["secretKeyRef"]
-            return _data(named[("Secret", ref["name"])])[ref["key"]].decode()
+            return object_data(named[("Secret", ref["name"])])[ref["key"]].decode()
         if "configMapKeyRef" in source:
             ref = source["configMapKeyRef"]
-            return _data(named[("ConfigMap", ref["name"])])[ref["key"]].decode()
+            return object_data(named[("ConfigMap", ref["name"])])[ref["key"]].decode()
         field_path = source["fieldRef"]["fieldPath"]
         return {"metadata.namespace": namespace, "metadata.name": f"{pod}-0", "status.podIP": "127.0.0.1"}[
             field_path

@@ -12,6 +12,8 @@ import math
 import re
 from collections.abc import Callable
 
+from platform_tools.accounting.kubernetes_sources import quantity  # the meter's own reading
+
 Lookup = Callable[[str, str, str], dict | None]  # (kind, name, namespace) -> object or None
 
 
@@ -59,26 +61,6 @@ def service_variables(services: list[dict]) -> dict[str, str]:
                     port["port"]
                 )
     return env
-
-
-def quantity(text) -> float:
-    """A Kubernetes quantity (``500m``, ``2Gi``, ``1e3``) as a number."""
-    text = str(text)
-    suffixes = {
-        "m": 1e-3,
-        "k": 1e3,
-        "M": 1e6,
-        "G": 1e9,
-        "T": 1e12,
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-    }
-    for suffix in sorted(suffixes, key=len, reverse=True):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * suffixes[suffix]
-    return float(text)
 
 
 def field_value(pod: dict, path: str) -> str:

@@ -17,12 +17,12 @@ import time
 import pytest
 import requests
 
+from platform_tools.accounting.kubernetes_sources import quantity
 from platform_tools.clients.hubclient import HubError, HubUser
 from tests.ansible.runner import ANSIBLE_DIR, run_playbook
 from tests.platform import run_parhelion
 from tests.rehearsal.cluster import NAMESPACE, RehearsalCluster
 from tests.rehearsal.deployment import BUCKET, Deployment, OutsideWorld, install
-from tests.rehearsal.pod_spec import quantity
 
 pytestmark = pytest.mark.rehearsal
 AWS_INVENTORY = ANSIBLE_DIR / "inventories" / "aws-example"
