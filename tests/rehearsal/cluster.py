@@ -31,6 +31,7 @@ from tests.rehearsal.controllers import ControllerManager
 from tests.rehearsal.images import ImageCatalog
 from tests.rehearsal.kubelet import ProcessKubelet
 from tests.rehearsal.network import HostsFile, PodNetwork
+from tests.rehearsal.sandbox import PidsCgroup
 from tests.rehearsal.services import ServiceSync
 from tests.rehearsal.store import ObjectStore
 from tests.rehearsal.traefik import TraefikStandIn
@@ -296,6 +297,21 @@ class RehearsalCluster:
                 f"event {event['involvedObject'].get('name')}: {event.get('reason')} {event.get('message')}"
             )
         return "\n".join(lines)
+
+    def leftovers(self) -> list[str]:
+        """What of the cluster is still on this machine (after ``stop``: nothing, or a bug)."""
+        import subprocess
+
+        found = [f"process {pid}" for pid in self._pids()]
+        tag = f"ph{self.network.tag}"
+        for what in (["netns", "list"], ["link"]):
+            listing = subprocess.run(["ip", *what], capture_output=True, text=True).stdout
+            found += [f"ip {what[0]}: {line.split()[0:2]}" for line in listing.splitlines() if tag in line]
+        return found
+
+    def _pids(self) -> list[int]:
+        root = PidsCgroup.ROOT / f"parhelion-rehearsal-{self.network.tag}"
+        return [int(p) for procs in root.glob("*/cgroup.procs") for p in procs.read_text().split()]
 
     def stop(self) -> None:
         """Everything stopped and removed, whatever state it is in."""

@@ -210,5 +210,4 @@ def test_a_deployment_runs_as_its_pod_says_and_leaves_nothing_behind(tmp_path):
         assert f"ph{cluster.network.tag}" not in namespaces
     finally:
         cluster.stop()
-    links = subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
-    assert cluster.network.bridge not in links and f"ph{cluster.network.tag}" not in links
+    assert not cluster.leftovers()

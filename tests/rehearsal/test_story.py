@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -23,6 +24,7 @@ from tests.ansible.runner import ANSIBLE_DIR, run_playbook
 from tests.platform import run_parhelion
 from tests.rehearsal.cluster import NAMESPACE, RehearsalCluster
 from tests.rehearsal.deployment import BUCKET, Deployment, OutsideWorld, install
+from tests.rehearsal.sandbox import PidsCgroup
 
 pytestmark = pytest.mark.rehearsal
 AWS_INVENTORY = ANSIBLE_DIR / "inventories" / "aws-example"
@@ -87,6 +89,8 @@ def deployment(tmp_path_factory, outside):
         yield deployed
     finally:
         cluster.stop()
+    leftovers = cluster.leftovers()
+    assert not leftovers, f"the rehearsal left these behind: {leftovers}"
 
 
 def oauth(name: str) -> dict:
@@ -99,6 +103,11 @@ def test_the_chart_starts_as_on_eks(deployment: Deployment):
         pod = deployment.ready(prefix)
         assert pod["spec"]["nodeName"] == "ip-10-0-1-10.ec2.internal", pod["metadata"]["name"]
     assert requests.get(f"{deployment.hub_url}/hub/health", timeout=10).status_code == 200
+    # zero-to-jupyterhub's idle culler, a service the hub starts inside its pod
+    hub = deployment.ready("hub-")
+    cgroup = PidsCgroup(f"{deployment.cluster.kubelet.cgroup_root}/{hub['metadata']['uid']}")
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in cgroup.pids()]
+    assert any(b"jupyterhub_idle_culler" in c for c in commands), commands
 
 
 def test_a_researchers_first_hour(deployment: Deployment, outside: OutsideWorld):
