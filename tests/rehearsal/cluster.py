@@ -192,7 +192,7 @@ class RehearsalCluster:
         for namespace in (NAMESPACE, "outside"):  # "default" (and kube-system) the store has
             if self.store.get("Namespace", namespace) is None:
                 self.store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        self.services.expose_host_port("default", "kubernetes", 443, port)
+        self.services.expose_host_port("default", "kubernetes", 443, port, "https")
         for node in NODES:
             self.store.create(node)
         await self.services.start()
@@ -201,7 +201,7 @@ class RehearsalCluster:
             self.store,
             self.network,
             self.hosts,
-            ImageCatalog(self.root / "images"),
+            self.images,
             self.root,
             nodes=[n["metadata"]["name"] for n in NODES],
             api_ca=self.ca,
@@ -303,15 +303,22 @@ class RehearsalCluster:
         import subprocess
 
         found = [f"process {pid}" for pid in self._pids()]
-        tag = f"ph{self.network.tag}"
+        if self._cgroup_root.exists():
+            found.append(f"cgroup {self._cgroup_root}")
+        tag = f"ph{self.network.tag}"  # every netns, veth and the bridge are named from it
         for what in (["netns", "list"], ["link"]):
             listing = subprocess.run(["ip", *what], capture_output=True, text=True).stdout
             found += [f"ip {what[0]}: {line.split()[0:2]}" for line in listing.splitlines() if tag in line]
         return found
 
+    @property
+    def _cgroup_root(self) -> Path:
+        return PidsCgroup.ROOT / f"parhelion-rehearsal-{self.network.tag}"
+
     def _pids(self) -> list[int]:
-        root = PidsCgroup.ROOT / f"parhelion-rehearsal-{self.network.tag}"
-        return [int(p) for procs in root.glob("*/cgroup.procs") for p in procs.read_text().split()]
+        return [
+            int(p) for procs in self._cgroup_root.glob("*/cgroup.procs") for p in procs.read_text().split()
+        ]
 
     def stop(self) -> None:
         """Everything stopped and removed, whatever state it is in."""

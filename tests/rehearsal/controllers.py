@@ -297,6 +297,8 @@ class ControllerManager:
             step(*args)
         except ApiError as error:  # a conflict or a vanished object: the next event retries
             log.debug("%s%s: %s", getattr(step, "__name__", step), args, error)
+        except Exception:  # a bug here must not stop every controller for the rest of the test
+            log.exception("controller step %s%s failed", getattr(step, "__name__", step), args)
 
     async def _follow(self) -> None:
         while True:

@@ -11,7 +11,6 @@ set on the command line, as the k3s workflow sets its runner's.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -115,7 +114,3 @@ def install(cluster: RehearsalCluster, outside: OutsideWorld, root: Path) -> Dep
         cluster.images.resolve(f"ghcr.io/parhelion-platform/parhelion-{image}")
     cluster.install([secret, *objects])
     return Deployment(cluster=cluster, hub_url=proxy, oidc_url=oidc, objects=objects)
-
-
-def summary(objects: list[dict]) -> str:
-    return json.dumps(sorted({o["kind"] for o in objects}))

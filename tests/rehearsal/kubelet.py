@@ -70,7 +70,10 @@ class ProcessKubelet(PodStatusReporting):
         while True:
             event, obj = await queue.get()
             if obj.get("kind") in ("ConfigMap", "Secret") and event != "DELETED":
-                self._refresh_volumes(obj)
+                try:
+                    self._refresh_volumes(obj)
+                except Exception:  # one pod's volume must not stop the kubelet
+                    log.exception("kubelet: refreshing volumes of %s", obj["metadata"].get("name"))
                 continue
             if obj.get("kind") != "Pod":
                 continue

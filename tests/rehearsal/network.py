@@ -45,7 +45,7 @@ class PodNetwork:
         second = random.randrange(64, 250)
         self.subnet = ipaddress.ip_network(f"10.{second}.0.0/16")
         self.gateway = f"10.{second}.0.1"
-        self.bridge = f"phb{self.tag}"
+        self.bridge = f"ph{self.tag}b"
         self._pods: dict[str, tuple[str, str]] = {}  # pod key -> (namespace name, address)
         self._services: dict[str, str] = {}  # "namespace/name" -> ClusterIP
         self._next_pod = 10

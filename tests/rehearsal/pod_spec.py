@@ -23,11 +23,13 @@ class PodSpecError(Exception):
 
 def object_data(obj: dict) -> dict[str, bytes]:
     """A ConfigMap's or Secret's keys as bytes (Secret data is base64)."""
-    out = {k: v.encode() for k, v in (obj.get("stringData") or {}).items()}
+    out = {}
     for key, value in (obj.get("data") or {}).items():
         out[key] = base64.b64decode(value) if obj["kind"] == "Secret" else str(value).encode()
     for key, value in (obj.get("binaryData") or {}).items():
         out[key] = base64.b64decode(value)
+    # stringData wins over data, as the API server merges it (the stand-in keeps it as written)
+    out |= {k: v.encode() for k, v in (obj.get("stringData") or {}).items()}
     return out
 
 

@@ -92,7 +92,9 @@ class ServiceSync:
             await self.proxy.close(address, stale)
         self._served[key] = wanted
 
-    def expose_host_port(self, namespace: str, name: str, port: int, host_port: int) -> str:
+    def expose_host_port(
+        self, namespace: str, name: str, port: int, host_port: int, port_name: str = "http"
+    ) -> str:
         """A Service ``name`` whose endpoint is 127.0.0.1:``host_port`` on this machine; its ClusterIP.
 
         For what runs outside the cluster (the stand-in API server, the identity provider, the
@@ -104,7 +106,7 @@ class ServiceSync:
                 "apiVersion": "v1",
                 "kind": "Service",
                 "metadata": {"name": name, "namespace": namespace},
-                "spec": {"ports": [{"name": "main", "port": port, "protocol": "TCP"}]},
+                "spec": {"ports": [{"name": port_name, "port": port, "protocol": "TCP"}]},
             }
         )
         self.store.create(
@@ -113,7 +115,7 @@ class ServiceSync:
                 "kind": "Endpoints",
                 "metadata": {"name": name, "namespace": namespace},
                 "subsets": [
-                    {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": "main", "port": host_port}]}
+                    {"addresses": [{"ip": "127.0.0.1"}], "ports": [{"name": port_name, "port": host_port}]}
                 ],
             }
         )
