@@ -27,7 +27,7 @@ import yaml
 from aiohttp import web
 
 from tests.rehearsal.apiserver import ApiServer
-from tests.rehearsal.controllers import ControllerManager
+from tests.rehearsal.controllers import ControllerManager, is_ready
 from tests.rehearsal.images import ImageCatalog
 from tests.rehearsal.kubelet import ProcessKubelet
 from tests.rehearsal.network import HostsFile, PodNetwork
@@ -284,9 +284,7 @@ class RehearsalCluster:
         lines = []
         for pod in self.list("Pod", None):
             status = pod.get("status") or {}
-            ready = any(
-                c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or []
-            )
+            ready = is_ready(pod)
             lines.append(
                 f"{pod['metadata']['namespace']}/{pod['metadata']['name']}: {status.get('phase')} "
                 f"ready={ready} node={pod['spec'].get('nodeName')} ip={status.get('podIP')} "

@@ -24,6 +24,7 @@ from platform_tools.services.processes import free_tcp_ports
 from tests.chart.charts import chart_copy, helm_in
 from tests.platform import REPO_ROOT, RcloneS3, stop_process, wait_for_http
 from tests.rehearsal.cluster import NAMESPACE, RehearsalCluster
+from tests.rehearsal.controllers import is_ready
 
 VALUES = REPO_ROOT / "helm" / "parhelion" / "examples" / "rehearsal.yaml"
 BUCKET = "gov-nasa-hdrl-data1"
@@ -51,8 +52,7 @@ class Deployment:
             if container.get("restartCount", 0) >= 3:
                 name = pod["metadata"]["name"]
                 raise AssertionError(f"{name} keeps crashing:\n{self.cluster.logs(name)[-8000:]}")
-        conditions = ((pod or {}).get("status") or {}).get("conditions") or []
-        return pod if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
+        return pod if pod and is_ready(pod) else None
 
 
 class OutsideWorld:

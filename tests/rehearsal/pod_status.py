@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
+from tests.rehearsal.resources import now
 from tests.rehearsal.sandbox import PidsCgroup
 
 PROBE_PERIOD_CAP = 1.0  # probes run at most this far apart (the chart asks for 10 s)
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.rehearsal.cluster import NAMESPACE, RehearsalCluster
+from tests.rehearsal.controllers import is_ready
 from tests.rehearsal.pod_spec import PodSpecError, container_env, expand, field_value, resource_value
 from tests.rehearsal.sandbox import EMPTY, TMPFS, PidsCgroup, Sandbox
 from tests.rehearsal.traefik import _closing, server_name
@@ -177,10 +178,7 @@ def test_a_deployment_runs_as_its_pod_says_and_leaves_nothing_behind(tmp_path):
 
         def ready():
             pods = cluster.list("Pod", NAMESPACE, {"app": "probe"})
-            conditions = (pods[0].get("status") or {}).get("conditions") or [] if pods else []
-            return (
-                pods[0] if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
-            )
+            return pods[0] if pods and is_ready(pods[0]) else None
 
         pod = cluster.wait_for("the probe pod ready", ready, timeout=120)
         assert pod["spec"]["nodeName"] == "ip-10-0-2-20.ec2.internal"  # its node selector's pool
