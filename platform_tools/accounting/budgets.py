@@ -3,10 +3,17 @@
 Periods are UTC calendar periods: a day, a week from Monday, a month, or a course
 window (its dates, both included). Spend is what the ledger holds for the period;
 ``standing`` compares it with the cap and the warning thresholds.
+
+A course budget pays for its course only: outside the window the user's own course
+budget counts as capped (new servers and clusters are refused, running ones stop after
+the grace), while a class's group total caps nobody outside its window (a TA's other
+groups still let them work).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -58,7 +65,11 @@ def period_of(budget: Budget, at: datetime) -> Period | None:
 
 @dataclass(frozen=True)
 class Standing:
-    """A user's spend against one cap (their own, or a group's total)."""
+    """A user's spend against one cap (their own, or a group's total).
+
+    ``outside`` is set when the cap is a course budget and ``at`` lies outside its window:
+    a course budget pays for the course, so outside it nothing new starts (the rule in
+    ``period_of``'s callers; README, "Caps that hold")."""
 
     scope: str  # "user" or "group:<name>"
     spend_usd: float
@@ -67,6 +78,7 @@ class Standing:
     warn_at_percent: list[float]
     on_hard_cap: str
     grace_minutes: float
+    outside: str | None = None  # "before" or "after" a course window
 
     @property
     def percent(self) -> float:
@@ -74,7 +86,7 @@ class Standing:
 
     @property
     def capped(self) -> bool:
-        return self.spend_usd >= self.cap_usd
+        return self.outside is not None or self.spend_usd >= self.cap_usd
 
     @property
     def thresholds_reached(self) -> list[float]:
@@ -97,26 +109,79 @@ class UserStanding:
 
 def user_standing(config: PlatformConfig, ledger: Ledger, username: str, at: datetime) -> UserStanding:
     """Spend against the user's budget and against each group total they count towards."""
-    policy = resolve(config, username)
-    standings = []
-    if policy.budget is not None:
-        period = period_of(policy.budget, at)
-        if period is not None:
-            spend = ledger.spend(username, period.start_ts, min(period.end_ts, at.timestamp()))
-            standings.append(_standing("user", spend, policy.budget.usd, period, policy.budget))
-    for group, budget in policy.group_totals.items():
-        period = period_of(budget, at)
-        if period is None or budget.group_usd is None:
+    return standings(config, ledger, [username], at)[username]
+
+
+def standings(
+    config: PlatformConfig, ledger: Ledger, usernames: Iterable[str], at: datetime
+) -> dict[str, UserStanding]:
+    """``user_standing`` for many users in a few queries: one per distinct budget period
+    (most users share the month or their class's window) and one per group total.
+
+    The enforcer and the metrics ask this for every user each pass; asking per user took
+    seconds at a few hundred users (issue 17), which is longer than the hub waits.
+    """
+    policies = {name: resolve(config, name) for name in usernames}
+    now = at.timestamp()
+    own_periods: dict[str, tuple[Period, str | None]] = {}
+    windows: dict[tuple[float, float], list[str]] = defaultdict(list)
+    for name, policy in policies.items():
+        if policy.budget is None:
             continue
-        members = config.groups[group].members
-        spend = sum(
-            ledger.spend_by_user(period.start_ts, min(period.end_ts, at.timestamp()), members).values()
-        )
-        standings.append(_standing(f"group:{group}", spend, budget.group_usd, period, budget))
-    return UserStanding(policy, standings)
+        period, outside = _period_or_window(policy.budget, at)
+        own_periods[name] = (period, outside)
+        windows[(period.start_ts, max(period.start_ts, min(period.end_ts, now)))].append(name)
+    spent: dict[str, float] = {}
+    for (start, end), names in windows.items():
+        spent.update(_spend_of(ledger, start, end, names))
+    group_spend: dict[tuple[str, str], float] = {}
+    result = {}
+    for name, policy in policies.items():
+        items = []
+        if name in own_periods:
+            period, outside = own_periods[name]
+            budget = policy.budget
+            assert budget is not None
+            items.append(_standing("user", spent.get(name, 0.0), budget.usd, period, budget, outside))
+        for group, budget in policy.group_totals.items():
+            period = period_of(budget, at)
+            if period is None or budget.group_usd is None:
+                continue  # a class total counts inside its window only; outside it caps nobody
+            key = (group, period.key)
+            if key not in group_spend:
+                members = config.groups[group].members
+                end = min(period.end_ts, now)
+                group_spend[key] = sum(_spend_of(ledger, period.start_ts, end, members).values())
+            items.append(_standing(f"group:{group}", group_spend[key], budget.group_usd, period, budget))
+        result[name] = UserStanding(policy, items)
+    return result
 
 
-def _standing(scope: str, spend: float, cap: float, period: Period, budget: Budget) -> Standing:
+def _spend_of(ledger: Ledger, start: float, end: float, names: list[str]) -> dict[str, float]:
+    """Spend of ``names`` in [start, end): filtered in SQL for a few, grouped for many."""
+    if len(names) > 200:  # one grouped scan beats a long IN list
+        wanted = set(names)
+        return {name: usd for name, usd in ledger.spend_by_user(start, end).items() if name in wanted}
+    return ledger.spend_by_user(start, end, names)
+
+
+def _period_or_window(budget: Budget, at: datetime) -> tuple[Period, str | None]:
+    """The period containing ``at``; for a course budget outside its window, the window
+    itself and which side of it ``at`` lies on (its notices then get keys of their own, so
+    a cap claimed before the course does not start the grace of one inside it)."""
+    period = period_of(budget, at)
+    if period is not None:
+        return period, None
+    window = budget.course
+    assert window is not None
+    side = "before" if at.astimezone(UTC).date() < window.start else "after"
+    inside = Period(_midnight(window.start), _midnight(window.end + timedelta(days=1)), "")
+    return Period(inside.start, inside.end, f"course-{side}:{window.start}"), side
+
+
+def _standing(
+    scope: str, spend: float, cap: float, period: Period, budget: Budget, outside: str | None = None
+) -> Standing:
     return Standing(
         scope,
         spend,
@@ -125,4 +190,5 @@ def _standing(scope: str, spend: float, cap: float, period: Period, budget: Budg
         list(budget.warn_at_percent or []),
         budget.on_hard_cap or "refuse-new-and-stop",
         float(budget.grace_minutes or 0),
+        outside,
     )

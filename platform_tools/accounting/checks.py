@@ -2,6 +2,11 @@
 
 A refusal says which rule, the spend against the cap, when it resets and whom to
 contact — the sentence a person reads on the spawn page or in their Dask client.
+
+Money is at stake, so the checks fail closed: while the meter cannot record usage (the
+ledger's disk is full, a source has not answered for minutes), users with a budget are
+refused new servers and clusters (``accounting.when_unavailable.budgets: open`` allows
+them), since what they would start could not be charged to them.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from platform_tools.accounting.budgets import user_standing
+from platform_tools.accounting.budgets import UserStanding, user_standing
 from platform_tools.accounting.enforcer import describe
 from platform_tools.config.models import PlatformConfig
 from platform_tools.ledger.store import Ledger
@@ -26,30 +31,47 @@ class Verdict:
 
 
 def check_spawn(
-    config: PlatformConfig, ledger: Ledger, username: str, profile: str | None, now: datetime | None = None
+    config: PlatformConfig,
+    ledger: Ledger,
+    username: str,
+    profile: str | None,
+    now: datetime | None = None,
+    meter_problem: str | None = None,
 ) -> Verdict:
     standing = user_standing(config, ledger, username, now or datetime.now(UTC))
     problem = None if profile is None else standing.policy.profile_problem(profile, config.accounting.contact)
     if problem:
         return Verdict(False, "profile", problem)
-    return _budget_verdict(config, standing, "server")
+    return _budget_verdict(config, standing, "server", meter_problem)
 
 
 def check_cluster(
-    config: PlatformConfig, ledger: Ledger, username: str, now: datetime | None = None
+    config: PlatformConfig,
+    ledger: Ledger,
+    username: str,
+    now: datetime | None = None,
+    meter_problem: str | None = None,
 ) -> Verdict:
-    return _budget_verdict(
-        config, user_standing(config, ledger, username, now or datetime.now(UTC)), "Dask cluster"
-    )
+    standing = user_standing(config, ledger, username, now or datetime.now(UTC))
+    return _budget_verdict(config, standing, "Dask cluster", meter_problem)
 
 
-def _budget_verdict(config: PlatformConfig, standing, what: str) -> Verdict:
+def _budget_verdict(
+    config: PlatformConfig, standing: UserStanding, what: str, meter_problem: str | None
+) -> Verdict:
+    contact = config.accounting.contact
+    if meter_problem and standing.standings and config.accounting.when_unavailable.budgets == "closed":
+        return Verdict(
+            False,
+            "meter",
+            f"No new {what}: usage cannot be recorded right now ({meter_problem}), and you have a "
+            f"budget. Try again in a few minutes; {contact} can tell you more.",
+        )
     capped = standing.capped
     if not capped:
         return Verdict(True)
     item = capped[0]
-    return Verdict(
-        False,
-        "budget" if item.scope == "user" else "group-budget",
-        f"No new {what}: {describe(item)}. Contact {config.accounting.contact} to raise it.",
-    )
+    if item.outside is not None:
+        return Verdict(False, "course-window", f"No new {what}: {describe(item)}. Contact {contact}.")
+    rule = "budget" if item.scope == "user" else "group-budget"
+    return Verdict(False, rule, f"No new {what}: {describe(item)}. Contact {contact} to raise it.")

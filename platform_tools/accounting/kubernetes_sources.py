@@ -13,6 +13,7 @@ select the price. A claim is charged its provisioned capacity.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -22,8 +23,11 @@ from platform_tools.accounting.sources import SourceError
 from platform_tools.clients.kubernetes import api_client
 from platform_tools.contract.labels import KIND, SELECTOR, USER
 from platform_tools.ledger.store import Observation
-from platform_tools.pricing.catalog import Node, PriceCatalog
+from platform_tools.pricing.catalog import Node, PriceCatalog, PriceError
 from platform_tools.pricing.cost import hourly_cost, storage_hourly_cost
+
+log = logging.getLogger(__name__)
+_TOLD: set[tuple[str, str]] = set()  # unpriced nodes already logged (once per node and type)
 
 _SUFFIX = {
     "": 1,
@@ -59,6 +63,9 @@ def pod_requests(pod: dict) -> tuple[float, float]:
 
 
 def node_of(node: dict, catalog: PriceCatalog) -> Node:
+    """The node's price from its labels; a type (or region) the catalog lacks is priced by
+    its capacity with ``PriceCatalog.estimate``, so one unknown node never stops the meter
+    (it once froze metering and every cap for everyone)."""
     labels = node["metadata"].get("labels", {})
     instance_type = labels.get("node.kubernetes.io/instance-type") or labels.get(
         "beta.kubernetes.io/instance-type"
@@ -67,7 +74,16 @@ def node_of(node: dict, catalog: PriceCatalog) -> Node:
         labels.get("eks.amazonaws.com/capacityType", ""), "on-demand"
     )
     region = labels.get("topology.kubernetes.io/region", "us-east-1")
-    return catalog.node(instance_type, region, "spot" if capacity == "spot" else "on-demand")
+    capacity_type = "spot" if capacity == "spot" else "on-demand"
+    try:
+        return catalog.node(instance_type or "", region, capacity_type)
+    except PriceError:
+        size = (node.get("status") or {}).get("capacity") or {}
+        try:
+            vcpu, memory = quantity(size.get("cpu", 0)), quantity(size.get("memory", 0)) / 2**30
+        except ValueError:
+            vcpu = memory = 0.0
+        return catalog.estimate(instance_type or "unknown", region, capacity_type, vcpu, memory)
 
 
 def _timestamp(text: str) -> float:
@@ -83,6 +99,16 @@ def kubernetes_observations(
 ) -> list[Observation]:
     """Observations for metered pods that run on a node, and metered bound claims."""
     priced = {node["metadata"]["name"]: node_of(node, catalog) for node in nodes}
+    for name, node in priced.items():
+        if node.estimated and (name, node.instance_type) not in _TOLD:
+            _TOLD.add((name, node.instance_type))
+            log.warning(
+                "node %s: no price for %s (%s) in the catalog; charged $%.4f/h by its size",
+                name,
+                node.instance_type,
+                node.capacity_type,
+                node.price_per_hour,
+            )
     observations = []
     for pod in pods:
         meta, status = pod["metadata"], pod.get("status", {})
@@ -99,7 +125,7 @@ def kubernetes_observations(
                 kind=meta.get("labels", {}).get(KIND, "pod"),
                 started_at=_timestamp(started),
                 rate_per_hour=hourly_cost(cpu, memory, node),
-                description=meta["name"],
+                description=meta["name"] + (" (estimated price)" if node.estimated else ""),
                 cpu=cpu,
                 memory_gib=memory,
                 instance_type=node.instance_type,
@@ -148,6 +174,7 @@ class KubernetesSources:
         self.catalog = catalog
         self.storage_kind = storage_kind
         self.configuration = configuration
+        self.unpriced: list[str] = []  # nodes of the last sample priced by size (a metric)
 
     async def observe(self) -> list[Observation]:
         from kubernetes_asyncio import client
@@ -161,11 +188,16 @@ class KubernetesSources:
                     self.namespace, label_selector=SELECTOR
                 )
                 serialize = api.sanitize_for_serialization
+                node_dicts = [serialize(n) for n in nodes.items]
+                catalog = self.catalog()
+                self.unpriced = sorted(
+                    n["metadata"]["name"] for n in node_dicts if node_of(n, catalog).estimated
+                )
                 return kubernetes_observations(
                     [serialize(p) for p in pods.items],
-                    [serialize(n) for n in nodes.items],
+                    node_dicts,
                     [serialize(c) for c in claims.items],
-                    self.catalog(),
+                    catalog,
                     self.storage_kind,
                 )
         except Exception as exc:  # the API unreachable: skip the sample, never half-record

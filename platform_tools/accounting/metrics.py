@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from platform_tools.accounting.budgets import user_standing
+from platform_tools.accounting.budgets import standings
 from platform_tools.config.models import PlatformConfig
 from platform_tools.ledger.store import Ledger
 
@@ -41,6 +41,21 @@ class Metrics:
             "Samples skipped because a source did not answer",
             registry=self.registry,
         )
+        self.ledger_write_failures = Counter(
+            "parhelion_ledger_write_failures_total",
+            "Samples that could not be written to the ledger (full disk, lost database)",
+            registry=self.registry,
+        )
+        self.clock_steps = Counter(
+            "parhelion_meter_clock_steps_total",
+            "Wall clock steps the meter saw and did not charge",
+            registry=self.registry,
+        )
+        self.unpriced_nodes = Gauge(
+            "parhelion_unpriced_nodes",
+            "Nodes the price catalog lacks, charged by its per-vCPU/GiB fallback",
+            registry=self.registry,
+        )
         self.events = Gauge(
             "parhelion_enforcement_events",
             "Enforcement events recorded, by action",
@@ -48,21 +63,17 @@ class Metrics:
             registry=self.registry,
         )
 
-    def update_spend(self, config: PlatformConfig, ledger: Ledger) -> None:
-        now = datetime.now(UTC)
-        rates: dict[str, float] = {}
-        for row in ledger.lifetimes(running_only=True):
-            rates[row.username] = rates.get(row.username, 0.0) + row.rate_per_hour
-        for username in sorted(config.allowed_users | set(rates)):
-            own = user_standing(config, ledger, username, now).own
+    def update_spend(self, config: PlatformConfig, ledger: Ledger, now: datetime | None = None) -> None:
+        """Refresh the per-user gauges (a few queries for all users; blocking)."""
+        now = now or datetime.now(UTC)
+        rates = ledger.rates_by_user()
+        for username, standing in standings(config, ledger, config.allowed_users | set(rates), now).items():
+            own = standing.own
             if own is not None:
                 self.spend.labels(username).set(own.spend_usd)
                 self.budget.labels(username).set(own.cap_usd)
             self.running_rate.labels(username).set(rates.get(username, 0.0))
-        counts: dict[str, int] = {}
-        for event in ledger.events():
-            counts[event.action] = counts.get(event.action, 0) + 1
-        for action, count in counts.items():
+        for action, count in ledger.event_counts().items():
             self.events.labels(action).set(count)
 
     def render(self) -> bytes:

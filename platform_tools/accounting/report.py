@@ -11,13 +11,21 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from platform_tools.accounting.budgets import user_standing
+from platform_tools.accounting.budgets import standings, user_standing
 from platform_tools.config.models import PlatformConfig
 from platform_tools.ledger.store import Ledger
 
+#: Events a page shows at once; older ones are a page further (``events_before``).
+EVENTS_PER_PAGE = 50
+
 
 def user_report(
-    config: PlatformConfig, ledger: Ledger, username: str, now: datetime | None = None, days: int = 14
+    config: PlatformConfig,
+    ledger: Ledger,
+    username: str,
+    now: datetime | None = None,
+    days: int = 14,
+    events_before: int | None = None,
 ) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     standing = user_standing(config, ledger, username, now)
@@ -37,14 +45,18 @@ def user_report(
         {"date": day.isoformat(), "usd": round(usd, 6)}
         for day, usd in ledger.daily_spend(username, first_day, now.date())
     ]
+    newest = ledger.events(username, limit=EVENTS_PER_PAGE, before_id=events_before)
     events = [
         {
+            "id": e.id,
             "at": datetime.fromtimestamp(e.at, UTC).isoformat(),
+            "last_at": datetime.fromtimestamp(e.last_at or e.at, UTC).isoformat(),
+            "count": e.count or 1,
             "action": e.action,
             "rule": e.rule,
             "message": e.message,
         }
-        for e in ledger.events(username)[-50:]
+        for e in newest
     ]
     return {
         "user": username,
@@ -79,29 +91,32 @@ def user_report(
         "running_rate_per_hour_usd": round(sum(r["rate_per_hour_usd"] for r in running), 6),
         "daily": daily,
         "events": events,
+        # the id to ask ``events_before`` for the page before this one (None: no older events)
+        "events_older": events[0]["id"] if len(events) == EVENTS_PER_PAGE else None,
     }
 
 
 def all_users_rows(
     config: PlatformConfig, ledger: Ledger, now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """One row per user for the admin view and CSV export."""
+    """One row per user for the admin view and CSV export (a few queries for everyone)."""
     now = now or datetime.now(UTC)
-    users = config.allowed_users | {row.username for row in ledger.lifetimes()}
+    rates = ledger.rates_by_user()
+    totals = ledger.spend_by_user(0, now.timestamp())
+    users = config.allowed_users | set(totals) | set(rates)
     rows = []
-    for username in sorted(users):
-        report = user_report(config, ledger, username, now, days=1)
-        budget = report["budget"] or {}
+    for username, standing in sorted(standings(config, ledger, users, now).items()):
+        own = standing.own
         rows.append(
             {
                 "user": username,
-                "groups": " ".join(report["groups"]),
-                "spent_usd": budget.get("spent_usd", round(ledger.spend(username, 0, now.timestamp()), 6)),
-                "budget_usd": budget.get("usd", ""),
-                "percent": budget.get("percent", ""),
-                "period": budget.get("period", ""),
-                "running_rate_per_hour_usd": report["running_rate_per_hour_usd"],
-                "capped": budget.get("capped", False),
+                "groups": " ".join(standing.policy.groups),
+                "spent_usd": round(own.spend_usd if own else totals.get(username, 0.0), 6),
+                "budget_usd": own.cap_usd if own else "",
+                "percent": round(own.percent, 2) if own else "",
+                "period": standing.policy.budget.period if own and standing.policy.budget else "",
+                "running_rate_per_hour_usd": round(rates.get(username, 0.0), 6),
+                "capped": own.capped if own else False,
             }
         )
     return rows

@@ -49,9 +49,15 @@ class Usage(Base):
 
 
 class Event(Base):
-    """Something enforcement did or said, and why: a warning, a refusal, a stop."""
+    """Something enforcement did or said, and why: a warning, a refusal, a stop.
+
+    The same event said again within a few minutes (a refusal the hub asks about on every
+    click) adds to ``count`` and moves ``last_at`` instead of adding a row: 20,000 refusals
+    once made a user's spend page load 9 MB.
+    """
 
     __tablename__ = "events"
+    __table_args__ = (Index("ix_events_username_id", "username", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[float] = mapped_column(Float, index=True)
@@ -61,13 +67,18 @@ class Event(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     spend_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     cap_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Notice(Base):
     """A threshold a user was told about in a budget period: each is told once."""
 
     __tablename__ = "notices"
-    __table_args__ = (UniqueConstraint("username", "period_key", "threshold"),)
+    __table_args__ = (
+        UniqueConstraint("username", "period_key", "threshold"),
+        Index("ix_notices_period_key", "period_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(128))

@@ -30,6 +30,24 @@ from platform_tools.ledger.schema import Event, MeterState, Notice, Usage
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+#: The same event said again within this many seconds is counted on the first one's row.
+REPEAT_WINDOW_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class NewNotice:
+    """A threshold to tell a user about once, with the event that tells it."""
+
+    username: str
+    period_key: str
+    threshold: float
+    action: str
+    rule: str
+    message: str
+    spend_usd: float | None = None
+    cap_usd: float | None = None
+
+
 @dataclass(frozen=True)
 class Observation:
     """A resource seen running, with what it requests and the rate it is charged."""
@@ -85,8 +103,13 @@ class Ledger:
 
     # -------------------------------------------------------------- samples
 
-    def record_sample(self, at: float, running: Sequence[Observation]) -> None:
-        """Apply one sample: what runs at ``at``. Idempotent; all or nothing."""
+    def record_sample(
+        self, at: float, running: Sequence[Observation], clock_offset: float | None = None
+    ) -> None:
+        """Apply one sample: what runs at ``at``. Idempotent; all or nothing.
+
+        ``clock_offset`` is the meter clock's (``accounting.meterclock``), kept with the
+        sample so a restarted meter goes on from the same clock."""
         with self.sessions.begin() as session:
             keys = [obs.resource_key for obs in running]
             for obs in running:
@@ -97,6 +120,8 @@ class Ledger:
                 closing = closing.where(Usage.resource_key.not_in(keys))
             session.execute(closing.values(ended_at=Usage.last_seen_at))
             self._set_state(session, "last_sample_at", repr(at))
+            if clock_offset is not None:
+                self._set_state(session, "clock_offset", repr(clock_offset))
 
     def _upsert(self, session: Session, obs: Observation, at: float) -> None:
         dialect = session.get_bind().dialect.name
@@ -135,6 +160,12 @@ class Ledger:
         with self.sessions() as session:
             row = session.get(MeterState, "last_sample_at")
             return float(row.value) if row else None
+
+    def clock_offset(self) -> float:
+        """The meter clock's offset as of the last sample (0 if never stepped)."""
+        with self.sessions() as session:
+            row = session.get(MeterState, "clock_offset")
+            return float(row.value) if row else 0.0
 
     def _set_state(self, session: Session, key: str, value: str) -> None:
         row = session.get(MeterState, key)
@@ -203,41 +234,139 @@ class Ledger:
         spend_usd: float | None = None,
         cap_usd: float | None = None,
         at: float | None = None,
+        merge_within: float | None = None,
     ) -> None:
+        """Record an event; with ``merge_within``, the same one (user, action, rule and
+        message) recorded less than that many seconds ago is counted again instead."""
+        at = at or time.time()
         with self.sessions.begin() as session:
+            if merge_within is not None:
+                last = func.coalesce(Event.last_at, Event.at)
+                repeated = session.execute(
+                    select(Event)
+                    .where(
+                        Event.username == username,
+                        Event.action == action,
+                        Event.rule == rule,
+                        last >= at - merge_within,
+                    )
+                    .order_by(Event.id.desc())
+                    .limit(1)
+                ).scalar_one_or_none()
+                if repeated is not None and repeated.message == message:
+                    repeated.count = (repeated.count or 1) + 1
+                    repeated.last_at = max(at, repeated.last_at or repeated.at)
+                    return
             session.add(
                 Event(
-                    at=at or time.time(),
+                    at=at,
                     username=username,
                     action=action,
                     rule=rule,
                     message=message,
                     spend_usd=spend_usd,
                     cap_usd=cap_usd,
+                    count=1,
                 )
             )
 
-    def events(self, username: str | None = None, since: float | None = None) -> list[Event]:
-        query = select(Event).order_by(Event.at, Event.id)
+    def events(
+        self,
+        username: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+        before_id: int | None = None,
+    ) -> list[Event]:
+        """Events in time order; with ``limit``, the newest ``limit`` (before ``before_id``)."""
+        query = select(Event)
         if username is not None:
             query = query.where(Event.username == username)
         if since is not None:
             query = query.where(Event.at >= since)
+        if before_id is not None:
+            query = query.where(Event.id < before_id)
         with self.sessions() as session:
-            return list(session.execute(query).scalars())
+            if limit is None:
+                return list(session.execute(query.order_by(Event.at, Event.id)).scalars())
+            newest = session.execute(query.order_by(Event.id.desc()).limit(limit)).scalars()
+            return sorted(newest, key=lambda e: (e.at, e.id))
+
+    def event_counts(self) -> dict[str, int]:
+        """How many times each action happened (repeats included)."""
+        query = select(Event.action, func.sum(Event.count)).group_by(Event.action)
+        with self.sessions() as session:
+            return {action: int(total or 0) for action, total in session.execute(query)}
+
+    def running_by_user(self) -> dict[str, list[str]]:
+        """The kinds of what runs now (open lifetimes), per user, in one query."""
+        query = select(Usage.username, Usage.kind).where(Usage.ended_at.is_(None))
+        running: dict[str, list[str]] = {}
+        with self.sessions() as session:
+            for username, kind in session.execute(query):
+                running.setdefault(username, []).append(kind)
+        return running
+
+    def rates_by_user(self) -> dict[str, float]:
+        """What runs now costs per hour, per user."""
+        query = (
+            select(Usage.username, func.sum(Usage.rate_per_hour))
+            .where(Usage.ended_at.is_(None))
+            .group_by(Usage.username)
+        )
+        with self.sessions() as session:
+            return {username: float(rate or 0.0) for username, rate in session.execute(query)}
+
+    def notices_claimed(self, period_keys: Iterable[str]) -> dict[tuple[str, str, float], float]:
+        """When each (user, period key, threshold) of these periods was claimed."""
+        keys = sorted(set(period_keys))
+        if not keys:
+            return {}
+        query = select(Notice.username, Notice.period_key, Notice.threshold, Notice.at).where(
+            Notice.period_key.in_(keys)
+        )
+        with self.sessions() as session:
+            return {(u, k, float(t)): float(at) for u, k, t, at in session.execute(query)}
+
+    def claim_notices(self, notices: Sequence[NewNotice], at: float) -> list[NewNotice]:
+        """Claim each notice and record its event, all in one transaction; returns those
+        claimed now (a notice claimed before, by this pass or a concurrent one, is skipped)."""
+        if not notices:
+            return []
+        claimed = []
+        with self.sessions.begin() as session:
+            for notice in notices:
+                if self._claim(session, notice.username, notice.period_key, notice.threshold, at):
+                    claimed.append(notice)
+                    session.add(
+                        Event(
+                            at=at,
+                            username=notice.username,
+                            action=notice.action,
+                            rule=notice.rule,
+                            message=notice.message,
+                            spend_usd=notice.spend_usd,
+                            cap_usd=notice.cap_usd,
+                            count=1,
+                        )
+                    )
+        return claimed
+
+    @staticmethod
+    def _claim(session: Session, username: str, period_key: str, threshold: float, at: float) -> bool:
+        dialect = session.get_bind().dialect.name
+        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+        result = session.execute(
+            insert(Notice)
+            .values(username=username, period_key=period_key, threshold=threshold, at=at)
+            .on_conflict_do_nothing()
+            .returning(Notice.id)  # rowcount is not reliable across drivers
+        )
+        return result.first() is not None
 
     def claim_notice(self, username: str, period_key: str, threshold: float, at: float | None = None) -> bool:
         """True the first time (username, period, threshold) is claimed; False after."""
         with self.sessions.begin() as session:
-            dialect = session.get_bind().dialect.name
-            insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
-            result = session.execute(
-                insert(Notice)
-                .values(username=username, period_key=period_key, threshold=threshold, at=at or time.time())
-                .on_conflict_do_nothing()
-                .returning(Notice.id)  # rowcount is not reliable across drivers
-            )
-            return result.first() is not None
+            return self._claim(session, username, period_key, threshold, at or time.time())
 
     def notice_at(self, username: str, period_key: str, threshold: float) -> float | None:
         """When (username, period, threshold) was first claimed, or None if it was not."""

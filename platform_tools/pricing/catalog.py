@@ -65,6 +65,27 @@ class PriceCatalog(BaseModel):
             raise PriceError(f"no spot price for {instance_type} in {region}")
         return Node(instance_type, region, capacity_type, prices.vcpu, prices.memory_gib, hourly)
 
+    def estimate(
+        self, instance_type: str, region: str, capacity_type: CapacityType, vcpu: float, memory_gib: float
+    ) -> Node:
+        """A node the catalog lacks, priced by its size (flagged ``estimated``).
+
+        The rule: the catalog's highest on-demand $/vCPU-hour and $/GiB-hour in the region
+        (the first region the catalog lists when it lacks this one), applied as the cost
+        rule applies shares: ``max(vcpu x per_vcpu, memory x per_gib)``. Spot capacity is
+        priced on demand too. It never prices a node below what any known type would cost
+        for its size, so an unknown node cannot be a way around a cap; a node whose size is
+        unknown is priced as the region's most expensive known type.
+        """
+        prices = (self.regions.get(region) or next(iter(self.regions.values()))).instances
+        per_vcpu = max(price.on_demand / price.vcpu for price in prices.values())
+        per_gib = max(price.on_demand / price.memory_gib for price in prices.values())
+        if vcpu <= 0 or memory_gib <= 0:
+            biggest = max(prices.values(), key=lambda price: price.on_demand)
+            vcpu, memory_gib = biggest.vcpu, biggest.memory_gib
+        hourly = max(vcpu * per_vcpu, memory_gib * per_gib)
+        return Node(instance_type, region, capacity_type, vcpu, memory_gib, hourly, estimated=True)
+
     def storage_per_gib_hour(self, region: str, kind: str = "ebs-gp3") -> float:
         per_month = self._region(region).storage_per_gib_month.get(kind)
         if per_month is None:
@@ -112,3 +133,4 @@ class Node:
     vcpu: float
     memory_gib: float
     price_per_hour: float
+    estimated: bool = False  # priced by size, not from the catalog (``PriceCatalog.estimate``)

@@ -11,15 +11,18 @@ classes are served, their sessions' prewarm and release (every 30 s).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tornado import web
 
 from platform_tools.accounting.enforcer import Actions, Enforcer
+from platform_tools.accounting.meterclock import MeterClock
 from platform_tools.accounting.metrics import Metrics
 from platform_tools.accounting.sources import SourceError, Sources
 from platform_tools.classes.sessions import SessionScheduler
@@ -53,6 +56,26 @@ class Accounting:
         self.prefix = prefix
         self.metrics = Metrics()
         self.sessions = sessions  # classes prewarmed before each session
+        self.clock = MeterClock(self.max_step, ledger.last_sample_at(), ledger.clock_offset())
+        self.recorded_at = time.monotonic()  # the last sample written (start counts as one)
+        self.write_error: str | None = None  # why the last sample could not be written
+
+    def max_step(self) -> float:
+        """The most one sample charges: a few intervals, at least a minute."""
+        return max(60.0, 3.0 * self.live.current().accounting.sample_interval_seconds)
+
+    def now(self) -> datetime:
+        """The time checks and pages judge by: the meter's clock."""
+        return datetime.fromtimestamp(self.clock.now(), UTC)
+
+    def meter_problem(self) -> str | None:
+        """Why usage cannot be recorded now, or None. Checks refuse budgeted users meanwhile."""
+        if self.write_error is not None:
+            return f"the ledger cannot be written: {self.write_error}"
+        silent = time.monotonic() - self.recorded_at
+        if silent > self.max_step():
+            return f"no usage recorded for {silent:.0f} s"
+        return None
 
     async def sample(self) -> None:
         try:
@@ -60,11 +83,32 @@ class Accounting:
         except SourceError as exc:
             self.metrics.sample_failures.inc()
             log.warning("sample skipped: %s", exc)
+            self.clock.tick()  # the gap is charged by the next recorded sample
             return
-        at = datetime.now(UTC).timestamp()
-        self.ledger.record_sample(at, observations)
+        self.metrics.unpriced_nodes.set(len(getattr(self.sources, "unpriced", ())))
+        tick = self.clock.tick()
+        if tick.step:
+            self.metrics.clock_steps.inc()
+        observations = [
+            dataclasses.replace(obs, started_at=self.clock.started(obs.started_at, tick.at))
+            for obs in observations
+        ]
+        try:
+            await asyncio.to_thread(self.ledger.record_sample, tick.at, observations, self.clock.offset)
+        except Exception as exc:  # a full disk, a lost database: refuse budgeted spawns until it heals
+            self.metrics.ledger_write_failures.inc()
+            self.write_error = _first_line(exc)
+            log.error("could not record a sample (%d resources): %s", len(observations), self.write_error)
+            return
+        if self.write_error is not None:
+            log.warning("the ledger is written again (the gap since the last sample is charged)")
+        self.write_error = None
+        self.recorded_at = time.monotonic()
         self.metrics.samples.inc()
-        self.metrics.update_spend(self.live.current(), self.ledger)
+        await asyncio.to_thread(self.metrics.update_spend, self.live.current(), self.ledger, self.now())
+
+    async def enforce(self) -> None:
+        await self.enforcer.run_once(self.now())
 
     async def loop(self, every: str, action) -> None:
         """``action`` at the interval the live config's ``accounting.<every>`` says now."""
@@ -102,7 +146,7 @@ async def serve(accounting: Accounting, port: int, address: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     tasks = [
         asyncio.create_task(accounting.loop("sample_interval_seconds", accounting.sample)),
-        asyncio.create_task(accounting.loop("enforce_interval_seconds", accounting.enforcer.run_once)),
+        asyncio.create_task(accounting.loop("enforce_interval_seconds", accounting.enforce)),
     ]
     if accounting.sessions is not None:
         tasks.append(asyncio.create_task(repeat(accounting.sessions.run_once, lambda: SESSION_CHECK_SECONDS)))
@@ -110,3 +154,9 @@ async def serve(accounting: Accounting, port: int, address: str) -> None:
     for task in tasks:
         task.cancel()
     accounting.ledger.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception as one short line (SQLAlchemy's carry the statement and a link)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

@@ -7,9 +7,10 @@ Prometheus uses it for /metrics.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
@@ -20,6 +21,9 @@ from platform_tools.accounting.report import all_users_rows, rows_csv, user_repo
 from platform_tools.classes.course import ClassError, class_of, class_spend, report_csv
 from platform_tools.contract.services import AccountingPath
 from platform_tools.contract.tokens import token_matches
+from platform_tools.ledger.store import REPEAT_WINDOW_SECONDS
+
+log = logging.getLogger("parhelion.accounting")
 
 
 class AccountingHandler(web.RequestHandler):
@@ -45,40 +49,56 @@ class InternalHandler(AccountingHandler):
 
 
 class CheckHandler(InternalHandler):
-    def answer(self, kind: str, verdict) -> None:
-        """Reply with the verdict; a refusal is counted and recorded in the ledger."""
+    """The checks read the ledger in a worker thread: the event loop keeps serving the hub's
+    other checks meanwhile (a check must answer well inside the hub's 5 s)."""
+
+    async def answer(self, kind: str, check, *args) -> None:
+        """Reply with the verdict; a refusal is counted and recorded (repeats counted on one
+        row) in the ledger. A refusal that cannot be recorded is still a refusal."""
+        accounting = self.accounting
+        verdict = await asyncio.to_thread(
+            check, self.config(), accounting.ledger, *args, accounting.now(), accounting.meter_problem()
+        )
         if not verdict.allowed:
-            self.accounting.metrics.refusals.labels(kind, verdict.rule).inc()
-            self.accounting.ledger.record_event(
-                self.get_argument("user"), "refuse", verdict.rule, verdict.message
-            )
+            accounting.metrics.refusals.labels(kind, verdict.rule).inc()
+            try:
+                await asyncio.to_thread(
+                    accounting.ledger.record_event,
+                    self.get_argument("user"),
+                    "refuse",
+                    verdict.rule,
+                    verdict.message,
+                    merge_within=REPEAT_WINDOW_SECONDS,
+                )
+            except Exception as exc:  # e.g. a full disk: the answer matters more than the row
+                log.error("could not record a refusal of %s: %s", self.get_argument("user"), exc)
         self.write_json(verdict.as_dict())
 
 
 class CheckSpawnHandler(CheckHandler):
-    def get(self) -> None:
+    async def get(self) -> None:
         user, profile = self.get_argument("user"), self.get_argument("profile", None)
-        self.answer("server", check_spawn(self.config(), self.accounting.ledger, user, profile))
+        await self.answer("server", check_spawn, user, profile)
 
 
 class CheckClusterHandler(CheckHandler):
-    def get(self) -> None:
-        self.answer(
-            "cluster", check_cluster(self.config(), self.accounting.ledger, self.get_argument("user"))
-        )
+    async def get(self) -> None:
+        await self.answer("cluster", check_cluster, self.get_argument("user"))
 
 
 class ClassReportHandler(InternalHandler):
     """A class's cost report (CSV: each student's spend over the window, and the total), for
     `parhelion class close --kubernetes`, which cannot reach the ledger itself."""
 
-    def get(self, name: str) -> None:
+    async def get(self, name: str) -> None:
         config = self.config()
         try:
             group = class_of(config, name)
         except ClassError as error:
             raise web.HTTPError(404, str(error)) from None
-        spend = class_spend(config, self.accounting.ledger, name, datetime.now(UTC))
+        spend = await asyncio.to_thread(
+            class_spend, config, self.accounting.ledger, name, self.accounting.now()
+        )
         self.set_header("Content-Type", "text/csv")
         self.finish(report_csv(spend, group.budget.usd))
 
@@ -113,20 +133,39 @@ class PersonHandler(HubOAuthenticated, AccountingHandler):
         else:
             self.finish(f"<h1>{status_code}</h1><p>{web.escape.xhtml_escape(reason)}</p>")
 
+    async def report(self, username: str) -> dict:
+        """The user's report, read off the event loop; ``?events_before=<id>`` pages events."""
+        before = self.get_argument("events_before", None)
+        if before is not None and not before.isdigit():
+            raise web.HTTPError(400, "events_before must be an event id")
+        accounting = self.accounting
+        return await asyncio.to_thread(
+            user_report,
+            self.config(),
+            accounting.ledger,
+            username,
+            accounting.now(),
+            events_before=int(before) if before else None,
+        )
+
+    async def all_rows(self) -> list[dict]:
+        accounting = self.accounting
+        return await asyncio.to_thread(all_users_rows, self.config(), accounting.ledger, accounting.now())
+
 
 class UserApiHandler(PersonHandler):
     @web.authenticated
-    def get(self, username: str) -> None:
+    async def get(self, username: str) -> None:
         self.require_self_or_admin(username)
-        self.write_json(user_report(self.config(), self.accounting.ledger, username))
+        self.write_json(await self.report(username))
 
 
 class UsersApiHandler(PersonHandler):
     @web.authenticated
-    def get(self) -> None:
+    async def get(self) -> None:
         if not self.is_admin():
             raise web.HTTPError(403, "only admins may list every user's spend")
-        self.write_json({"users": all_users_rows(self.config(), self.accounting.ledger)})
+        self.write_json({"users": await self.all_rows()})
 
 
 class QuotaApiHandler(PersonHandler):
@@ -143,10 +182,10 @@ class QuotaApiHandler(PersonHandler):
 
 class SpendPageHandler(PersonHandler):
     @web.authenticated
-    def get(self, username: str | None = None) -> None:
+    async def get(self, username: str | None = None) -> None:
         username = username or self.person()["name"]
         self.require_self_or_admin(username)
-        report = user_report(self.config(), self.accounting.ledger, username)
+        report = await self.report(username)
         self.render(
             "spend.html",
             report=report,
@@ -158,10 +197,10 @@ class SpendPageHandler(PersonHandler):
 
 class AdminPageHandler(PersonHandler):
     @web.authenticated
-    def get(self) -> None:
+    async def get(self) -> None:
         if not self.is_admin():
             raise web.HTTPError(403, "only admins may see every user")
-        rows = all_users_rows(self.config(), self.accounting.ledger)
+        rows = await self.all_rows()
         sort = self.get_argument("sort", "user")
         if rows and sort in rows[0]:
             rows.sort(key=lambda row: (str(type(row[sort])), row[sort]), reverse=sort != "user")
@@ -174,12 +213,13 @@ class AdminPageHandler(PersonHandler):
 
 class AdminCsvHandler(PersonHandler):
     @web.authenticated
-    def get(self) -> None:
+    async def get(self) -> None:
         if not self.is_admin():
             raise web.HTTPError(403, "only admins may export spend")
+        rows = await self.all_rows()
         self.set_header("Content-Type", "text/csv")
         self.set_header("Content-Disposition", 'attachment; filename="parhelion-spend.csv"')
-        self.finish(rows_csv(all_users_rows(self.config(), self.accounting.ledger)))
+        self.finish(rows_csv(rows))
 
 
 def daily_chart_svg(daily: list[dict], width: int = 560, height: int = 160) -> str:
