@@ -32,7 +32,11 @@ def hub_actions(hub_api_url: str, gateway_url: str | None, hub_token: str, inter
 
     async def stop_servers(username: str) -> list[str]:
         request = HTTPRequest(f"{hub_api_url}/users/{username}", headers=authorization(hub_token))
-        user = json.loads((await client.fetch(request)).body)
+        answer = await client.fetch(request, raise_error=False)
+        if answer.code == 404:  # the hub does not know them (deleted): no servers to stop
+            return []
+        answer.rethrow()
+        user = json.loads(answer.body)
         stopped = []
         for name in user.get("servers") or {}:
             path = (
