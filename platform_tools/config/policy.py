@@ -62,7 +62,7 @@ def class_image(config: PlatformConfig, username: str) -> str | None:
 
 def groups_of(config: PlatformConfig, username: str) -> list[str]:
     """The user's groups, in file order."""
-    return [name for name, group in config.groups.items() if username in group.members]
+    return list(config.groups_by_member.get(username, ()))
 
 
 def resolve_profiles(config: PlatformConfig, username: str) -> list[str]:

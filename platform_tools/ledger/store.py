@@ -30,6 +30,9 @@ from platform_tools.ledger.schema import Event, MeterState, Notice, Usage
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+#: Rows a statement upserts (13 columns: within SQLite's and PostgreSQL's bind limits).
+UPSERT_CHUNK = 500
+
 #: The same event said again within this many seconds is counted on the first one's row.
 REPEAT_WINDOW_SECONDS = 600.0
 
@@ -111,50 +114,54 @@ class Ledger:
         ``clock_offset`` is the meter clock's (``accounting.meterclock``), kept with the
         sample so a restarted meter goes on from the same clock."""
         with self.sessions.begin() as session:
-            keys = [obs.resource_key for obs in running]
-            for obs in running:
-                self._upsert(session, obs, at)
+            self._upsert(session, running, at)
             # Lifetimes not seen now have ended; they were last seen at the previous sample.
-            closing = update(Usage).where(Usage.ended_at.is_(None))
-            if keys:
-                closing = closing.where(Usage.resource_key.not_in(keys))
+            # Every one seen now was moved to ``at`` or later, so "open and last seen before
+            # ``at``" is exactly the unseen (no list of keys: no bind-parameter limit).
+            closing = update(Usage).where(Usage.ended_at.is_(None), Usage.last_seen_at < at)
             session.execute(closing.values(ended_at=Usage.last_seen_at))
             self._set_state(session, "last_sample_at", repr(at))
             if clock_offset is not None:
                 self._set_state(session, "clock_offset", repr(clock_offset))
 
-    def _upsert(self, session: Session, obs: Observation, at: float) -> None:
+    def _upsert(self, session: Session, observations: Sequence[Observation], at: float) -> None:
+        """Insert new lifetimes and move known ones forward, a few hundred rows a statement
+        (one statement per row took 1.5 s for a 2,000-user class)."""
         dialect = session.get_bind().dialect.name
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
-        seen = max(at, obs.started_at)
-        statement = insert(Usage).values(
-            resource_key=obs.resource_key,
-            username=obs.username,
-            kind=obs.kind,
-            description=obs.description,
-            cpu=obs.cpu,
-            memory_gib=obs.memory_gib,
-            storage_gib=obs.storage_gib,
-            instance_type=obs.instance_type,
-            capacity_type=obs.capacity_type,
-            rate_per_hour=obs.rate_per_hour,
-            started_at=obs.started_at,
-            last_seen_at=seen,
-            ended_at=None,
-        )
-        excluded = statement.excluded
-        statement = statement.on_conflict_do_update(
-            index_elements=[Usage.resource_key],
-            set_={
-                # never backwards: an old sample replayed after a newer one changes nothing
-                "last_seen_at": case(
-                    (excluded.last_seen_at > Usage.last_seen_at, excluded.last_seen_at),
-                    else_=Usage.last_seen_at,
-                ),
-                "ended_at": None,
-            },
-        )
-        session.execute(statement)
+        rows = [
+            dict(
+                resource_key=obs.resource_key,
+                username=obs.username,
+                kind=obs.kind,
+                description=obs.description,
+                cpu=obs.cpu,
+                memory_gib=obs.memory_gib,
+                storage_gib=obs.storage_gib,
+                instance_type=obs.instance_type,
+                capacity_type=obs.capacity_type,
+                rate_per_hour=obs.rate_per_hour,
+                started_at=obs.started_at,
+                last_seen_at=max(at, obs.started_at),
+                ended_at=None,
+            )
+            for obs in {obs.resource_key: obs for obs in observations}.values()
+        ]
+        for first in range(0, len(rows), UPSERT_CHUNK):
+            statement = insert(Usage).values(rows[first : first + UPSERT_CHUNK])
+            excluded = statement.excluded
+            statement = statement.on_conflict_do_update(
+                index_elements=[Usage.resource_key],
+                set_={
+                    # never backwards: an old sample replayed after a newer one changes nothing
+                    "last_seen_at": case(
+                        (excluded.last_seen_at > Usage.last_seen_at, excluded.last_seen_at),
+                        else_=Usage.last_seen_at,
+                    ),
+                    "ended_at": None,
+                },
+            )
+            session.execute(statement)
 
     def last_sample_at(self) -> float | None:
         with self.sessions() as session:
