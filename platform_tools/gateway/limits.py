@@ -45,7 +45,7 @@ import aiohttp
 from aiohttp import web
 from dask_gateway_server.backends.base import PublicException
 from dask_gateway_server.backends.db_base import JobStatus
-from dask_gateway_server.backends.local import LocalBackend, UnsafeLocalBackend
+from dask_gateway_server.backends.local import LocalBackend, UnsafeLocalBackend, is_running
 from dask_gateway_server.models import User
 from dask_gateway_server.routes import api_handler
 from traitlets import Float, TraitError, Unicode, validate
@@ -163,13 +163,15 @@ class AggregateLimitsMixin(LoggingConfigurable):
         """Every cluster that asks for, or still holds, processes (database backends).
 
         The database is written synchronously by the same event loop that decides, so what
-        was granted is visible at once: no reservations are needed here.
+        was granted is visible at once: no reservations are needed here. A retired worker is
+        marked stopped only at its scheduler's next heartbeat (up to 15 s later); its process
+        is looked at directly, so its cores are free as soon as it has exited.
         """
         for cluster in self.db.name_to_cluster.values():
             if cluster.status >= JobStatus.STOPPED:  # its scheduler and workers are gone
                 continue
             active = cluster.target <= JobStatus.RUNNING
-            alive = sum(1 for worker in cluster.workers.values() if worker.status < JobStatus.STOPPED)
+            alive = sum(1 for worker in cluster.workers.values() if _worker_alive(worker))
             target = cluster.count if active else 0
             yield ClusterUsage(
                 cluster.name, cluster.username, cluster.config, max(target, alive), True, active
@@ -405,6 +407,17 @@ class ParhelionLocalBackend(AggregateLimitsMixin, UnsafeLocalBackend):
 
 class ParhelionSystemUsersBackend(AggregateLimitsMixin, LocalBackend):
     """Clusters run as each user's OS account, with Parhelion's aggregate limits."""
+
+
+def _worker_alive(worker: Any) -> bool:
+    """A worker not yet stopped, unless its process (a local backend's pid) has exited."""
+    if worker.status >= JobStatus.STOPPED:
+        return False
+    pid = (worker.state or {}).get("pid")
+    try:
+        return pid is None or is_running(pid)
+    except OSError:  # not ours to signal (another account's): it exists
+        return True
 
 
 def _limit(value: float | None) -> str:
