@@ -229,7 +229,7 @@ class AggregateLimitsMixin(LoggingConfigurable):
         quota = resolve(self.platform(), username).quota
         if quota.max_dask_clusters is not None and count >= quota.max_dask_clusters:
             raise ClusterRefused(
-                f"You already have {count} Dask cluster(s) running or starting, the most your quota "
+                f"You already have {count} Dask cluster(s) running, the most your quota "
                 f"allows ({quota.max_dask_clusters}). Shut one down (cluster.shutdown()) and try again."
             )
 

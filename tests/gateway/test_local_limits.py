@@ -136,13 +136,28 @@ def as_demo(gateway):
     return Gateway(address, proxy, auth=BasicAuth("demo", PASSWORD), asynchronous=True)
 
 
-async def stop_all(client) -> None:
+async def stop_all(client, state: Path) -> None:
+    """Stop the user's clusters and wait until their processes are gone (until then they
+    still count against the user's quota)."""
     for report in await client.list_clusters():
         await client.stop_cluster(report.name)
-    for _ in range(200):
-        if not await client.list_clusters():
+    for _ in range(300):
+        if not dask_processes(state, "scheduler") and not dask_processes(state, "worker"):
             return
         await asyncio.sleep(0.1)
+    raise AssertionError("the clusters' processes outlived their stop")
+
+
+def dask_processes(state: Path, role: str) -> int:
+    """Dask scheduler or worker processes of this gateway (its clusters' environment marks them)."""
+    count = 0
+    for proc in processes_of(state):
+        try:
+            line = proc.cmdline()
+        except Exception:
+            continue
+        count += any(part.endswith("dask") for part in line[:2]) and role in line
+    return count
 
 
 def test_ten_concurrent_new_clusters_make_exactly_two(gateway):
@@ -155,7 +170,7 @@ def test_ten_concurrent_new_clusters_make_exactly_two(gateway):
                 results = await asyncio.gather(*(client.submit() for _ in range(10)), return_exceptions=True)
                 listed = await client.list_clusters()
             finally:
-                await stop_all(client)
+                await stop_all(client, gateway[3])
             return results, listed
 
     results, listed = asyncio.run(scenario())
@@ -163,18 +178,6 @@ def test_ten_concurrent_new_clusters_make_exactly_two(gateway):
     refused = [str(r) for r in results if isinstance(r, BaseException)]
     assert len(made) == 2 and len(listed) == 2, results
     assert len(refused) == 8 and all("the most your quota allows (2)" in r for r in refused), refused
-
-
-def dask_workers(state: Path) -> int:
-    """Dask worker processes of this gateway (its clusters' environment marks them)."""
-    count = 0
-    for proc in processes_of(state):
-        try:
-            line = proc.cmdline()
-        except Exception:
-            continue
-        count += any(part.endswith("dask") for part in line[:2]) and "worker" in line
-    return count
 
 
 def test_two_clusters_scaled_past_the_cores_at_once_stay_within(gateway):
@@ -189,11 +192,11 @@ def test_two_clusters_scaled_past_the_cores_at_once_stay_within(gateway):
                 counts = []
                 deadline = time.monotonic() + 10  # a few heartbeats
                 while time.monotonic() < deadline:
-                    counts.append(dask_workers(gateway[3]))
+                    counts.append(dask_processes(gateway[3], "worker"))
                     await asyncio.sleep(0.2)
                 await asyncio.gather(a.close(), b.close())
             finally:
-                await stop_all(client)
+                await stop_all(client, gateway[3])
             return counts
 
     counts = asyncio.run(scenario())
@@ -223,7 +226,7 @@ def test_a_slow_budget_check_does_not_hold_up_other_requests(gateway):
                     refusal = str(error)
             finally:
                 accounting.delay = 0.0
-                await stop_all(client)
+                await stop_all(client, gateway[3])
             return meanwhile, refusal
 
     meanwhile, refusal = asyncio.run(scenario())
