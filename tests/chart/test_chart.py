@@ -574,3 +574,25 @@ def test_the_k3s_workflows_install_renders_here(helm, chart):
     platform = parse_platform(_named(objects, "ConfigMap")["parhelion-platform"]["data"]["platform.yaml"])
     assert platform.hub.auth.token_url == "http://10.1.0.4:9400/oauth2/token"
     assert re.match(r"http://localhost:\d+/hub/oauth_callback", platform.hub.auth.callback_url)
+
+
+def test_the_gateway_api_watches_pods_only_in_its_namespace(helm, chart):
+    """Parhelion's gateway backend counts its clusters' pods (workers still retiring after a
+    scale-down hold cores): get, list and watch, in the release's namespace, nothing more."""
+    objects = render(helm, chart)
+    account = "parhelion-dask-gateway-api"
+    bound = [
+        o
+        for o in objects
+        if o["kind"] in ("RoleBinding", "ClusterRoleBinding") and o["subjects"][0]["name"] == account
+    ]
+    roles = {**_named(objects, "Role"), **_named(objects, "ClusterRole")}
+    pod_rules = [
+        (binding["kind"], rule)
+        for binding in bound
+        for rule in roles[binding["roleRef"]["name"]]["rules"]
+        if "pods" in rule.get("resources", [])
+    ]
+    assert pod_rules == [
+        ("RoleBinding", {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]})
+    ]

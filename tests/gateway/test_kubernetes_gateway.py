@@ -94,8 +94,11 @@ def backend(config, clusters: dict[str, tuple[str, int]]) -> ParhelionKubeBacken
         name: SimpleNamespace(name=name, username=user, config=size, status=ClusterStatus.RUNNING)
         for name, (user, _) in clusters.items()
     }
-    objects = {name: {"spec": {"replicas": replicas}} for name, (_, replicas) in clusters.items()}
-    instance.informer = SimpleNamespace(get=objects.get)
+    objects = {
+        name: {"spec": {"replicas": replicas, "username": user, "config": size}}
+        for name, (user, replicas) in clusters.items()
+    }
+    instance.informer = SimpleNamespace(get=objects.get, cache=objects)
     instance.custom_client = FakeCustomObjects()
     instance.crd_version = "v1alpha1"
     return instance
