@@ -41,6 +41,17 @@ class Metrics:
             "Samples skipped because a source did not answer",
             registry=self.registry,
         )
+        self.ledger_recoveries = Counter(
+            "parhelion_ledger_recoveries_total",
+            "Corrupt ledgers moved aside at start (the fresh ledger holds what could be read)",
+            registry=self.registry,
+        )
+        self.ledger_rows_salvaged = Gauge(
+            "parhelion_ledger_rows_salvaged",
+            "Rows copied from the corrupt ledger at the last recovery, by table",
+            ["table"],
+            registry=self.registry,
+        )
         self.events = Gauge(
             "parhelion_enforcement_events",
             "Enforcement events recorded, by action",
