@@ -56,6 +56,17 @@ class Metrics:
             "Nodes the price catalog lacks, charged by its per-vCPU/GiB fallback",
             registry=self.registry,
         )
+        self.ledger_recoveries = Counter(
+            "parhelion_ledger_recoveries_total",
+            "Corrupt ledgers moved aside at start (the fresh ledger holds what could be read)",
+            registry=self.registry,
+        )
+        self.ledger_rows_salvaged = Gauge(
+            "parhelion_ledger_rows_salvaged",
+            "Rows copied from the corrupt ledger at the last recovery, by table",
+            ["table"],
+            registry=self.registry,
+        )
         self.events = Gauge(
             "parhelion_enforcement_events",
             "Enforcement events recorded, by action",

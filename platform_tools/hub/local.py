@@ -35,10 +35,12 @@ from platform_tools.hub.auth import (
     configure_authenticator,
 )
 from platform_tools.hub.spawn import check_spawn, options_from_form, profile_form
+from platform_tools.hub.spawners import GroupedLocalProcessSpawner, GroupedSimpleSpawner
 from platform_tools.local.environment import user_data_environment
 from platform_tools.local.homes import provide_notebooks
 from platform_tools.local.kernels import kernel_settings
 from platform_tools.local.runtime import HOST, LocalRuntime
+from platform_tools.local.servergroup import group_base
 from platform_tools.local.statedir import StateDir
 
 # How the hub starts the accounting service it manages (`python -m ...`).
@@ -104,7 +106,8 @@ def _configure_spawner(
 ) -> None:
     venv_bin = Path(sys.executable).parent
     system_users = platform.local.spawner == "system-users"
-    c.JupyterHub.spawner_class = "localprocess" if system_users else "simple"
+    c.JupyterHub.spawner_class = GroupedLocalProcessSpawner if system_users else GroupedSimpleSpawner
+    c.Spawner.group_base = group_base(state.root)  # a stop stops all of a server's processes
     c.Spawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
     server_args = ["--allow-root"] if os.geteuid() == 0 and not system_users else []
     c.Spawner.args = server_args

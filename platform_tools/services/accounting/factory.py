@@ -30,6 +30,7 @@ from platform_tools.contract.services import (
     external_service_oauth,
     gateway_api,
 )
+from platform_tools.ledger.recovery import Recovery, open_ledger
 from platform_tools.ledger.store import Ledger
 from platform_tools.local.runtime import HOST, LocalRuntime
 from platform_tools.local.statedir import StateDir
@@ -38,6 +39,9 @@ from platform_tools.services.accounting.actions import hub_actions, placeholder_
 from platform_tools.services.accounting.app import Accounting, serve
 
 log = logging.getLogger("parhelion.accounting")
+
+#: The event action (user ``*``) that tells admins a corrupt ledger was replaced at start.
+LEDGER_RECOVERED = "ledger-recovered"
 
 
 class SettingsError(RuntimeError):
@@ -117,9 +121,16 @@ class AccountingFactory:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.live = LiveConfig(settings.config_path, log)
+        self.recovery: Recovery | None = None  # set when ledger() moved a corrupt one aside
 
     def ledger(self) -> Ledger:
-        """The ledger, migrated to the current schema."""
+        """The ledger, migrated to the current schema.
+
+        Never a crash loop over the ledger (while the service is down nothing is metered or
+        stopped): a corrupt SQLite file is moved aside and what it holds salvaged into a fresh
+        one, recorded as a ``ledger-recovered`` event for user ``*`` and logged as one ERROR; a
+        database server that does not answer is waited for, with backoff (``ledger.recovery``).
+        """
         url = (
             self.settings.database_url
             or self.live.current().accounting.database_url
@@ -127,8 +138,11 @@ class AccountingFactory:
         )
         if not url:
             raise SettingsError("no ledger database: set accounting.database_url or PARHELION_DATABASE_URL")
-        ledger = Ledger(url)
-        ledger.migrate()
+        ledger, self.recovery = open_ledger(url, log)
+        if self.recovery is not None:
+            summary = self.recovery.summary()
+            log.error("%s", summary)
+            ledger.record_event("*", LEDGER_RECOVERED, "ledger-corrupt", summary)
         return ledger
 
     def catalog(self) -> LiveCatalog:
@@ -155,9 +169,14 @@ class AccountingFactory:
         actions = hub_actions(
             settings.hub_api_url, settings.gateway_url, settings.hub_token, settings.internal_token
         )
-        return Accounting(
+        accounting = Accounting(
             self.live, self.ledger(), sources, actions, settings.internal_token, settings.prefix, sessions
         )
+        if self.recovery is not None:
+            accounting.metrics.ledger_recoveries.inc()
+            for table, rows in self.recovery.salvaged.items():
+                accounting.metrics.ledger_rows_salvaged.labels(table).set(rows)
+        return accounting
 
 
 def local_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accounting, Settings]:
