@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from platform_tools.accounting.budgets import user_standing
 from platform_tools.accounting.enforcer import describe
 from platform_tools.config.models import PlatformConfig
+from platform_tools.config.policy import access_problem
 from platform_tools.ledger.store import Ledger
 
 
@@ -28,6 +29,8 @@ class Verdict:
 def check_spawn(
     config: PlatformConfig, ledger: Ledger, username: str, profile: str | None, now: datetime | None = None
 ) -> Verdict:
+    if refused := access_problem(config, username):  # a closed class's member, whatever they hold
+        return Verdict(False, "access", refused)
     standing = user_standing(config, ledger, username, now or datetime.now(UTC))
     problem = None if profile is None else standing.policy.profile_problem(profile, config.accounting.contact)
     if problem:
@@ -38,6 +41,8 @@ def check_spawn(
 def check_cluster(
     config: PlatformConfig, ledger: Ledger, username: str, now: datetime | None = None
 ) -> Verdict:
+    if refused := access_problem(config, username):  # the gateway asks: a cached session too
+        return Verdict(False, "access", refused)
     return _budget_verdict(
         config, user_standing(config, ledger, username, now or datetime.now(UTC)), "Dask cluster"
     )
