@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from platform_tools.accounting.budgets import UserStanding, user_standing
 from platform_tools.accounting.enforcer import describe
 from platform_tools.config.models import PlatformConfig
+from platform_tools.config.policy import access_problem
 from platform_tools.ledger.store import Ledger
 
 
@@ -38,6 +39,8 @@ def check_spawn(
     now: datetime | None = None,
     meter_problem: str | None = None,
 ) -> Verdict:
+    if refused := access_problem(config, username):  # a closed class's member, whatever they hold
+        return Verdict(False, "access", refused)
     standing = user_standing(config, ledger, username, now or datetime.now(UTC))
     problem = None if profile is None else standing.policy.profile_problem(profile, config.accounting.contact)
     if problem:
@@ -52,6 +55,8 @@ def check_cluster(
     now: datetime | None = None,
     meter_problem: str | None = None,
 ) -> Verdict:
+    if refused := access_problem(config, username):  # the gateway asks: a cached session too
+        return Verdict(False, "access", refused)
     standing = user_standing(config, ledger, username, now or datetime.now(UTC))
     return _budget_verdict(config, standing, "Dask cluster", meter_problem)
 

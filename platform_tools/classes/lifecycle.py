@@ -2,9 +2,11 @@
 
 Prewarm creates the roster's users in the hub and their homes (with the platform's
 notebooks), so 9:00 is a login and a server start, not an account creation. Close shuts
-the class: members lose access at once (platform.yaml, followed live), running servers are
-stopped, homes are archived or deleted as the course says, and a final cost report is
-written per student and in total. On Kubernetes, prewarm is the chart's placeholders
+the class: members lose access at once (platform.yaml, followed live); from those who have
+no other way in (``classes.revoke``) their tokens are revoked and their servers and Dask
+clusters stopped, and their homes are archived or deleted as the course says (members who
+keep access keep their homes); a final cost report is written per student and in total.
+Run again after an interruption, it finishes what is left. On Kubernetes, prewarm is the chart's placeholders
 (`platform_tools.classes.placeholders`).
 """
 
@@ -14,10 +16,12 @@ import asyncio
 import datetime as dt
 import shutil
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from platform_tools.classes.course import class_of, class_spend, report_csv
+from platform_tools.classes.revoke import Revoked, losing_access, revoke_access
+from platform_tools.clients.gatewayadmin import GatewayAdmin
 from platform_tools.clients.hubadmin import HubAdmin
 from platform_tools.config import load_platform
 from platform_tools.config.edit import PlatformChange, change_file
@@ -30,9 +34,12 @@ from platform_tools.local.statedir import StateDir
 @dataclass
 class CloseResult:
     stopped: list[str]
-    homes: dict[str, str]  # user -> "archived <path>", "deleted", "kept", "none"
+    homes: dict[str, str]  # user -> "archived <path>", "deleted", "kept", "kept (keeps access)", "none"
     report: Path
     total_usd: float
+    revoked: dict[str, Revoked] = field(default_factory=dict)
+    kept_access: list[str] = field(default_factory=list)
+    platform_running: bool = True
 
 
 def _admin(state: StateDir) -> HubAdmin:
@@ -50,14 +57,33 @@ async def prewarm_local(state: StateDir, name: str, notebooks: Path) -> tuple[li
     return created, homes
 
 
-def _archive(home: Path, into: Path) -> Path:
-    into.mkdir(parents=True, exist_ok=True)
-    target = into / f"{home.name}.tar.gz"
-    partial = target.with_suffix(".partial")
-    with tarfile.open(partial, "w:gz") as archive:
-        archive.add(home, arcname=home.name)
-    partial.replace(target)
-    return target
+def _close_home(home: Path, policy: str, archives: Path) -> str:
+    """Archive and delete, or delete, one home - safely if interrupted and run again.
+
+    The home is first moved aside in its own folder (one rename), so the user's directory is
+    either whole or gone; the archive is written from it and only then marked done (another
+    rename), and
+    only a home marked done is deleted. A run that stopped half-way is finished by the next:
+    a home moved aside is archived again from the whole copy, one marked done is deleted,
+    and a complete archive is never overwritten by a half-deleted home.
+    """
+    user = home.name
+    aside, done = home.parent / f".{user}.closing", home.parent / f".{user}.closed"
+    target = archives / f"{user}.tar.gz"
+    if home.exists() and not aside.exists() and not done.exists():
+        home.replace(aside)
+    if aside.exists():
+        if policy == "archive":
+            archives.mkdir(parents=True, exist_ok=True)
+            partial = archives / f".{user}.tar.gz.partial"
+            with tarfile.open(partial, "w:gz") as archive:
+                archive.add(aside, arcname=user)
+            partial.replace(target)
+        aside.replace(done)
+    if done.exists():
+        shutil.rmtree(done)
+        return f"archived {target}" if policy == "archive" else "deleted"
+    return "none"
 
 
 async def close_local(
@@ -79,27 +105,29 @@ async def close_local(
     for path in platform_files:
         change_file(path, change)
 
-    stopped = []
-    if state.runtime_file.exists():  # the platform runs: stop what the class still runs
+    # Who loses access: members with no other way in (a TA in another group, an admin, keeps it).
+    losing, keeping = losing_access(load_platform(platform_files[-1]), list(group.members))
+    revoked: dict[str, Revoked] = {}
+    running = state.runtime_file.exists()
+    if running:  # the platform runs: take back tokens, servers and clusters
+        runtime = LocalRuntime.load(state.runtime_file)
+        gateway = None
+        if config.dask_gateway.enabled:
+            gateway = GatewayAdmin(runtime.gateway_url, state.secret("accounting-api-token")[0])
         async with _admin(state) as admin:
-            for user in group.members:
-                if await admin.stop_server(user):
-                    stopped.append(user)
+            revoked = await revoke_access(admin, gateway, losing)
+    stopped = [user for user, done in revoked.items() if done.servers]
 
     homes: dict[str, str] = {}
     policy = group.course.homes
     for user in group.members:
         home = state.homes / user
-        if not home.exists():
-            homes[user] = "none"
+        if user in keeping:
+            homes[user] = "kept (keeps access)" if home.exists() else "none"
         elif policy == "keep":
-            homes[user] = "kept"
+            homes[user] = "kept" if home.exists() else "none"
         else:
-            if policy == "archive":
-                homes[user] = f"archived {_archive(home, state.root / 'archives' / name)}"
-            else:
-                homes[user] = "deleted"
-            shutil.rmtree(home)
+            homes[user] = _close_home(home, policy, state.root / "archives" / name)
 
     ledger_file = state.root / "accounting.sqlite"
     spend = {user: 0.0 for user in group.members}
@@ -112,7 +140,7 @@ async def close_local(
     report = state.root / "reports" / f"{name}.csv"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(report_csv(spend, group.budget.usd))
-    return CloseResult(stopped, homes, report, sum(spend.values()))
+    return CloseResult(stopped, homes, report, sum(spend.values()), revoked, keeping, running)
 
 
 def run(coro):

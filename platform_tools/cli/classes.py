@@ -2,7 +2,8 @@
 
 create and close change platform.yaml: the source file (--config) and, when the local
 platform has run, the live copy in its state directory (followed live, so students can log
-in at once and lose access at close with no restart).
+in at once and lose access at close with no restart). Close also takes back what members who
+lose access hold (tokens, servers, Dask clusters; ``classes.revoke``) and can be run again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from platform_tools.classes.course import ClassError, ClassSpec, class_of, class_spend, describe
 from platform_tools.classes.roster import RosterError
+from platform_tools.clients.gatewayadmin import GatewayAdminError
 from platform_tools.clients.hubadmin import HubAdminError
 from platform_tools.config import ConfigError, load_platform
 from platform_tools.config.edit import PlatformChange, change_file
@@ -136,18 +138,24 @@ def _prewarm(args: argparse.Namespace) -> int:
 
 def _close_kubernetes(args: argparse.Namespace) -> int:
     from platform_tools.classes.kubernetes import HubAccess, close_on_kubernetes
+    from platform_tools.classes.revoke import summary
 
     release = _release(args)
     hub = HubAccess(args.hub_url, args.token_secret) if args.hub_url else None
     result, report = asyncio.run(
-        close_on_kubernetes(release, args.name, args.snapshot_class, hub, args.report)
+        close_on_kubernetes(release, args.name, args.snapshot_class, hub, args.report, args.snapshot_timeout)
     )
     print(f"class {args.name} closed in ConfigMap {args.namespace}/{release.configmap}")
     if hub is not None:
+        for line in summary(result.revoked, result.kept_access):
+            print(line)
         print(f"servers stopped: {len(result.stopped)}")
         print(f"final cost report: {report}")
     else:
-        print("servers and the report need the hub: give --hub-url (and the token Secret)")
+        print(
+            "tokens, servers, Dask clusters and the report need the hub: give --hub-url (and the "
+            "token Secret); meanwhile the hub, the gateway and the accounting checks refuse the class"
+        )
     for claim, what in sorted(result.homes.items()):
         print(f"home {claim}: {what}")
     return 0
@@ -155,6 +163,7 @@ def _close_kubernetes(args: argparse.Namespace) -> int:
 
 def _close(args: argparse.Namespace) -> int:
     from platform_tools.classes.lifecycle import close_local
+    from platform_tools.classes.revoke import summary
     from platform_tools.local.statedir import StateDir
 
     if args.kubernetes:
@@ -163,6 +172,14 @@ def _close(args: argparse.Namespace) -> int:
     state = StateDir(_state_dir(args))
     result = asyncio.run(close_local(state, args.name, _targets(args)))
     print(f"class {args.name} closed: members can no longer log in")
+    if result.platform_running:
+        for line in summary(result.revoked, result.kept_access):
+            print(line)
+    else:
+        print(
+            "the local platform is not running: no token, server or cluster to take back now "
+            "(all are refused); run close again once it runs to revoke the tokens"
+        )
     print(f"servers stopped: {len(result.stopped)}")
     kinds = sorted({state_.split()[0] for state_ in result.homes.values()})
     print("homes: " + ", ".join(f"{sum(s.startswith(k) for s in result.homes.values())} {k}" for k in kinds))
@@ -174,7 +191,7 @@ def _guarded(command):
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (RosterError, ClassError, ConfigError, HubAdminError) as error:
+        except (RosterError, ClassError, ConfigError, HubAdminError, GatewayAdminError) as error:
             print(error, file=sys.stderr)
             return 1
         except ApiException as error:  # the Kubernetes API said no: which call, and why
@@ -248,4 +265,10 @@ def add_commands(commands, local_options) -> None:
     )
     close.add_argument("--snapshot-class", help="VolumeSnapshotClass for archived homes (--kubernetes)")
     close.add_argument("--report", type=Path, help="where the final cost report goes (--kubernetes)")
+    close.add_argument(
+        "--snapshot-timeout",
+        type=float,
+        default=900.0,
+        help="seconds to wait for home snapshots to be ready before their claims go (--kubernetes)",
+    )
     close.set_defaults(func=_guarded(_close))

@@ -1,4 +1,5 @@
-"""The hub's REST API as an admin service uses it: create users, list them, stop servers.
+"""The hub's REST API as an admin service uses it: create users, list them, stop servers,
+revoke tokens.
 
 Parhelion's class commands speak to the hub as the ``parhelion-admin`` service (its token
 is in the local platform's state directory; on Kubernetes, a hub service token). Errors
@@ -69,3 +70,48 @@ class HubAdmin:
                 return True
             await asyncio.sleep(0.5)
         raise HubAdminError(f"{username}'s server did not stop within {timeout:.0f} s")
+
+    async def user(self, username: str) -> dict | None:
+        """The hub's model of one user; None if the hub does not know them."""
+        try:
+            return await self._call("GET", f"/users/{quote(username)}", (200,))
+        except HubAdminError as error:
+            if ": HTTP 404:" in str(error):
+                return None
+            raise
+
+    async def revoke_tokens(self, username: str) -> int:
+        """Delete every token the user holds (API tokens they made, OAuth tokens of their
+        browser sessions with services and servers); how many. A user the hub does not know
+        holds none; a token gone meanwhile (deleted twice) is not an error."""
+        try:
+            listed = await self._call("GET", f"/users/{quote(username)}/tokens", (200,))
+        except HubAdminError as error:
+            if ": HTTP 404:" in str(error):
+                return 0
+            raise
+        tokens = listed.get("api_tokens", []) if isinstance(listed, dict) else listed
+        for token in tokens:
+            await self._call("DELETE", f"/users/{quote(username)}/tokens/{quote(token['id'])}", (204, 404))
+        return len(tokens)
+
+    async def stop_servers(self, username: str, timeout: float = 120.0) -> list[str]:
+        """Stop every server of the user, the default one and named ones, and wait until they
+        are gone; the names stopped ("" for the default server)."""
+        user = await self.user(username)
+        names = sorted((user or {}).get("servers") or {})
+        for name in names:
+            path = (
+                f"/users/{quote(username)}/servers/{quote(name)}"
+                if name
+                else f"/users/{quote(username)}/server"
+            )
+            await self._call("DELETE", path, (202, 204, 400, 404))  # 400/404: already stopping or gone
+        deadline = asyncio.get_running_loop().time() + timeout
+        while names and asyncio.get_running_loop().time() < deadline:
+            if not ((await self.user(username)) or {}).get("servers"):
+                return names
+            await asyncio.sleep(0.5)
+        if names:
+            raise HubAdminError(f"{username}'s servers did not stop within {timeout:.0f} s")
+        return names

@@ -14,6 +14,9 @@ Precedence, the same everywhere (hub, gateway, accounting, CLI):
   budget's fields; a user with no group budget and no default needs a complete override.
 * **Group totals** — ``group_usd`` caps every group separately: a user's spend counts
   towards each of their groups that has one, and any exhausted total caps the user.
+* **Access** — admins, ``hub.users`` and members of any group that is not a closed class
+  may use the platform; a member of closed classes only (or a name platform.yaml does not
+  list) may not: ``access_problem``, which every gate asks.
 """
 
 from __future__ import annotations
@@ -48,6 +51,31 @@ class UserPolicy:
             f"The profile {profile!r} is not available to you "
             f"(yours: {', '.join(self.profiles) or 'none'}). Contact {contact}."
         )
+
+
+def access_problem(config: PlatformConfig, username: str) -> str | None:
+    """Why ``username`` may not use the platform now, or None if they may.
+
+    The one decision the hub's login and its pre-spawn check, the accounting service's spawn
+    and cluster checks (which the gateway asks) and `parhelion class close` all take from the
+    live platform.yaml: a closed class must shut out those it admitted, whatever they still
+    hold (a cookie, an API token, a Gateway session), while its TAs and admins who are in
+    other groups keep their way in.
+    """
+    if username in config.allowed_users:
+        return None
+    contact = config.accounting.contact
+    closed = [
+        group.course.title or name
+        for name, group in config.groups.items()
+        if group.closed and username in group.members
+    ]
+    if closed:
+        return (
+            f"Your class ({', '.join(closed)}) has closed: you can no longer start servers or "
+            f"Dask clusters here. Contact {contact} if you need your work."
+        )
+    return f"{username} is not a user of this platform (platform.yaml does not list them). Contact {contact}."
 
 
 def class_image(config: PlatformConfig, username: str) -> str | None:

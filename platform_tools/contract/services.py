@@ -134,8 +134,17 @@ def hub_api(base: str) -> str:
 # What each service may do through the hub's API: the least that its work needs.
 SERVICE_SCOPES: dict[str, list[str]] = {
     # The meter lists users and servers; the enforcer stops servers over a hard cap.
-    ACCOUNTING_SERVICE: ["list:users", "read:users", "read:users:activity", "read:servers", "delete:servers"],
-    # `parhelion class prewarm|close` and `parhelion loadtest`.
+    # `parhelion class close --kubernetes` uses this service's token (the chart's Secret) to
+    # revoke the tokens of a closed class's members: tokens.
+    ACCOUNTING_SERVICE: [
+        "list:users",
+        "read:users",
+        "read:users:activity",
+        "read:servers",
+        "delete:servers",
+        "tokens",
+    ],
+    # `parhelion class prewarm|close` (close revokes members' tokens) and `parhelion loadtest`.
     ADMIN_SERVICE: [
         "admin:users",
         "admin:servers",
@@ -143,6 +152,7 @@ SERVICE_SCOPES: dict[str, list[str]] = {
         "read:users",
         "read:servers",
         "read:metrics",
+        "tokens",
     ],
     # jupyterhub-idle-culler, as its README asks.
     CULLER_SERVICE: ["list:users", "read:users:activity", "read:servers", "delete:servers"],

@@ -34,6 +34,7 @@ from platform_tools.config import PlatformConfig
 from platform_tools.config.auth import CILogonAuth, OAuthConfig, OIDCAuth
 from platform_tools.config.live import LiveConfig
 from platform_tools.config.models_base import USERNAME_PATTERN
+from platform_tools.config.policy import access_problem
 
 #: Where OAuthenticator reads the client secret (its own default); never in platform.yaml.
 CLIENT_SECRET_VARIABLE = "OAUTH_CLIENT_SECRET"
@@ -69,15 +70,16 @@ class LivePlatformAccess(Authenticator):
         if platform is None:
             allowed = super().check_allowed(username, authentication)
             return bool(await allowed if isawaitable(allowed) else allowed)
-        return username in platform.allowed_users  # admins are among them
+        return access_problem(platform, username) is None  # admins are among them
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> bool | dict:
         platform = self.live_platform()
         if platform is None:
             refreshed = super().refresh_user(user, handler, **kwargs)
             return await refreshed if isawaitable(refreshed) else refreshed
-        if user.name not in platform.allowed_users:
-            self.log.warning("%s is no longer admitted by platform.yaml: signed out", user.name)
+        refused = access_problem(platform, user.name)
+        if refused:
+            self.log.warning("%s is no longer admitted by platform.yaml (%s): signed out", user.name, refused)
             return False
         refreshed = super().refresh_user(user, handler, **kwargs)
         refreshed = await refreshed if isawaitable(refreshed) else refreshed

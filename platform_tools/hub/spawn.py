@@ -1,7 +1,8 @@
 """What happens when a person presses Start: the profile form, and the checks before.
 
 The form lists the profiles the user may use, each with its size and its price per
-hour. The pre-spawn check refuses a server over quota (``max_servers``) or over budget
+hour. The pre-spawn check refuses anyone platform.yaml no longer admits (a member of a
+closed class, with a cookie or token from before), then a server over quota (``max_servers``) or over budget
 with the sentence the user reads on the spawn page; if the accounting service does not
 answer, ``accounting.when_unavailable`` decides (budgets fail closed by default).
 """
@@ -18,7 +19,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from platform_tools.config.live import LiveConfig
-from platform_tools.config.policy import resolve
+from platform_tools.config.policy import access_problem, resolve
 from platform_tools.contract.services import AccountingPath, accounting_api
 from platform_tools.contract.tokens import authorization
 
@@ -66,6 +67,9 @@ async def check_spawn(spawner: Any, live: LiveConfig, accounting_url: str | None
     """
     config = live.current()
     username = spawner.user.name
+    refused = access_problem(config, username)
+    if refused:  # before anything else, accounting or not: a closed class runs nothing more
+        raise SpawnRefused(refused)
     policy = resolve(config, username)
     profile = (spawner.user_options or {}).get("profile") or policy.default_profile or ""
     problem = policy.profile_problem(profile, config.accounting.contact)

@@ -192,3 +192,32 @@ def test_overlapping_course_windows_are_refused():
 def test_touching_course_windows_that_do_not_overlap_are_fine():
     ann = resolve(parse_platform(with_summer_course("2026-07-13", "2026-07-20")), "ann")
     assert ann.budget_source == "group:students"
+
+
+# ------------------------------------------------------------------- access
+
+
+CLOSED_CLASS = """
+  school:
+    members: [ann, bob, eve, root]
+    profiles: [small]
+    budget: {usd: 5, period: course, course: {start: 2026-06-01, end: 2026-06-12}}
+    course: {title: Summer school, status: closed}
+"""
+
+
+def test_a_closed_class_shuts_out_only_those_with_no_other_way_in():
+    from platform_tools.config.policy import access_problem
+
+    text = BASE.replace("hub: {users: [loner]}", "hub: {users: [loner], admin_users: [root]}")
+    text = text.replace("    members: [cat]\n", "    members: [cat]\n" + CLOSED_CLASS.lstrip("\n"))
+    closed = parse_platform(text, "platform.yaml")
+    # eve is only in the closed class: out, told which class and whom to ask
+    assert "Your class (Summer school) has closed" in access_problem(closed, "eve")
+    assert "Contact your platform's administrators" in access_problem(closed, "eve")
+    # ann's other group is the (open) students group, bob is staff (a TA), root an admin: in
+    assert [access_problem(closed, name) for name in ("ann", "bob", "root", "loner")] == [None] * 4
+    assert "is not a user of this platform" in access_problem(closed, "mallory")
+    # the same rule as the hub's allowed users
+    everyone = {"ann", "bob", "cat", "dan", "eve", "root", "loner", "mallory"}
+    assert {n for n in everyone if access_problem(closed, n) is None} == closed.allowed_users
