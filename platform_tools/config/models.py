@@ -297,12 +297,12 @@ class PlatformConfig(StrictModel):
                 index.setdefault(member, []).append(name)
         return index
 
-    @property
-    def allowed_users(self) -> set[str]:
+    @cached_property
+    def allowed_users(self) -> frozenset[str]:
         """Everyone who may log in: admins, listed users and members of any group that is
-        not a closed class."""
+        not a closed class (once per loaded file: every check asks)."""
         users = set(self.hub.admin_users) | set(self.hub.users)
         for group in self.groups.values():
             if not group.closed:
                 users.update(group.members)
-        return users
+        return frozenset(users)

@@ -91,7 +91,7 @@ def _configure_login(c: Any, platform: PlatformConfig, state: StateDir) -> None:
         configure_admission(c, LiveAllowedSharedPasswordAuthenticator, str(state.platform_file))
         c.SharedPasswordAuthenticator.user_password = state.secret("user-password")[0]
         c.SharedPasswordAuthenticator.admin_password = state.secret("admin-password")[0]
-        c.Authenticator.allowed_users = platform.allowed_users
+        c.Authenticator.allowed_users = set(platform.allowed_users)
         return
     stored = state.secret_path(CLIENT_SECRET_FILE)
     environ = dict(os.environ)
