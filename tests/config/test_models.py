@@ -137,3 +137,34 @@ def test_every_reference_problem_is_reported_at_once():
         "hub.admin_users[1]": "'root' is already listed at [0]",
         "local.ports.s3": "port 8000 is already used by local.ports.hub",
     }
+
+
+@pytest.mark.parametrize(
+    ("window", "field", "words"),
+    [
+        ("{start: 2027-06-14, end: 9999-12-31}", "end", "9999-12-31 is outside the dates Parhelion supports"),
+        (
+            "{start: 0001-01-01, end: 2027-06-25}",
+            "start",
+            "0001-01-01 is outside the dates Parhelion supports",
+        ),
+        ("{start: 2027-06-25, end: 2027-06-14}", "", "end (2027-06-14) is before start (2027-06-25)"),
+    ],
+)
+def test_a_course_window_is_within_supported_dates(window, field, words):
+    """A far end date used to validate and then make every budget check raise OverflowError."""
+    text = (
+        MINIMAL
+        + f"""
+groups:
+  school:
+    members: [ann]
+    budget: {{usd: 5, period: course, course: {window}}}
+"""
+    )
+    with pytest.raises(ConfigError) as error:
+        parse_platform(text, "platform.yaml")
+    [issue] = error.value.issues
+    assert issue.field == "groups.school.budget.course" + (f".{field}" if field else "")
+    assert words in issue.message
+    assert issue.line is not None
