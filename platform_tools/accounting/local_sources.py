@@ -28,6 +28,7 @@ from platform_tools.config.policy import resolve
 from platform_tools.contract.services import GatewayPath, gateway_api
 from platform_tools.contract.tokens import authorization
 from platform_tools.ledger.store import Observation
+from platform_tools.local.homes import home_lifetime
 from platform_tools.pricing.catalog import Node, PriceCatalog
 from platform_tools.pricing.cost import hourly_cost, storage_hourly_cost
 from platform_tools.pricing.node import priced_node
@@ -98,12 +99,14 @@ def home_observations(homes: Path, config: PlatformConfig, per_gib_hour: float) 
         size = resolve(config, home.name).quota.storage_gib
         if not home.is_dir() or size is None:
             continue
+        life, born = home_lifetime(home)
         observations.append(
             Observation(
-                resource_key=f"storage:{home.name}:home",
+                # one lifetime per life of the folder, not per user (see home_lifetime)
+                resource_key=f"storage:{home.name}:home:{life}",
                 username=home.name,
                 kind="storage",
-                started_at=home.stat().st_ctime,
+                started_at=born,
                 rate_per_hour=storage_hourly_cost(size, per_gib_hour),
                 description=f"home volume ({size:g} GiB)",
                 storage_gib=size,
