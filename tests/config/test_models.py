@@ -168,3 +168,33 @@ groups:
     assert issue.field == "groups.school.budget.course" + (f".{field}" if field else "")
     assert words in issue.message
     assert issue.line is not None
+
+
+def test_system_users_need_names_that_are_os_accounts():
+    """With system-users each hub user is an OS account: names useradd refuses (an '@', all
+    digits, longer than 32) are refused where they appear, with the field named; the same
+    names stay valid where no OS account is made (Kubernetes, the simple spawner)."""
+    long_name = "a" * 33
+    text = (
+        MINIMAL
+        + f"""
+hub:
+  admin_users: [root-admin]
+  users: [ann@uni.edu, {long_name}]
+groups:
+  school:
+    members: [ok, "12345"]
+users:
+  {long_name}: {{}}
+"""
+    )
+    assert parse_platform(text).hub.users == ["ann@uni.edu", long_name]  # simple spawner: fine
+    with pytest.raises(ConfigError) as error:
+        parse_platform(text + "local: {spawner: system-users}\n", "platform.yaml")
+    found = {issue.field: issue.message for issue in error.value.issues}
+    assert set(found) == {"hub.users[0]", "hub.users[1]", "groups.school.members[1]", f"users.{long_name}"}
+    assert found["hub.users[0]"] == (
+        "'ann@uni.edu' cannot be a local account with local.spawner system-users: an account name is "
+        "1-32 lower-case letters, digits, '.', '_' or '-', starting with a letter"
+    )
+    assert all(issue.line is not None for issue in error.value.issues)
