@@ -28,11 +28,15 @@ from platform_tools.config.policy import resolve
 from platform_tools.contract.services import GatewayPath, gateway_api
 from platform_tools.contract.tokens import authorization
 from platform_tools.ledger.store import Observation
+from platform_tools.local.homes import home_lifetime
 from platform_tools.pricing.catalog import Node, PriceCatalog
 from platform_tools.pricing.cost import hourly_cost, storage_hourly_cost
 from platform_tools.pricing.node import priced_node
 
 log = logging.getLogger(__name__)
+
+#: What asks JupyterHub's list endpoints for ``{"items": [...], "_pagination": {...}}``.
+PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
 
 
 def server_observations(users: list[dict], config: PlatformConfig, node: Node) -> list[Observation]:
@@ -95,12 +99,14 @@ def home_observations(homes: Path, config: PlatformConfig, per_gib_hour: float) 
         size = resolve(config, home.name).quota.storage_gib
         if not home.is_dir() or size is None:
             continue
+        life, born = home_lifetime(home)
         observations.append(
             Observation(
-                resource_key=f"storage:{home.name}:home",
+                # one lifetime per life of the folder, not per user (see home_lifetime)
+                resource_key=f"storage:{home.name}:home:{life}",
                 username=home.name,
                 kind="storage",
-                started_at=home.stat().st_ctime,
+                started_at=born,
                 rate_per_hour=storage_hourly_cost(size, per_gib_hour),
                 description=f"home volume ({size:g} GiB)",
                 storage_gib=size,
@@ -125,7 +131,7 @@ class LocalSources:
         config = self.config()
         catalog = self.catalog()
         node = priced_node(config, catalog)
-        users = await self._get_json(f"{self.hub_api_url}/users?state=active", self.hub_token)
+        users = await self._active_users()
         observations = server_observations(users, config, node)
         if self.gateway_url:
             usage = await self._get_json(
@@ -136,8 +142,34 @@ class LocalSources:
         observations += home_observations(self.homes, config, catalog.storage_per_gib_hour(region))
         return observations
 
-    async def _get_json(self, url: str, token: str):
-        request = HTTPRequest(url, headers=authorization(token), request_timeout=10)
+    async def _active_users(self) -> list[dict]:
+        """Every user with an active server, page after page.
+
+        The hub answers a list with at most ``api_page_max_limit`` items (200 by default):
+        read as one answer, users past the first page were never metered nor capped. Asked
+        for its pagination envelope (JupyterHub >= 2), the hub says where the next page is;
+        it is followed until there is none. A hub that ignores the header returns a plain
+        list, which is then the whole answer.
+        """
+        users: dict[str, dict] = {}  # by name: a user may move between pages as others come and go
+        offset = 0
+        while True:
+            page = await self._get_json(
+                f"{self.hub_api_url}/users?state=active&offset={offset}",
+                self.hub_token,
+                accept=PAGINATION_MEDIA_TYPE,
+            )
+            if isinstance(page, list):
+                return page
+            users |= {user["name"]: user for user in page["items"]}
+            following = (page.get("_pagination") or {}).get("next")
+            if not following or not page["items"]:
+                return list(users.values())
+            offset = int(following["offset"])
+
+    async def _get_json(self, url: str, token: str, accept: str = "application/json"):
+        headers = {**authorization(token), "Accept": accept}
+        request = HTTPRequest(url, headers=headers, request_timeout=10)
         try:
             response = await AsyncHTTPClient().fetch(request)
         except Exception as exc:  # tornado raises several kinds; all mean "no answer"

@@ -6,13 +6,12 @@ number on the page, in the API and in `parhelion cost report` is the same number
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from platform_tools.accounting.budgets import standings, user_standing
 from platform_tools.config.models import PlatformConfig
+from platform_tools.contract.exports import csv_text
 from platform_tools.ledger.store import Ledger
 
 #: Events a page shows at once; older ones are a page further (``events_before``).
@@ -123,9 +122,8 @@ def all_users_rows(
 
 
 def rows_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return out.getvalue()
+    """The rows as CSV for a spreadsheet (cells that would run as formulas neutralised)."""
+    if not rows:
+        return ""
+    header = list(rows[0])
+    return csv_text(header, ([row[name] for name in header] for row in rows))

@@ -3,15 +3,14 @@ roster play both go through here (platform_tools.classes.roster reads the CSV)."
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from platform_tools.classes.roster import class_group, read_roster
 from platform_tools.config import PlatformConfig
+from platform_tools.contract.exports import csv_text
 from platform_tools.ledger.store import Ledger
 
 
@@ -111,15 +110,13 @@ def describe(config: PlatformConfig, name: str, spend: dict[str, float] | None =
 
 
 def report_csv(spend: dict[str, float], budget_usd: float) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["user", "spent_usd", "budget_usd", "percent_of_budget"])
-    for user in sorted(spend):
-        writer.writerow(
-            [user, f"{spend[user]:.4f}", f"{budget_usd:g}", f"{100 * spend[user] / budget_usd:.1f}"]
-        )
+    """The class's spend per student and in total, for a spreadsheet (cells neutralised)."""
+    rows = [
+        [user, f"{spend[user]:.4f}", f"{budget_usd:g}", f"{100 * spend[user] / budget_usd:.1f}"]
+        for user in sorted(spend)
+    ]
     total = sum(spend.values())
-    writer.writerow(
+    rows.append(
         [
             "TOTAL",
             f"{total:.4f}",
@@ -127,4 +124,4 @@ def report_csv(spend: dict[str, float], budget_usd: float) -> str:
             f"{100 * total / (budget_usd * max(len(spend), 1)):.1f}",
         ]
     )
-    return out.getvalue()
+    return csv_text(["user", "spent_usd", "budget_usd", "percent_of_budget"], rows)

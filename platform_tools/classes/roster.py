@@ -11,6 +11,7 @@ with 299 accounts because one row had a capital letter.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -42,12 +43,18 @@ class RosterError(ValueError):
 def read_roster(path: str | Path) -> list[Student]:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # spreadsheets often write a BOM
+        # newline="": the csv module, not the file, decides where records end (a quoted cell
+        # may hold a newline). utf-8-sig: spreadsheets often write a BOM.
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            text = handle.read()
     except FileNotFoundError:
         raise RosterError([f"{path}: no such file"]) from None
     except UnicodeDecodeError as exc:
         raise RosterError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    reader = csv.DictReader(text.splitlines())
+    # Records end only at \n, \r\n or \r outside quotes, as the csv module reads them:
+    # str.splitlines() also splits at U+2028, U+0085, form feeds and the like, so a name cell
+    # holding one became a line of its own and its second half a student.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [c.strip().lower() for c in reader.fieldnames or []]
     if "username" not in columns:
         found = ", ".join(columns) or "none"

@@ -12,6 +12,8 @@ import re
 import sys
 from datetime import timedelta
 
+from platform_tools.contract.exports import safe_cell
+
 
 def _fs(args: argparse.Namespace):
     import s3fs
@@ -104,7 +106,8 @@ def catalog_query(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     if args.csv:
-        frame.to_csv(sys.stdout, index=False)
+        # Titles and descriptions come from whoever publishes the bucket: neutralised.
+        frame.map(safe_cell).to_csv(sys.stdout, index=False)
     else:
         print(frame.to_string(index=False, max_rows=args.max_rows))
         if args.id is not None:

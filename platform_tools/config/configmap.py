@@ -11,8 +11,10 @@ quotas and budgets that change with no restart) works as it does with a mounted 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,12 +31,35 @@ CONFIGMAP_VARIABLE = "PARHELION_CONFIG_CONFIGMAP"
 KEY = "platform.yaml"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of it."""
+def write_atomically(path: Path, text: str, mode: int = 0o600) -> None:
+    """Readers see the old file or the new one, never half of it.
+
+    The new file keeps the old one's mode and owner (an admin's 0640 platform.yaml stays
+    0640, not the umask's 0644); a new file gets ``mode``. The partial file is private from
+    its first byte and unique to this writer.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        before = path.stat()
+    except FileNotFoundError:
+        before = None
+    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+            if before is not None:
+                if (before.st_uid, before.st_gid) != (os.geteuid(), os.getegid()):
+                    with contextlib.suppress(PermissionError):
+                        os.fchown(handle.fileno(), before.st_uid, before.st_gid)
+                mode = stat.S_IMODE(before.st_mode)
+            os.fchmod(handle.fileno(), mode)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
 
 
 def platform_from_environment(

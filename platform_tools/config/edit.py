@@ -10,7 +10,11 @@ names the field and changes nothing.
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -91,14 +95,37 @@ def changed_text(text: str, change: PlatformChange, source: str = "platform.yaml
     return new_text
 
 
-def change_file(path: str | Path, change: PlatformChange, write: bool = True) -> tuple[str, str]:
-    """Apply ``change`` to the file (atomically, only if it differs); (before, after) texts."""
-    path = Path(path)
+@contextmanager
+def edit_lock(path: Path) -> Iterator[None]:
+    """Held (``flock``, exclusive) around one read-modify-write of ``path``.
+
+    Two plays, or a play and ``parhelion class close``, that change the file at once each read
+    the same text and the second write dropped the first one's change. The lock is a file of
+    its own beside platform.yaml (``.platform.yaml.lock``, 0600): the config is replaced
+    atomically, so a lock on the config itself would be a lock on a file no longer there.
+    Readers (the hub, gateway and accounting service) never take it.
+    """
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        before = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([ConfigIssue(str(path), None, None, (), "file not found")]) from None
-    after = changed_text(before, change, source=str(path))
-    if write and after != before:
-        write_atomically(path, after)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def change_file(path: str | Path, change: PlatformChange, write: bool = True) -> tuple[str, str]:
+    """Apply ``change`` to the file (atomically, only if it differs, under ``edit_lock``,
+    keeping the file's mode); (before, after) texts."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError([ConfigIssue(str(path), None, None, (), "file not found")])
+    with edit_lock(path):
+        try:
+            before = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError([ConfigIssue(str(path), None, None, (), "file not found")]) from None
+        after = changed_text(before, change, source=str(path))
+        if write and after != before:
+            write_atomically(path, after)
     return before, after

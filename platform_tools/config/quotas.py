@@ -11,7 +11,15 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from platform_tools.config.models_base import Name, StrictModel
 
@@ -34,11 +42,27 @@ class Quota(StrictModel):
     storage_gib: PositiveFloat | None = Field(None, description="Home directory size, GiB.")
 
 
+#: The dates a course window may name. Budgets compute the day after the end, timestamps
+#: and week starts from these dates: ``9999-12-31`` validated once made every budget check
+#: raise OverflowError. Two centuries either side of now is every course there will be.
+FIRST_COURSE_DAY = date(2000, 1, 1)
+LAST_COURSE_DAY = date(2199, 12, 31)
+
+
 class CourseWindow(StrictModel):
-    """The dates a course runs, both included (UTC)."""
+    """The dates a course runs, both included (UTC), between 2000-01-01 and 2199-12-31."""
 
     start: date
     end: date
+
+    @field_validator("start", "end")
+    @classmethod
+    def _supported(cls, day: date) -> date:
+        if not FIRST_COURSE_DAY <= day <= LAST_COURSE_DAY:
+            raise ValueError(
+                f"{day} is outside the dates Parhelion supports ({FIRST_COURSE_DAY} to {LAST_COURSE_DAY})"
+            )
+        return day
 
     @model_validator(mode="after")
     def _ordered(self) -> CourseWindow:

@@ -10,7 +10,8 @@ says and another must understand lives here, and nowhere else as a literal:
   for both backends (``hub_roles``);
 * ``labels`` — the labels and annotations that mark what the meter charges, and for whom;
 * ``tokens`` — how a service-to-service token is sent and checked (constant time);
-* ``environment`` — the variables servers and Dask workers are given to reach data and Dask.
+* ``environment`` — the variables servers and Dask workers are given to reach data and Dask;
+* ``exports`` — the CSV Parhelion hands to people's spreadsheets, with no cell that runs.
 
 A test (tests/contract) joins each side to the other: the chart's values and the hub's
 registration against the accounting service's real route table, the gateway's routes against

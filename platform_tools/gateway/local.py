@@ -42,7 +42,11 @@ def configure_local_gateway(
     c.AggregateLimitsMixin.accounting_url = runtime.accounting_url if platform.accounting.enabled else ""
     c.AggregateLimitsMixin.accounting_token = state.secret("accounting-api-token")[0]
     c.LocalBackend.clusters_directory = str(state.gateway / "clusters")
-    (state.gateway / "clusters").mkdir(parents=True, exist_ok=True)
+    # Each cluster's directory is its user's (0700); they pass through this one (0711) only
+    # when clusters run as the users themselves.
+    clusters = state.gateway / "clusters"
+    clusters.mkdir(parents=True, exist_ok=True)
+    clusters.chmod(0o711 if platform.local.spawner == "system-users" else 0o700)
     # distributed no longer ships dask-scheduler / dask-worker scripts.
     c.LocalClusterConfig.scheduler_cmd = [str(venv_bin / "dask"), "scheduler"]
     c.LocalClusterConfig.worker_cmd = [str(venv_bin / "dask"), "worker"]

@@ -28,3 +28,46 @@ def provide_notebooks(home: Path, notebooks: Path, uid: int | None = None, gid: 
             os.chown(path, uid, gid if gid is not None else -1)
     log.info("copied notebooks into %s", target)
     return True
+
+
+_STATX_BTIME = 0x800
+_AT_FDCWD = -100
+_STATX_SIZE = 256  # struct statx, linux/stat.h
+_BTIME_OFFSET = 80  # stx_btime: {__s64 tv_sec; __u32 tv_nsec; __s32 reserved}
+
+
+def birth_time(path: Path) -> float | None:
+    """When ``path`` was created (statx's btime), or None where the kernel, C library or
+    filesystem does not say. Python's os.stat has no birth time on Linux; ctime is not one
+    (it moves whenever a file is added to a folder)."""
+    import ctypes
+    import struct
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        statx = libc.statx
+    except (OSError, AttributeError):
+        return None
+    buffer = ctypes.create_string_buffer(_STATX_SIZE)
+    if statx(_AT_FDCWD, os.fsencode(path), 0, _STATX_BTIME, buffer) != 0:
+        return None
+    (mask,) = struct.unpack_from("<I", buffer.raw, 0)
+    if not mask & _STATX_BTIME:
+        return None
+    seconds, nanoseconds = struct.unpack_from("<qI", buffer.raw, _BTIME_OFFSET)
+    if seconds <= 0:  # files of an image made without birth times read as 1970
+        return None
+    return seconds + nanoseconds / 1e9
+
+
+def home_lifetime(home: Path) -> tuple[str, float]:
+    """(an identity of this home's life, when it began). A home deleted and made again is
+    another life: it must not be charged for the time it did not exist, which it was when
+    the meter knew it only by its user's name. Birth time (to the nanosecond) and inode name
+    a life; where no birth time is known, the inode and the ctime first seen, a weaker proof
+    (ext4 hands a new folder the inode just freed)."""
+    info = home.stat()
+    born = birth_time(home)
+    if born is not None:
+        return f"{info.st_ino}:{born:.9f}", born
+    return f"{info.st_ino}", info.st_ctime

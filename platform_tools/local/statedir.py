@@ -17,6 +17,13 @@
       tmp/               scratch space (same filesystem, for atomic renames)
 
 Deleting the folder resets the platform; nothing outside it is written.
+
+Everything in it is the platform's OS user's alone: the ledger holds everyone's spend and the
+names of their Dask clusters (which guard the dashboards), the logs hold URLs and names,
+platform.yaml who is who. So directories are 0700 and files 0600 (``PRIVATE_UMASK`` for what
+the platform's services create). With ``local.spawner: system-users`` the root and ``gateway/``
+are 0711 instead: dask-gateway runs each user's scheduler as that user in a directory of theirs
+under ``gateway/clusters/``, which they must reach without listing anything on the way.
 """
 
 from __future__ import annotations
@@ -27,6 +34,20 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+
+#: The platform's services create files only their own OS user reads (0600, dirs 0700).
+PRIVATE_UMASK = 0o077
+#: Files the platform made with the old 0644 that ``prepare`` makes private.
+PRIVATE_FILES = (
+    "platform.yaml",
+    "platform.yaml.previous",
+    "runtime.json",
+    "parhelion.lock",
+    "rclone.conf",
+    "accounting.sqlite",
+    "accounting.sqlite-wal",
+    "accounting.sqlite-shm",
+)
 
 
 class AlreadyRunning(RuntimeError):
@@ -87,21 +108,21 @@ class StateDir:
     def tmp(self) -> Path:
         return self.root / "tmp"
 
-    def prepare(self) -> None:
-        """Create the layout; secrets are private to the platform's OS user."""
-        for path in (
-            self.root,
-            self.hub,
-            self.gateway,
-            self.archive,
-            self.seed,
-            self.homes,
-            self.logs,
-            self.tmp,
-        ):
-            path.mkdir(parents=True, exist_ok=True)
-        self.secrets.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(self.secrets, 0o700)
+    def prepare(self, traversable: bool = False) -> None:
+        """Create the layout, private to the platform's OS user (see the module's docstring);
+        ``traversable``: the root and ``gateway/`` 0711, for system-users' Dask schedulers.
+        A state directory made before this rule is tightened: its files become 0600."""
+        passage = 0o711 if traversable else 0o700
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, passage)
+        for path in (self.hub, self.archive, self.seed, self.homes, self.logs, self.tmp, self.secrets):
+            path.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(path, 0o700)
+        self.gateway.mkdir(mode=passage, exist_ok=True)
+        os.chmod(self.gateway, passage)
+        for path in [*(self.root / name for name in PRIVATE_FILES), *self.logs.iterdir()]:
+            if path.is_file() and not path.is_symlink():
+                os.chmod(path, 0o600)
 
     # ------------------------------------------------------------------ secrets
 
@@ -125,7 +146,7 @@ class StateDir:
 
     def acquire(self) -> None:
         """Hold the state directory for this process, or raise AlreadyRunning."""
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -59,6 +59,10 @@ def s3_service(runtime: LocalRuntime, state: StateDir, keyed: bool) -> Service:
         # Files copied into a bucket folder by hand show up within seconds (default 5 min).
         "--dir-cache-time",
         "10s",
+        # Every user's server and Dask worker holds these keys: served read-write, any user
+        # could overwrite or delete the archive everyone reads. The platform seeds it through
+        # files (local/archive.py), never through S3; an admin adds data the same way.
+        "--read-only",
         str(state.archive),
     ]
     return Service(

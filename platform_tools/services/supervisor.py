@@ -25,7 +25,7 @@ from platform_tools.config import ConfigError, PlatformConfig, load_platform
 from platform_tools.local.archive import ArchiveSeeder
 from platform_tools.local.kernels import socket_base
 from platform_tools.local.runtime import LocalRuntime, Ports
-from platform_tools.local.statedir import AlreadyRunning, StateDir
+from platform_tools.local.statedir import PRIVATE_UMASK, AlreadyRunning, StateDir
 from platform_tools.pricing.catalog import PriceError
 from platform_tools.pricing.node import configured_node
 from platform_tools.services.local import Service, culler_service, gateway_service, hub_service, s3_service
@@ -80,8 +80,10 @@ def run_up(options: UpOptions) -> int:
             print(f"  {issue}", file=sys.stderr)
         return 1
     state = StateDir(options.state_dir or platform.local.state_dir)
+    # Every file the platform and its services make (ledger, logs, runtime.json) is private.
+    os.umask(PRIVATE_UMASK)
     try:
-        state.prepare()
+        state.prepare(traversable=platform.local.spawner == "system-users")
         state.acquire()
     except AlreadyRunning as exc:
         print(f"parhelion up: {exc}", file=sys.stderr)

@@ -77,3 +77,22 @@ def test_the_class_group(tmp_path):
         class_group(students, start="2027-06-25", end="2027-06-14", budget_usd=15)
     with pytest.raises(RosterError, match="class template: quota.max_gpus"):
         class_group(students, start="2027-06-14", end="2027-06-25", budget_usd=15, quota={"max_gpus": 1})
+
+
+def test_rows_end_only_at_csv_line_ends(tmp_path):
+    """A name cell holding a Unicode line or paragraph separator, a form feed or a quoted
+    newline is one cell: it must not add a student (splitlines() used to split there)."""
+    text = (
+        "username,email,name\n"
+        "ann,ann@example.org,Ann\u2028lee\n"
+        "bo,,Bo\u2029carr\x0cdee\x85eve\n"
+        'cy,,"Cy\r\nrow"\r\n'
+        "di,,Di\r"
+    )
+    students = read_roster(roster(tmp_path, text))
+    assert [(s.username, s.name) for s in students] == [
+        ("ann", "Ann\u2028lee"),
+        ("bo", "Bo\u2029carr\x0cdee\x85eve"),
+        ("cy", "Cy\r\nrow"),
+        ("di", "Di"),
+    ]

@@ -76,3 +76,42 @@ def test_an_entry_that_says_the_same_keeps_its_layout(example_text):
     by_hand = with_school.replace("'2027-06-14'", "2027-06-14").replace("'2027-06-25'", "2027-06-25")
     assert by_hand != with_school  # YAML dates now, where the change has ISO strings
     assert changed_text(by_hand, PlatformChange(groups={"school": SCHOOL})) == by_hand
+
+
+def test_an_edit_keeps_the_files_mode(example_text, tmp_path):
+    """An admin's 0640 (or 0600) platform.yaml stays so; it used to come back 0644."""
+    import os
+
+    path = tmp_path / "platform.yaml"
+    path.write_text(example_text)
+    for mode in (0o640, 0o600):
+        os.chmod(path, mode)
+        change_file(path, PlatformChange(hub_users=[f"guest{mode:o}"]))
+        assert f"guest{mode:o}" in parse_platform(path.read_text()).hub.users
+        assert os.stat(path).st_mode & 0o777 == mode
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def _add_users(path: str, worker: int, start, count: int) -> None:
+    start.wait()
+    for n in range(count):
+        change_file(path, PlatformChange(hub_users=[f"w{worker}u{n}"]))
+
+
+def test_concurrent_edits_lose_nothing(example_text, tmp_path):
+    """Edits at once (two plays, a play and `class close`) each keep their change: the
+    read-modify-write is one step under a lock. Without it most of these were lost."""
+    import multiprocessing
+
+    path = tmp_path / "platform.yaml"
+    path.write_text(example_text)
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(4)
+    workers = [context.Process(target=_add_users, args=(str(path), w, start, 5)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    users = set(parse_platform(path.read_text()).hub.users)
+    assert {f"w{w}u{n}" for w in range(4) for n in range(5)} <= users

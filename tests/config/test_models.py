@@ -137,3 +137,64 @@ def test_every_reference_problem_is_reported_at_once():
         "hub.admin_users[1]": "'root' is already listed at [0]",
         "local.ports.s3": "port 8000 is already used by local.ports.hub",
     }
+
+
+@pytest.mark.parametrize(
+    ("window", "field", "words"),
+    [
+        ("{start: 2027-06-14, end: 9999-12-31}", "end", "9999-12-31 is outside the dates Parhelion supports"),
+        (
+            "{start: 0001-01-01, end: 2027-06-25}",
+            "start",
+            "0001-01-01 is outside the dates Parhelion supports",
+        ),
+        ("{start: 2027-06-25, end: 2027-06-14}", "", "end (2027-06-14) is before start (2027-06-25)"),
+    ],
+)
+def test_a_course_window_is_within_supported_dates(window, field, words):
+    """A far end date used to validate and then make every budget check raise OverflowError."""
+    text = (
+        MINIMAL
+        + f"""
+groups:
+  school:
+    members: [ann]
+    budget: {{usd: 5, period: course, course: {window}}}
+"""
+    )
+    with pytest.raises(ConfigError) as error:
+        parse_platform(text, "platform.yaml")
+    [issue] = error.value.issues
+    assert issue.field == "groups.school.budget.course" + (f".{field}" if field else "")
+    assert words in issue.message
+    assert issue.line is not None
+
+
+def test_system_users_need_names_that_are_os_accounts():
+    """With system-users each hub user is an OS account: names useradd refuses (an '@', all
+    digits, longer than 32) are refused where they appear, with the field named; the same
+    names stay valid where no OS account is made (Kubernetes, the simple spawner)."""
+    long_name = "a" * 33
+    text = (
+        MINIMAL
+        + f"""
+hub:
+  admin_users: [root-admin]
+  users: [ann@uni.edu, {long_name}]
+groups:
+  school:
+    members: [ok, "12345"]
+users:
+  {long_name}: {{}}
+"""
+    )
+    assert parse_platform(text).hub.users == ["ann@uni.edu", long_name]  # simple spawner: fine
+    with pytest.raises(ConfigError) as error:
+        parse_platform(text + "local: {spawner: system-users}\n", "platform.yaml")
+    found = {issue.field: issue.message for issue in error.value.issues}
+    assert set(found) == {"hub.users[0]", "hub.users[1]", "groups.school.members[1]", f"users.{long_name}"}
+    assert found["hub.users[0]"] == (
+        "'ann@uni.edu' cannot be a local account with local.spawner system-users: an account name is "
+        "1-32 lower-case letters, digits, '.', '_' or '-', starting with a letter"
+    )
+    assert all(issue.line is not None for issue in error.value.issues)

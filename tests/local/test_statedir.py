@@ -102,3 +102,28 @@ def test_a_changed_live_platform_yaml_is_kept_when_up_replaces_it(tmp_path):
     assert kept.read_text() == "name: a\ngroups: {school: {}}\n"
     assert state.platform_file.read_text() == "name: a\n"
     assert install_config(source, state) is None  # unchanged since: nothing new to keep
+
+
+@pytest.mark.parametrize(("traversable", "passage"), [(False, 0o700), (True, 0o711)])
+def test_the_state_directory_is_private(tmp_path, traversable, passage):
+    """No other local account lists or reads the ledger, logs, platform.yaml or runtime.json;
+    with system-users they may only pass through the root and gateway/ to their clusters' dirs.
+    A state directory made before (0755, files 0644) is tightened."""
+    state = StateDir(tmp_path / "s")
+    state.root.mkdir(mode=0o755)
+    state.logs.mkdir(mode=0o755)
+    old = [state.platform_file, state.runtime_file, state.root / "accounting.sqlite", state.logs / "hub.log"]
+    for path in old:
+        path.write_text("x")
+        os.chmod(path, 0o644)
+    state.prepare(traversable=traversable)
+    mode = lambda path: stat.S_IMODE(os.stat(path).st_mode)  # noqa: E731
+    assert mode(state.root) == passage and mode(state.gateway) == passage
+    for folder in (state.hub, state.archive, state.seed, state.homes, state.logs, state.tmp, state.secrets):
+        assert mode(folder) == 0o700, folder
+    assert [mode(path) for path in old] == [0o600] * len(old)
+    state.acquire()
+    try:
+        assert mode(state.lock_file) == 0o600
+    finally:
+        state.release()

@@ -55,6 +55,25 @@ def test_status_reports_every_service(local_platform):
     assert rows["idle-culler"][0] == "running"
 
 
+def test_the_state_is_private_to_the_platforms_user(local_platform):
+    """The ledger (and its WAL), the logs, runtime.json and platform.yaml that the running
+    services made are 0600 in a 0700 directory: no other local account reads anyone's spend
+    or cluster names (they were 0644 in a 0755 directory)."""
+    import stat
+
+    state = local_platform.state
+    deadline = time.monotonic() + 30
+    while not (state / "accounting.sqlite").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    files = [state / "platform.yaml", state / "runtime.json", *state.glob("accounting.sqlite*")]
+    files += sorted((state / "logs").iterdir())
+    assert any(path.name == "accounting.sqlite" for path in files)
+    assert any(path.suffix == ".log" for path in files)
+    modes = {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in files}
+    assert set(modes.values()) == {"0o600"}, modes
+    assert oct(stat.S_IMODE(state.stat().st_mode)) == "0o700"
+
+
 def test_every_listener_is_on_loopback(local_platform):
     listeners = []
     for proc in processes_of(local_platform.state):
