@@ -110,6 +110,7 @@ def home_observations(homes: Path, config: PlatformConfig, per_gib_hour: float) 
                 rate_per_hour=storage_hourly_cost(size, per_gib_hour),
                 description=f"home volume ({size:g} GiB)",
                 storage_gib=size,
+                previous_key=f"storage:{home.name}:home",  # its key before 2026.11 (issue 17)
             )
         )
     return observations

@@ -66,6 +66,9 @@ class Observation:
     storage_gib: float = 0.0
     instance_type: str = ""
     capacity_type: str = ""
+    # the key an older Parhelion knew this lifetime by: its open row continues under the new
+    # key (local homes were "storage:<user>:home" before they had one key per life)
+    previous_key: str | None = None
 
 
 def make_engine(url: str) -> Engine:
@@ -89,6 +92,7 @@ class Ledger:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._rekeyed: set[str] = set()  # keys whose previous key was looked for
 
     # --------------------------------------------------------------- schema
 
@@ -127,6 +131,7 @@ class Ledger:
     def _upsert(self, session: Session, observations: Sequence[Observation], at: float) -> None:
         """Insert new lifetimes and move known ones forward, a few hundred rows a statement
         (one statement per row took 1.5 s for a 2,000-user class)."""
+        self._rekey(session, [obs for obs in observations if obs.previous_key])
         dialect = session.get_bind().dialect.name
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
         rows = [
@@ -162,6 +167,22 @@ class Ledger:
                 },
             )
             session.execute(statement)
+
+    def _rekey(self, session: Session, observations: Sequence[Observation]) -> None:
+        """Continue each open row of a ``previous_key`` under its new key (once per key and
+        process), so an upgrade charges no lifetime twice."""
+        for obs in observations:
+            if obs.resource_key in self._rekeyed:
+                continue
+            known = session.execute(select(Usage.id).where(Usage.resource_key == obs.resource_key)).first()
+            if known is not None:  # committed under its new key: nothing more to look for
+                self._rekeyed.add(obs.resource_key)
+                continue
+            session.execute(
+                update(Usage)
+                .where(Usage.resource_key == obs.previous_key, Usage.ended_at.is_(None))
+                .values(resource_key=obs.resource_key)
+            )
 
     def last_sample_at(self) -> float | None:
         with self.sessions() as session:

@@ -167,3 +167,23 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
     with ledger.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     ledger.close()
+
+
+def test_a_lifetime_known_by_an_older_key_goes_on_under_its_new_one(tmp_path):
+    """Local homes got one key per life of the folder (issue 17); a ledger written before
+    must not charge a home's past twice after the upgrade."""
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    ledger.migrate()
+    try:
+        ledger.record_sample(1000.0, [Observation("storage:ann:home", "ann", "storage", 0.0, 3.6)])
+        renewed = Observation(
+            "storage:ann:home:42:0", "ann", "storage", 0.0, 3.6, previous_key="storage:ann:home"
+        )
+        ledger.record_sample(2000.0, [renewed])
+        ledger.record_sample(3000.0, [renewed])
+        assert [(row.resource_key, row.ended_at) for row in ledger.lifetimes("ann")] == [
+            ("storage:ann:home:42:0", None)
+        ]
+        assert ledger.spend("ann", 0, 5000) == pytest.approx(3.0)  # 3000 s at $3.6/h, once
+    finally:
+        ledger.close()
