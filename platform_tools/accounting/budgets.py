@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 from platform_tools.config.models import PlatformConfig
 from platform_tools.config.policy import UserPolicy, resolve
@@ -151,10 +152,18 @@ def standings(
             if key not in group_spend:
                 members = config.groups[group].members
                 end = min(period.end_ts, now)
-                group_spend[key] = sum(_spend_of(ledger, period.start_ts, end, members).values())
+                group_spend[key] = ledger.memo_spend(
+                    ("group", group, period.start_ts, tuple(members)),
+                    end,
+                    partial(_total, ledger, period.start_ts, end, members),
+                )
             items.append(_standing(f"group:{group}", group_spend[key], budget.group_usd, period, budget))
         result[name] = UserStanding(policy, items)
     return result
+
+
+def _total(ledger: Ledger, start: float, end: float, names: list[str]) -> float:
+    return sum(_spend_of(ledger, start, end, names).values())
 
 
 def _spend_of(ledger: Ledger, start: float, end: float, names: list[str]) -> dict[str, float]:

@@ -93,6 +93,9 @@ class Ledger:
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._rekeyed: set[str] = set()  # keys whose previous key was looked for
+        self._memo: dict[tuple, float] = {}  # sums cached until the next sample (``memo_spend``)
+        self._generation = 0
+        self._last_at: float | None = None  # the newest sample this object recorded
 
     # --------------------------------------------------------------- schema
 
@@ -127,6 +130,9 @@ class Ledger:
             self._set_state(session, "last_sample_at", repr(at))
             if clock_offset is not None:
                 self._set_state(session, "clock_offset", repr(clock_offset))
+        self._generation += 1
+        self._memo = {}
+        self._last_at = at if self._last_at is None else max(self._last_at, at)
 
     def _upsert(self, session: Session, observations: Sequence[Observation], at: float) -> None:
         """Insert new lifetimes and move known ones forward, a few hundred rows a statement
@@ -231,6 +237,25 @@ class Ledger:
             query = query.where(Usage.username.in_(list(users)))
         with self.sessions() as session:
             return {name: float(total or 0.0) for name, total in session.execute(query)}
+
+    def memo_spend(self, key: tuple, end: float, compute) -> float:
+        """``compute()``, a sum over a window ending at ``end``, remembered until this ledger
+        records its next sample.
+
+        For sums every check asks and only a sample changes, such as a class's total: every
+        row ends at or before the last sample this object recorded, so any window ending
+        after it sums the same until the next one. Windows ending earlier are not memoised.
+        """
+        generation, last = self._generation, self._last_at
+        if last is None or end < last:
+            return compute()
+        memo_key = (generation, *key)
+        if memo_key not in self._memo:
+            value = compute()
+            if generation == self._generation:
+                self._memo[memo_key] = value
+            return value
+        return self._memo[memo_key]
 
     def daily_spend(self, username: str, first: date, last: date) -> list[tuple[date, float]]:
         """Spend per UTC day from ``first`` to ``last`` included."""

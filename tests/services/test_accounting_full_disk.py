@@ -90,7 +90,7 @@ def test_a_full_disk_refuses_budgeted_spawns_and_loses_no_usage(small_disk, tmp_
             refused = await check("demo")  # answered, though its row cannot be written
             assert (refused["allowed"], refused["rule"]) == (False, "meter")
             assert "database or disk is full" in refused["message"]
-            assert (await check("nobody"))["allowed"]  # no budget, nothing at stake
+            assert (await check("admin"))["allowed"]  # no budget, nothing at stake
             (small_disk / "filler").unlink()
             await asyncio.sleep(1.0)
             await accounting.sample()

@@ -104,9 +104,10 @@ class ClassReportHandler(InternalHandler):
 
 
 class MetricsHandler(InternalHandler):
-    def get(self) -> None:
+    async def get(self) -> None:
+        body = await self.accounting.render_metrics()
         self.set_header("Content-Type", "text/plain; version=0.0.4")
-        self.finish(self.accounting.metrics.render())
+        self.finish(body)
 
 
 class PersonHandler(HubOAuthenticated, AccountingHandler):
