@@ -64,7 +64,7 @@ def platform_yaml(users: list[str], today: datetime) -> str:
         members = students[index : index + CLASS_SIZE]
         tree["groups"][f"class{index // CLASS_SIZE}"] = {
             "members": members,
-            "budget": {"usd": 5, "period": "course", "course": window, "group_usd": 5 * len(members)},
+            "budget": {"usd": 5, "period": "course", "course": dict(window), "group_usd": 5 * len(members)},
         }
     return yaml.safe_dump(tree)
 

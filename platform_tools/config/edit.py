@@ -42,6 +42,8 @@ def _yaml() -> YAML:
     yaml.preserve_quotes = True
     yaml.width = 100
     yaml.indent(mapping=2, sequence=4, offset=2)
+    # one value given to two groups must be written out twice: the loader refuses aliases
+    yaml.representer.ignore_aliases = lambda *_: True
     return yaml
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from platform_tools.config import ConfigError, parse_platform
 from platform_tools.config.edit import PlatformChange, change_file, changed_text
+from tests.platform import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -115,3 +116,15 @@ def test_concurrent_edits_lose_nothing(example_text, tmp_path):
     assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
     users = set(parse_platform(path.read_text()).hub.users)
     assert {f"w{w}u{n}" for w in range(4) for n in range(5)} <= users
+
+
+def test_one_value_given_to_two_groups_is_written_out_twice():
+    """The loader refuses YAML aliases (issue 17): an edit must never write one."""
+    window = {"start": "2027-06-14", "end": "2027-06-25"}
+    budget = {"usd": 5, "period": "course", "course": window}
+    text = (REPO_ROOT / "hub_config" / "platform.local.yaml").read_text()
+    change = PlatformChange(
+        groups={"a": {"members": ["x"], "budget": budget}, "b": {"members": ["y"], "budget": budget}}
+    )
+    new_text = changed_text(text, change)
+    assert "&" not in new_text.split("groups:")[1] and new_text.count("2027-06-25") == 2
