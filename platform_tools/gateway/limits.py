@@ -384,7 +384,10 @@ class AggregateLimitsMixin(LoggingConfigurable):
                             "cores": config["worker_cores"],
                             "memory_gib": config["worker_memory"] / GIB,
                         }
-                        for worker in cluster.active_workers()
+                        # what still runs: a retiring worker until its process exits (it is
+                        # charged), an exited one at once (the gateway's records lag a heartbeat)
+                        for worker in cluster.workers.values()
+                        if _worker_alive(worker)
                     ],
                 }
             )
