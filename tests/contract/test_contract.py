@@ -23,6 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 import tornado.httputil
 import yaml
@@ -280,11 +281,17 @@ def test_the_gateways_budget_check_reaches_the_real_service_at_the_charts_url(ac
             accounting_url=gateway_accounting_url(service.port),
             accounting_token="internal-token",
         )
-        limits._check_budget("demo")  # allowed: returns
-        spend(accounting_app.ledger, "demo", 6.0)
-        with pytest.raises(ClusterRefused, match=r"No new Dask cluster"):
-            limits._check_budget("demo")
-        limits._check_budget("rich")  # no budget
+
+        async def checks() -> None:
+            async with aiohttp.ClientSession() as session:  # the backend's own, as in setup()
+                limits.session = session
+                await limits._check_budget("demo")  # allowed: returns
+                spend(accounting_app.ledger, "demo", 6.0)
+                with pytest.raises(ClusterRefused, match=r"No new Dask cluster"):
+                    await limits._check_budget("demo")
+                await limits._check_budget("rich")  # no budget
+
+        asyncio.run(checks())
 
 
 # ------------------------------------------------------ the chart and the hub's registration
