@@ -16,19 +16,11 @@ from platform_tools.accounting.kubernetes_sources import kubernetes_observations
 from platform_tools.accounting.meterclock import MeterClock
 from platform_tools.accounting.report import EVENTS_PER_PAGE, user_report
 from platform_tools.config import parse_platform
-from platform_tools.ledger.store import REPEAT_WINDOW_SECONDS, Ledger, Observation
+from platform_tools.ledger.store import REPEAT_WINDOW_SECONDS, Observation
 from platform_tools.pricing.catalog import PriceCatalog
 from tests.platform import platform_config_text
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def ledger(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    ledger.migrate()
-    yield ledger
-    ledger.close()
 
 
 def course_config(**budget_extra):

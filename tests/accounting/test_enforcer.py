@@ -11,20 +11,12 @@ from platform_tools.accounting.budgets import period_of
 from platform_tools.accounting.enforcer import Actions, Enforcer
 from platform_tools.config import parse_platform
 from platform_tools.config.quotas import Budget
-from platform_tools.ledger.store import Ledger, Observation
+from platform_tools.ledger.store import Observation
 from tests.platform import platform_config_text
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def ledger(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    ledger.migrate()
-    yield ledger
-    ledger.close()
 
 
 def make_config(grace: str = "0.5", usd: str = "0.01", action: str = "refuse-new-and-stop"):
