@@ -41,8 +41,9 @@ class Service:
 
     ``restartable``: the supervisor starts it again when it dies (within its restart budget)
     instead of taking the platform down. Only services whose restart loses nothing are:
-    the accounting service (its state is the ledger) and the hub (its state is its database;
-    it re-adopts the running servers from it).
+    the accounting service (its state is the ledger), the hub (its state is its database;
+    it re-adopts the running servers from it) and the stateless idle culler. S3 and the
+    gateway are not: a restarted gateway would not know the clusters it ran.
     """
 
     process: ManagedProcess
@@ -203,4 +204,6 @@ def culler_service(runtime: LocalRuntime, state: StateDir, timeout_minutes: int)
         # It serves nothing; its first API call (bad token, wrong URL) fails within a second.
         ready_url=None,
         ready_timeout=2,
+        # Stateless, and it calls the hub: a cull pass while the hub restarts may end it.
+        restartable=True,
     )

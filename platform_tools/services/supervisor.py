@@ -7,9 +7,9 @@ the archive is verified or seeded, the services start in order, and the supervis
 waits. SIGINT or SIGTERM stops every service in reverse order and sweeps any process
 left behind.
 
-When a service dies: a restartable one (the accounting service, the hub) is started
+When a service dies: a restartable one (the accounting service, the hub, the culler) is started
 again at once, at most ``RestartPolicy.max_restarts`` times in ``window_seconds``; any
-other one (S3, the gateway, the culler), or a restartable one in a crash loop, takes the
+other one (S3, the gateway), or a restartable one in a crash loop, takes the
 platform down with a pointer to its log. Throughout, the supervisor reaps the orphans it
 inherits as a subreaper (``processes.Reaper``): a killed hub's proxy and servers are
 re-parented to it, and unreaped they stay zombies that a restarted hub takes for alive.
