@@ -3,7 +3,8 @@
 ``configure_local_hub(c)`` is all hub_config/jupyterhub_config.py does locally. It
 wires the proxy, database and secrets into the state directory, the shared-password
 login, the spawner, the environment that reaches the archive and the gateway, the
-dask-gateway and idle-culler services and the roles they need.
+dask-gateway, accounting and idle-culler services (all started by `parhelion up`, none by
+the hub) and the roles they need.
 """
 
 from __future__ import annotations
@@ -42,9 +43,6 @@ from platform_tools.local.kernels import kernel_settings
 from platform_tools.local.runtime import HOST, LocalRuntime
 from platform_tools.local.servergroup import group_base
 from platform_tools.local.statedir import StateDir
-
-# How the hub starts the accounting service it manages (`python -m ...`).
-ACCOUNTING_MODULE = "platform_tools.services.accounting"
 
 
 def configure_local_hub(
@@ -176,18 +174,9 @@ def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime,
             HubService(GATEWAY_SERVICE, state.secret("gateway-api-token")[0], url=runtime.gateway_url)
         )
     if platform.accounting.enabled:
-        services.append(
-            accounting_service(
-                runtime.accounting_url,
-                state.secret("accounting-api-token")[0],
-                command=[sys.executable, "-m", ACCOUNTING_MODULE],
-                environment={
-                    "PARHELION_RUNTIME": str(state.runtime_file),
-                    "PARHELION_STATE_DIR": str(state.root),
-                    "PATH": os.environ.get("PATH", ""),
-                },
-            )
-        )
+        # External (by URL), started and restarted by `parhelion up` (services/local.py), as
+        # on Kubernetes: a hub-managed one was polled only every 30 s, longer than a grace.
+        services.append(accounting_service(runtime.accounting_url, state.secret("accounting-api-token")[0]))
     # Parhelion's own admin commands (`parhelion class prewarm|close`, `parhelion loadtest`).
     services.append(HubService(ADMIN_SERVICE, state.secret("admin-api-token")[0]))
     if platform.hub.cull_idle_servers_after_minutes:

@@ -1,8 +1,14 @@
 """The local platform's services: how each is started and how readiness is seen.
 
-Order matters and is fixed by ``supervisor``: the S3 archive, then dask-gateway (the hub
-stalls ~30 s at start on a registered service whose URL does not answer), then
-JupyterHub, then the idle culler, which needs the hub's API.
+Order matters and is fixed by ``supervisor``: the S3 archive, then dask-gateway and the
+accounting service (the hub stalls ~30 s at start on a registered service whose URL does
+not answer), then JupyterHub, then the idle culler, which needs the hub's API.
+
+Every service is started and watched by `parhelion up` itself, none by the hub: JupyterHub
+polls the services it manages every 30 s (not configurable), so a killed accounting service
+left what runs unmetered for ~30 s, twice the shortest grace a budget may have, and a
+killed hub took its managed services with it. The accounting service is registered with
+the hub by URL and token, as an external service, exactly as on Kubernetes.
 """
 
 from __future__ import annotations
@@ -12,21 +18,39 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_tools.contract.services import GatewayPath, gateway_api
+from platform_tools.contract.services import (
+    ACCOUNTING_SERVICE,
+    AccountingPath,
+    GatewayPath,
+    accounting_api,
+    external_service_oauth,
+    gateway_api,
+)
 from platform_tools.local.runtime import HOST, LocalRuntime
 from platform_tools.local.statedir import StateDir
 from platform_tools.services.processes import ManagedProcess
+
+#: How `parhelion up` starts the accounting service (`python -m ...`).
+ACCOUNTING_MODULE = "platform_tools.services.accounting"
 
 
 @dataclass
 class Service:
     """A process and how to tell it is ready: its URL answers, or (no URL) it keeps running
-    for ``ready_timeout`` seconds."""
+    for ``ready_timeout`` seconds.
+
+    ``restartable``: the supervisor starts it again when it dies (within its restart budget)
+    instead of taking the platform down. Only services whose restart loses nothing are:
+    the accounting service (its state is the ledger), the hub (its state is its database;
+    it re-adopts the running servers from it) and the stateless idle culler. S3 and the
+    gateway are not: a restarted gateway would not know the clusters it ran.
+    """
 
     process: ManagedProcess
     ready_url: str | None
     ready_timeout: float
     ok_statuses: range = range(200, 500)
+    restartable: bool = False
 
 
 def _base_env(runtime: LocalRuntime, state: StateDir) -> dict[str, str]:
@@ -114,7 +138,41 @@ def gateway_service(runtime: LocalRuntime, state: StateDir) -> Service:
     )
 
 
+def accounting_service(runtime: LocalRuntime, state: StateDir) -> Service:
+    """The meter, enforcer and spend pages: an external hub service, as on Kubernetes.
+
+    It is given what JupyterHub gives the services it starts: its hub token (the one
+    registered for it), the hub's API URL, and the OAuth client's settings that HubOAuth
+    reads for the spend pages' login (client ``service-accounting``, its callback under
+    ``/services/accounting/``); the hub makes that client from the registration's URL.
+    """
+    env = _base_env(runtime, state)
+    env.update(external_service_oauth(ACCOUNTING_SERVICE))
+    env["JUPYTERHUB_API_TOKEN"] = state.secret("accounting-api-token")[0]
+    env["JUPYTERHUB_API_URL"] = runtime.hub_api_url
+    env["JUPYTERHUB_BASE_URL"] = "/"
+    env["JUPYTERHUB_SERVICE_URL"] = runtime.accounting_url
+    process = ManagedProcess(
+        "accounting",
+        [sys.executable, "-m", ACCOUNTING_MODULE],
+        env=env,
+        log_path=state.logs / "accounting.log",
+        cwd=state.root,
+        stop_timeout=20,
+    )
+    return Service(
+        process,
+        ready_url=accounting_api(runtime.accounting_url, AccountingPath.HEALTH),
+        ready_timeout=90,
+        ok_statuses=range(200, 300),
+        restartable=True,
+    )
+
+
 def hub_service(runtime: LocalRuntime, state: StateDir) -> Service:
+    """JupyterHub, restartable: a restarted hub re-adopts the running servers from its
+    database (by pid), stops the proxy its killed predecessor left (``ConfigurableHTTPProxy``
+    reads its pid file) and starts its own, which it gives every route again."""
     return Service(
         # The hub stops every user server on shutdown: give it time before SIGKILL.
         _configured_tool(
@@ -123,6 +181,7 @@ def hub_service(runtime: LocalRuntime, state: StateDir) -> Service:
         ready_url=f"{runtime.hub_internal_url}/hub/health",
         ready_timeout=120,
         ok_statuses=range(200, 300),
+        restartable=True,
     )
 
 
@@ -145,4 +204,6 @@ def culler_service(runtime: LocalRuntime, state: StateDir, timeout_minutes: int)
         # It serves nothing; its first API call (bad token, wrong URL) fails within a second.
         ready_url=None,
         ready_timeout=2,
+        # Stateless, and it calls the hub: a cull pass while the hub restarts may end it.
+        restartable=True,
     )

@@ -4,6 +4,11 @@ The supervisor makes itself a Linux *child subreaper*: a process that outlives i
 parent (a notebook server whose hub died, a Dask worker whose gateway died) is
 re-parented to the supervisor instead of init, so a final sweep of the supervisor's
 descendants finds and stops every last one of them.
+
+A subreaper must also reap them: an adopted process that exits stays a zombie until its new
+parent waits for it, and a zombie still answers ``kill(pid, 0)``. A hub restarted after a
+kill -9 then cannot stop the proxy its predecessor left ("Failed to stop proxy at pid=...")
+and takes the servers it re-adopted and stops for alive. ``Reaper`` waits for them.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psutil
@@ -38,6 +44,57 @@ def become_subreaper() -> bool:
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):  # pragma: no cover - non-Linux
         return False
+
+
+class Reaper:
+    """Reaps the zombie children this process inherited as a subreaper, every ``interval``.
+
+    ``own()`` names the children not to touch: the services' own processes, which their
+    ``Popen`` waits for (it keeps their exit codes). It runs in a thread for the whole life
+    of the platform, shutdown included: the hub stops the servers it re-adopted at its
+    shutdown and waits for each to be gone, which a zombie never is.
+    """
+
+    def __init__(self, own: Callable[[], set[int]], interval: float = 0.2):
+        self.own = own
+        self.interval = interval
+        self.reaped: list[int] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
+
+    def reap(self) -> list[int]:
+        """Wait for every zombie child not in ``own()``; their pids."""
+        own = self.own()
+        reaped = []
+        try:
+            children = psutil.Process().children()
+        except psutil.Error:  # pragma: no cover - our own process
+            return reaped
+        for child in children:
+            try:
+                if child.pid in own or child.status() != psutil.STATUS_ZOMBIE:
+                    continue
+                if os.waitpid(child.pid, os.WNOHANG)[0] == child.pid:
+                    reaped.append(child.pid)
+            except (psutil.Error, ChildProcessError):
+                continue
+        if reaped:
+            log.debug("reaped %d orphaned process(es): %s", len(reaped), reaped)
+            self.reaped.extend(reaped)
+        return reaped
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self.reap()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            self.reap()
 
 
 class ManagedProcess:

@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from platform_tools.contract.services import GatewayPath, gateway_api
+from platform_tools.contract.services import AccountingPath, GatewayPath, accounting_api, gateway_api
 from platform_tools.local.runtime import LocalRuntime
 from platform_tools.local.statedir import StateDir
 from platform_tools.services.processes import pid_alive
@@ -37,6 +37,7 @@ def status_report(state_dir: Path) -> tuple[bool, str]:
     checks = {
         "s3": f"{runtime.s3_url}/",
         "dask-gateway": gateway_api(runtime.gateway_url, GatewayPath.HEALTH),
+        "accounting": accounting_api(runtime.accounting_url, AccountingPath.HEALTH),
         "jupyterhub": f"{runtime.hub_internal_url}/hub/health",
         "idle-culler": None,
     }

@@ -5,7 +5,14 @@ configuration (every error, with file, line and field), the state directory lock
 platform per state directory), node and configurable-http-proxy, and the ports. Then
 the archive is verified or seeded, the services start in order, and the supervisor
 waits. SIGINT or SIGTERM stops every service in reverse order and sweeps any process
-left behind; a service that dies takes the platform down with a pointer to its log.
+left behind.
+
+When a service dies: a restartable one (the accounting service, the hub, the culler) is started
+again at once, at most ``RestartPolicy.max_restarts`` times in ``window_seconds``; any
+other one (S3, the gateway), or a restartable one in a crash loop, takes the
+platform down with a pointer to its log. Throughout, the supervisor reaps the orphans it
+inherits as a subreaper (``processes.Reaper``): a killed hub's proxy and servers are
+re-parented to it, and unreaped they stay zombies that a restarted hub takes for alive.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -28,8 +36,16 @@ from platform_tools.local.runtime import LocalRuntime, Ports
 from platform_tools.local.statedir import PRIVATE_UMASK, AlreadyRunning, StateDir
 from platform_tools.pricing.catalog import PriceError
 from platform_tools.pricing.node import configured_node
-from platform_tools.services.local import Service, culler_service, gateway_service, hub_service, s3_service
+from platform_tools.services.local import (
+    Service,
+    accounting_service,
+    culler_service,
+    gateway_service,
+    hub_service,
+    s3_service,
+)
 from platform_tools.services.processes import (
+    Reaper,
     StartupError,
     become_subreaper,
     free_tcp_ports,
@@ -154,30 +170,61 @@ def seed_archives(platform: PlatformConfig, options: UpOptions, state: StateDir)
 
 
 def planned_services(platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> list[Service]:
-    """The services to start, in order: S3, then the gateway (the hub stalls on a registered
-    service that does not answer), the hub, and the culler."""
+    """The services to start, in order: S3, then the gateway and the accounting service (the
+    hub stalls ~31 s at start on a registered service that does not answer), the hub, and
+    the culler."""
     services: list[Service] = []
     if any(archive.local for archive in platform.archives.values()):
         keyed = any(a.access == "keyed" for a in platform.archives.values() if a.local)
         services.append(s3_service(runtime, state, keyed))
     if platform.dask_gateway.enabled:
         services.append(gateway_service(runtime, state))
+    if platform.accounting.enabled:
+        services.append(accounting_service(runtime, state))
     services.append(hub_service(runtime, state))
     if platform.hub.cull_idle_servers_after_minutes:
         services.append(culler_service(runtime, state, platform.hub.cull_idle_servers_after_minutes))
     return services
 
 
-class Supervisor:
-    """Starts services in order, watches them, and stops them all (and any orphan) at the end."""
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How often a restartable service is started again before the platform gives up.
 
-    def __init__(self, runtime: LocalRuntime, state: StateDir, services: list[Service]):
+    Five restarts in ten minutes: a service killed now and then (the OOM killer, an admin's
+    kill -9) comes back each time within seconds; one that dies as soon as it starts (a
+    broken configuration, a damaged file) stops the platform after five tries instead of
+    looping for ever while its log scrolls away.
+    """
+
+    max_restarts: int = 5
+    window_seconds: float = 600.0
+
+
+class Supervisor:
+    """Starts services in order, watches them, restarts the restartable ones, and stops them
+    all (and any orphan) at the end."""
+
+    def __init__(
+        self,
+        runtime: LocalRuntime,
+        state: StateDir,
+        services: list[Service],
+        policy: RestartPolicy = RestartPolicy(),
+    ):
         self.runtime = runtime
         self.state = state
         self.services = services
+        self.policy = policy
         self.started: list[Service] = []
+        self.restarts: dict[str, deque[float]] = {}
         self.stop = threading.Event()
         self.received: list[int] = []
+        self.reaper = Reaper(self._own_pids)
+
+    def _own_pids(self) -> set[int]:
+        """The services' pids: their Popen objects reap them (and keep their exit codes)."""
+        return {service.process.pid for service in self.services if service.process.pid}
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.received.append(signum)
@@ -187,6 +234,7 @@ class Supervisor:
         """Start, call ``on_ready`` once all are ready, watch; the exit code."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         become_subreaper()
+        self.reaper.start()
         code = 0
         try:
             self.start_all()
@@ -201,6 +249,7 @@ class Supervisor:
             for sig in previous:
                 signal.signal(sig, signal.SIG_IGN)
             self.stop_all()
+            self.reaper.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self.received and code == 0:
@@ -211,37 +260,84 @@ class Supervisor:
         for service in self.services:
             if self.stop.is_set():
                 return
-            started_at = time.monotonic()
-            service.process.start()
             self.started.append(service)
-            self.runtime.pids[service.process.name] = service.process.pid or 0
-            self.runtime.save(self.state.runtime_file)
-            if service.ready_url:
-                service.process.wait_ready(
-                    service.ready_url, service.ready_timeout, ok_statuses=service.ok_statuses
-                )
-            else:
-                service.process.wait_running(service.ready_timeout)
-            log.info(
-                "%s ready in %.1f s (pid %s)",
-                service.process.name,
-                time.monotonic() - started_at,
-                service.process.pid,
+            self.start(service)
+
+    def start(self, service: Service) -> None:
+        """Start one service (its pid in runtime.json) and wait until it is ready."""
+        started_at = time.monotonic()
+        service.process.start()
+        self.runtime.pids[service.process.name] = service.process.pid or 0
+        self.runtime.save(self.state.runtime_file)
+        if service.ready_url:
+            service.process.wait_ready(
+                service.ready_url, service.ready_timeout, ok_statuses=service.ok_statuses
             )
+        else:
+            service.process.wait_running(service.ready_timeout)
+        log.info(
+            "%s ready in %.1f s (pid %s)",
+            service.process.name,
+            time.monotonic() - started_at,
+            service.process.pid,
+        )
 
     def watch(self) -> int:
-        """Until a signal (0) or until a service dies (1, with the end of its log)."""
+        """Until a signal (0), or until a service dies that may not be restarted (1, with the
+        end of its log): one that is not restartable, or one that used up its restarts."""
         while not self.stop.wait(0.5):
-            dead = [s.process for s in self.started if not s.process.running()]
-            if dead:
-                process = dead[0]
-                print(
-                    f"parhelion up: {process.name} exited (code {process.exit_code()}); stopping "
-                    f"the platform. End of {process.log_path}:\n{process.log_tail()}",
-                    file=sys.stderr,
-                )
-                return 1
+            for service in self.started:
+                if self.stop.is_set() or service.process.running():
+                    continue
+                process = service.process
+                if not self.may_restart(service):
+                    why = (
+                        f"it was restarted {self.policy.max_restarts} times in "
+                        f"{self.policy.window_seconds / 60:g} min"
+                        if service.restartable
+                        else "it is not restartable"
+                    )
+                    print(
+                        f"parhelion up: {process.name} exited (code {process.exit_code()}); {why}; "
+                        f"stopping the platform. End of {process.log_path}:\n{process.log_tail()}",
+                        file=sys.stderr,
+                    )
+                    return 1
+                self.restart(service)
         return 0
+
+    def may_restart(self, service: Service) -> bool:
+        """Whether ``service`` may start again now; the restart is counted when it may."""
+        if not service.restartable:
+            return False
+        now = time.monotonic()
+        times = self.restarts.setdefault(service.process.name, deque())
+        while times and now - times[0] > self.policy.window_seconds:
+            times.popleft()
+        if len(times) >= self.policy.max_restarts:
+            return False
+        times.append(now)
+        return True
+
+    def restart(self, service: Service) -> None:
+        """Start a dead restartable service again, once the zombies it left are reaped.
+
+        A restart that fails (the process dies while starting, or is not ready in time) is
+        logged; the next pass of ``watch`` finds it dead and restarts it again, or gives up.
+        """
+        process = service.process
+        print(
+            f"parhelion up: {process.name} exited (code {process.exit_code()}); restarting it "
+            f"(restart {len(self.restarts[process.name])} of at most {self.policy.max_restarts} "
+            f"in {self.policy.window_seconds / 60:g} min)",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.reaper.reap()
+        try:
+            self.start(service)
+        except StartupError as exc:
+            log.error("%s", exc)
 
     def stop_all(self) -> None:
         """Services in reverse order, then any process left behind; runtime.json removed."""

@@ -232,7 +232,7 @@ def test_a_corrupt_ledger_is_reported_and_metering_goes_on(platform):
         kill(old)
         killed = time.time()
         try:
-            # (the hub restarts the services it manages at its 30 s poll)
+            # (`parhelion up` restarts the accounting service within a second or two)
             row = wait_until(
                 lambda: metered_through(platform, cluster, killed), 50, "metering after the corruption"
             )

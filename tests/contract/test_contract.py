@@ -413,6 +413,7 @@ def test_both_backends_grant_the_same_roles(tmp_path, monkeypatch):
     from platform_tools.hub.local import _configure_services
     from platform_tools.local.runtime import LocalRuntime, Ports
     from platform_tools.local.statedir import StateDir
+    from platform_tools.services.local import accounting_service as accounting_process
 
     platform = parse_platform(PLATFORM)
     state = StateDir(tmp_path / "state")
@@ -437,7 +438,18 @@ def test_both_backends_grant_the_same_roles(tmp_path, monkeypatch):
     assert set(local_roles["user"]["scopes"]) <= set(kube_roles["user"]["scopes"])
     registered = {s["name"]: s for s in local.JupyterHub.services}
     assert registered[services.ACCOUNTING_SERVICE]["url"] == runtime.accounting_url
-    assert registered[services.ACCOUNTING_SERVICE]["command"][-1] == "platform_tools.services.accounting"
+    # External, as on Kubernetes: `parhelion up` starts it (the hub polled its own every 30 s),
+    # with the token the hub registered and the OAuth client the hub makes from the URL.
+    accounting = registered[services.ACCOUNTING_SERVICE]
+    assert "command" not in accounting
+    started = accounting_process(runtime, state)
+    assert started.process.argv[-1] == "platform_tools.services.accounting" and started.restartable
+    env = started.process.env
+    assert env["JUPYTERHUB_API_TOKEN"] == accounting["api_token"]
+    assert env["JUPYTERHUB_API_URL"] == runtime.hub_api_url
+    assert env["JUPYTERHUB_CLIENT_ID"] == f"service-{services.ACCOUNTING_SERVICE}"
+    assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == f"{services.ACCOUNTING_PREFIX}oauth_callback"
+    assert env["JUPYTERHUB_SERVICE_PREFIX"] == services.ACCOUNTING_PREFIX
 
 
 # ------------------------------------------------------------ the gateway's own routes

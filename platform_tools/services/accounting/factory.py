@@ -82,7 +82,8 @@ class Settings:
     def local(
         cls, runtime: LocalRuntime, state: StateDir, environ: Mapping[str, str] = os.environ
     ) -> Settings:
-        """As the local hub starts it (a managed service: its token from the hub)."""
+        """As `parhelion up` starts it (services/local.py): registered with the hub as an
+        external service, given its hub token and prefix as the hub would give them."""
         return cls(
             config_path=state.platform_file,
             state_root=state.root,
