@@ -12,6 +12,7 @@ groups still let them work).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 from platform_tools.config.models import PlatformConfig
-from platform_tools.config.policy import UserPolicy, resolve
+from platform_tools.config.policy import UserPolicy, groups_of, resolve
 from platform_tools.config.quotas import Budget
 from platform_tools.ledger.store import Ledger
 
@@ -126,10 +127,17 @@ def standings(
     now = at.timestamp()
     own_periods: dict[str, tuple[Period, str | None]] = {}
     windows: dict[tuple[float, float], list[str]] = defaultdict(list)
-    for name, policy in policies.items():
+    for name, policy in list(policies.items()):
         if policy.budget is None:
             continue
         period, outside = _period_or_window(policy.budget, at)
+        if outside is not None and policy.budget_source != "user":
+            current = _budget_in_force(config, name, at)
+            if current is not None:  # another group's budget (or the default) applies now
+                policy = policies[name] = dataclasses.replace(
+                    policy, budget=current[0], budget_source=current[1]
+                )
+                period, outside = _period_or_window(current[0], at)
         own_periods[name] = (period, outside)
         windows[(period.start_ts, max(period.start_ts, min(period.end_ts, now)))].append(name)
     spent: dict[str, float] = {}
@@ -160,6 +168,22 @@ def standings(
             items.append(_standing(f"group:{group}", group_spend[key], budget.group_usd, period, budget))
         result[name] = UserStanding(policy, items)
     return result
+
+
+def _budget_in_force(config: PlatformConfig, username: str, at: datetime) -> tuple[Budget, str] | None:
+    """The first budget of the user's open groups (file order) that is not a course budget
+    outside its window, else the default budget; None if there is none. A student of last
+    term's course who takes this term's, or a TA of a past class, is not capped by it."""
+    for group in groups_of(config, username):
+        budget = config.groups[group].budget
+        if budget is None or config.groups[group].closed:
+            continue
+        if budget.period != "course" or period_of(budget, at) is not None:
+            return budget, f"group:{group}"
+    default = config.accounting.defaults_budget
+    if default is not None and (default.period != "course" or period_of(default, at) is not None):
+        return default, "defaults"
+    return None
 
 
 def _total(ledger: Ledger, start: float, end: float, names: list[str]) -> float:

@@ -128,7 +128,12 @@ class Enforcer:
                     continue
                 if any(kind != "storage" for kind in running.get(username, ())):
                     decided.stops.append((username, item))
-        self.ledger.claim_notices(decided.notices, at)
+        try:
+            self.ledger.claim_notices(decided.notices, at)
+        except Exception:  # a full disk must not keep the stops due from happening
+            log.exception(
+                "could not record %d notices; stopping what is due all the same", len(decided.notices)
+            )
         return decided
 
     async def stop(self, config: PlatformConfig, username: str, item: Standing, now: datetime) -> None:

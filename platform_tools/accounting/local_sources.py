@@ -97,9 +97,12 @@ def home_observations(homes: Path, config: PlatformConfig, per_gib_hour: float) 
         return observations
     for home in sorted(homes.iterdir()):
         size = resolve(config, home.name).quota.storage_gib
-        if not home.is_dir() or size is None:
+        if home.name.startswith(".") or not home.is_dir() or size is None:
+            continue  # ".<user>.closing": a home class close is taking away
+        try:
+            life, born = home_lifetime(home)
+        except FileNotFoundError:  # removed since it was listed
             continue
-        life, born = home_lifetime(home)
         observations.append(
             Observation(
                 # one lifetime per life of the folder, not per user (see home_lifetime)

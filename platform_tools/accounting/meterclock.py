@@ -6,8 +6,9 @@ decides money. The wall clock can step (NTP correcting a VM, an admin's `date -s
 error stayed. The rule:
 
 * Between two samples of one process the ledger advances by the monotonic time that
-  passed, at most ``max_step`` seconds (a few sample intervals: a meter that stalled
-  longer does not bill the stall in one go). A wall clock that disagrees with that by
+  passed, at most ``max_step`` seconds a sample (a few sample intervals): a meter that
+  stalled longer charges the stall over the following samples, never in one jump, and
+  never drops it (monotonic time cannot step: what passed, ran). A wall clock that disagrees with that by
   more than ``tolerance`` stepped: the difference goes into ``offset`` (ledger time minus
   wall time), the step is logged, and charging goes on from the ledger's own time.
 * The offset is stored with the sample (``meter_state``), so a restart keeps it; the
@@ -57,6 +58,7 @@ class MeterClock:
         self._last_recorded = last_recorded
         self._previous: tuple[float, float] | None = None  # (ledger time, monotonic time)
         self._stepped_at: float | None = None  # wall time just after the latest step
+        self._charged = 0.0  # the time of the latest tick: charged up to there
 
     def now(self) -> float:
         """Ledger time now, without taking a sample (for checks and pages)."""
@@ -71,10 +73,11 @@ class MeterClock:
                 self.offset += self._last_recorded - at  # never before what is recorded
                 at = self._last_recorded
             self._previous = (at, mono)
+            self._charged = at
             return Tick(at)
-        previous_at, previous_mono = self._previous
+        previous, previous_mono = self._previous
         elapsed = max(0.0, mono - previous_mono)
-        expected = previous_at + elapsed
+        expected = previous + elapsed  # the ledger's own time now
         observed = wall + self.offset
         step = 0.0
         if abs(observed - expected) > self.tolerance + 0.001 * elapsed:
@@ -86,13 +89,16 @@ class MeterClock:
                 step,
                 self.offset,
             )
+        self._previous = (expected, mono)
         limit = self.max_step()
-        if elapsed > limit:
-            log.warning("%.0f s passed between samples; charging %.0f s of it", elapsed, limit)
-            self.offset -= elapsed - limit
-            elapsed = limit
-        at = previous_at + elapsed
-        self._previous = (at, mono)
+        at = min(expected, self._charged + limit)
+        if at < expected:
+            log.warning(
+                "the meter is %.0f s behind; charging %.0f s of it in this sample",
+                expected - self._charged,
+                limit,
+            )
+        self._charged = at
         return Tick(at, step)
 
     def started(self, wall_started: float, at: float) -> float:

@@ -129,9 +129,9 @@ def budget_base(config: PlatformConfig, username: str) -> tuple[Budget | None, s
         if group is not None and group.budget is not None:
             return group.budget, f"group:{override.primary_group}"
     for name in groups_of(config, username):
-        budget = config.groups[name].budget
-        if budget is not None:
-            return budget, f"group:{name}"
+        group = config.groups[name]
+        if group.budget is not None and not group.closed:  # a closed class's budget is spent
+            return group.budget, f"group:{name}"
     if config.accounting.defaults_budget is not None:
         return config.accounting.defaults_budget, "defaults"
     return None, None

@@ -12,6 +12,7 @@ window, computed in SQL that SQLite and PostgreSQL both run.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ from platform_tools.ledger.schema import Event, MeterState, Notice, Usage
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-#: Rows a statement upserts (13 columns: within SQLite's and PostgreSQL's bind limits).
-UPSERT_CHUNK = 500
+#: Rows a statement upserts: 13 columns each, within the bind-parameter limit (SQLite
+#: before 3.32 allows 999; newer, and PostgreSQL, far more).
+UPSERT_CHUNK = 500 if sqlite3.sqlite_version_info >= (3, 32) else 999 // 13
 
 #: The same event said again within this many seconds is counted on the first one's row.
 REPEAT_WINDOW_SECONDS = 600.0
@@ -289,14 +291,16 @@ class Ledger:
         at: float | None = None,
         merge_within: float | None = None,
     ) -> None:
-        """Record an event; with ``merge_within``, the same one (user, action, rule and
-        message) recorded less than that many seconds ago is counted again instead."""
+        """Record an event; with ``merge_within``, the same one (user, action and rule: the
+        message's figures change with the spend) recorded less than that many seconds ago is
+        counted again instead, in one UPDATE (no count lost to a concurrent refusal), keeping
+        the latest message and figures."""
         at = at or time.time()
         with self.sessions.begin() as session:
             if merge_within is not None:
                 last = func.coalesce(Event.last_at, Event.at)
                 repeated = session.execute(
-                    select(Event)
+                    select(Event.id)
                     .where(
                         Event.username == username,
                         Event.action == action,
@@ -306,9 +310,20 @@ class Ledger:
                     .order_by(Event.id.desc())
                     .limit(1)
                 ).scalar_one_or_none()
-                if repeated is not None and repeated.message == message:
-                    repeated.count = (repeated.count or 1) + 1
-                    repeated.last_at = max(at, repeated.last_at or repeated.at)
+                if repeated is not None:  # one row: the count, and the latest words and figures
+                    session.execute(
+                        update(Event)
+                        .where(Event.id == repeated)
+                        .values(
+                            count=Event.count + 1,
+                            last_at=case(
+                                (func.coalesce(Event.last_at, Event.at) > at, Event.last_at), else_=at
+                            ),
+                            message=message,
+                            spend_usd=spend_usd,
+                            cap_usd=cap_usd,
+                        )
+                    )
                     return
             session.add(
                 Event(

@@ -322,8 +322,9 @@ class Supervisor:
     def restart(self, service: Service) -> None:
         """Start a dead restartable service again, once the zombies it left are reaped.
 
-        A restart that fails (the process dies while starting, or is not ready in time) is
-        logged; the next pass of ``watch`` finds it dead and restarts it again, or gives up.
+        A restart that fails (the process dies while starting, or is not ready in time, and
+        is then stopped) is logged; the next pass of ``watch`` finds it dead and restarts it
+        again, or gives up: a hung service never passes for a healthy one.
         """
         process = service.process
         print(
@@ -338,6 +339,7 @@ class Supervisor:
             self.start(service)
         except StartupError as exc:
             log.error("%s", exc)
+            process.stop()  # running but not ready (hung): counted dead, so restarted or given up on
 
     def stop_all(self) -> None:
         """Services in reverse order, then any process left behind; runtime.json removed."""

@@ -214,14 +214,20 @@ def test_a_forward_step_is_not_billed_and_charging_goes_on(ledger):
     assert ledger.spend("demo", 0, 2e10) == pytest.approx(138 * 90 / 3600)
 
 
-def test_a_stalled_meter_charges_at_most_a_few_intervals():
+def test_a_stalled_meter_charges_at_most_a_few_intervals_a_sample_and_drops_nothing():
     clocks = Clocks(0.0)
     clock = MeterClock(lambda: 60.0, None, 0.0, lambda: clocks.wall, lambda: clocks.mono)
     first = clock.tick().at
     clocks.advance(3600)
     assert clock.tick().at - first == 60.0
     clocks.advance(15)
-    assert clock.tick().at - first == 75.0  # and on from there
+    assert clock.tick().at - first == 120.0  # the stall is charged over the next samples
+    for _ in range(80):
+        clocks.advance(15)
+        clock.tick()
+    clocks.advance(15)
+    assert clock.tick().at - first == 3600 + 82 * 15  # caught up, nothing dropped
+    assert clock.now() - clocks.wall == 0.0
 
 
 def test_starts_after_a_step_are_moved_onto_the_ledger_clock():
@@ -276,3 +282,41 @@ def test_standings_for_many_users_match_one_at_a_time(ledger):
     assert many["ta"].own.spend_usd == pytest.approx(ledger.spend("ta", month_start, now.timestamp()))
     assert many["stu"].standings[1].spend_usd == pytest.approx(1.0 + 2.0 - (1 + 2) / 60)  # class total
     assert many["nobody"].standings == [] and many["demo"].own.cap_usd == 25
+
+
+def test_outside_a_course_another_budget_in_force_applies(ledger):
+    """Last term's course (closed, listed first) must not cap this term's student, and a
+    student outside their only course falls back to the default budget when there is one."""
+    tree = yaml.safe_load(platform_config_text())
+    window = {"start": "2026-01-05", "end": "2026-01-16"}
+    tree["groups"]["fall"] = {
+        "members": ["stu"],
+        "budget": {"usd": 5, "period": "course", "course": {"start": "2025-09-01", "end": "2025-09-12"}},
+        "profiles": ["small"],
+        "course": {"status": "closed"},
+    }
+    tree["groups"]["spring"] = {
+        "members": ["stu", "solo"],
+        "budget": {"usd": 7, "period": "course", "course": window},
+    }
+    tree["accounting"]["defaults_budget"] = {"usd": 1, "period": "month"}
+    config = parse_platform(yaml.safe_dump(tree))
+    during = standings(config, ledger, ["stu", "solo"], at("2026-01-10T10:00"))
+    assert (during["stu"].own.cap_usd, during["stu"].own.outside) == (7, None)
+    after = standings(config, ledger, ["solo"], at("2026-03-01T10:00"))["solo"]
+    assert (after.own.cap_usd, after.own.period.key, after.policy.budget_source) == (
+        1,
+        "month:2026-03",
+        "defaults",
+    )
+    assert check_spawn(config, ledger, "solo", None, at("2026-03-01T10:00")).allowed
+
+
+def test_a_refusal_whose_figures_change_is_still_one_row(ledger):
+    t = 1_800_000_000.0
+    for i, usd in enumerate((5.01, 5.02, 5.03)):
+        ledger.record_event(
+            "demo", "refuse", "budget", f"${usd} of $5", spend_usd=usd, at=t + i, merge_within=600
+        )
+    [row] = ledger.events("demo")
+    assert (row.count, row.message, row.spend_usd, row.last_at) == (3, "$5.03 of $5", 5.03, t + 2)

@@ -27,7 +27,7 @@ from platform_tools.accounting.metrics import Metrics
 from platform_tools.accounting.sources import SourceError, Sources
 from platform_tools.classes.sessions import SessionScheduler
 from platform_tools.config.live import LiveConfig
-from platform_tools.ledger.store import Ledger
+from platform_tools.ledger.store import Ledger, Observation
 from platform_tools.services.accounting.handlers import handlers
 
 log = logging.getLogger("parhelion.accounting")
@@ -78,21 +78,23 @@ class Accounting:
         return None
 
     async def sample(self) -> None:
+        """One sample: what runs, priced, into the ledger. A source that fails or hangs (any
+        error, or no answer within half the most a sample charges) skips the sample whole;
+        the clock still ticks, so the next recorded sample charges the gap."""
         try:
-            observations = await self.sources.observe()
-        except SourceError as exc:
+            observations = await asyncio.wait_for(self.sources.observe(), timeout=self.max_step() / 2)
+        except Exception as exc:
             self.metrics.sample_failures.inc()
-            log.warning("sample skipped: %s", exc)
-            self.clock.tick()  # the gap is charged by the next recorded sample
+            reason = exc if isinstance(exc, SourceError) else _first_line(exc)
+            log.warning("sample skipped: %s", reason or "the sources did not answer in time")
+            self.clock.tick()
             return
         self.metrics.unpriced_nodes.set(len(getattr(self.sources, "unpriced", ())))
+        last = self.ledger.last_sample_at()
         tick = self.clock.tick()
         if tick.step:
             self.metrics.clock_steps.inc()
-        observations = [
-            dataclasses.replace(obs, started_at=self.clock.started(obs.started_at, tick.at))
-            for obs in observations
-        ]
+        observations = [self._on_clock(obs, tick.at, last) for obs in observations]
         try:
             await asyncio.to_thread(self.ledger.record_sample, tick.at, observations, self.clock.offset)
         except Exception as exc:  # a full disk, a lost database: refuse budgeted spawns until it heals
@@ -105,6 +107,15 @@ class Accounting:
         self.write_error = None
         self.recorded_at = time.monotonic()
         self.metrics.samples.inc()
+
+    def _on_clock(self, obs: Observation, at: float, last: float | None) -> Observation:
+        """``obs`` with its start on the ledger's clock. A volume first seen now (a quota just
+        given, a row lost to a recovery) is charged from the last sample, not from when its
+        folder or claim was made: it was not metered then."""
+        started = self.clock.started(obs.started_at, at)
+        if obs.kind == "storage" and last is not None:
+            started = max(started, min(last, at))
+        return dataclasses.replace(obs, started_at=started)
 
     async def render_metrics(self) -> bytes:
         """The metrics, per-user gauges computed now: at scrape time, not every sample (at
