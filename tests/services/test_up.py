@@ -337,52 +337,49 @@ def test_a_dying_service_takes_the_platform_down(tmp_path):
         )
 
 
-def test_a_killed_hub_is_restarted_and_finds_the_running_server(tmp_path):
+def test_a_killed_hub_is_restarted_and_finds_the_running_server(local_platform):
     """kill -9 of the hub: `parhelion up` starts it again instead of stopping the platform.
     The new hub re-adopts demo's running server (the same process, reached through the proxy
     it started in place of the killed hub's), and at the stop the hub stops that server and
-    nothing is left over: neither the old proxy (reaped, not a zombie) nor the server."""
-    with running_platform(tmp_path, platform_config_text(sample_files=4)) as platform:
+    nothing is left over: neither the old proxy (reaped, not a zombie) nor the server (the
+    module's platform is stopped and checked for leftovers after this, its last test)."""
+    platform = local_platform
 
-        async def start() -> None:
-            async with HubUser(platform.url, "demo", platform.password()) as user:
-                await user.login()
-                await user.start_server()
+    async def start() -> None:
+        async with HubUser(platform.url, "demo", platform.password()) as user:
+            await user.login()
+            await user.start_server()
 
-        run(start())
-        servers = [
-            p.pid for p in processes_of(platform.state) if "jupyterhub-singleuser" in " ".join(p.cmdline())
-        ]
-        old_hub = platform.runtime["pids"]["jupyterhub"]
-        old_proxy = int((platform.state / "hub" / "proxy.pid").read_text())
-        os.kill(old_hub, signal.SIGKILL)
-        killed = time.monotonic()
-
-        def answers() -> bool:
-            try:
-                return platform.get("/hub/health") == 200  # through the new hub's proxy
-            except urllib.error.URLError:
-                return False
-
-        while platform.runtime["pids"]["jupyterhub"] == old_hub or not answers():
-            assert platform.process.poll() is None, platform.output[-3000:]
-            assert time.monotonic() - killed < 120, "the hub was not back within 120 s"
-            time.sleep(0.25)
-        print(f"hub back in {time.monotonic() - killed:.1f} s")
-
-        async def still_there() -> None:
-            async with HubUser(platform.url, "demo", platform.password()) as user:
-                await user.login()
-                assert (await user.user_model())["servers"][""]["ready"]
-                await user.open_lab()
-
-        run(still_there())
-        assert [
-            p.pid for p in processes_of(platform.state) if "jupyterhub-singleuser" in " ".join(p.cmdline())
-        ] == servers
-        assert not psutil.pid_exists(old_proxy)  # stopped by the new hub, and reaped
-        assert "parhelion up: jupyterhub exited (code -9); restarting it" in platform.output
-    assert "parhelion up: stopped." in platform.output
-    assert "leftover" not in platform.output and "did not stop" not in platform.output, platform.output[
-        -3000:
+    run(start())
+    servers = [
+        p.pid for p in processes_of(platform.state) if "jupyterhub-singleuser" in " ".join(p.cmdline())
     ]
+    old_hub = platform.runtime["pids"]["jupyterhub"]
+    old_proxy = int((platform.state / "hub" / "proxy.pid").read_text())
+    os.kill(old_hub, signal.SIGKILL)
+    killed = time.monotonic()
+
+    def answers() -> bool:
+        try:
+            return platform.get("/hub/health") == 200  # through the new hub's proxy
+        except urllib.error.URLError:
+            return False
+
+    while platform.runtime["pids"]["jupyterhub"] == old_hub or not answers():
+        assert platform.process.poll() is None, platform.output[-3000:]
+        assert time.monotonic() - killed < 120, "the hub was not back within 120 s"
+        time.sleep(0.25)
+    print(f"hub back in {time.monotonic() - killed:.1f} s")
+
+    async def still_there() -> None:
+        async with HubUser(platform.url, "demo", platform.password()) as user:
+            await user.login()
+            assert (await user.user_model())["servers"][""]["ready"]
+            await user.open_lab()
+
+    run(still_there())
+    assert [
+        p.pid for p in processes_of(platform.state) if "jupyterhub-singleuser" in " ".join(p.cmdline())
+    ] == servers
+    assert not psutil.pid_exists(old_proxy)  # stopped by the new hub, and reaped
+    assert "parhelion up: jupyterhub exited (code -9); restarting it" in platform.output
