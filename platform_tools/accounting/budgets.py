@@ -208,8 +208,8 @@ def _period_or_window(budget: Budget, at: datetime) -> tuple[Period, str | None]
     window = budget.course
     assert window is not None
     side = "before" if at.astimezone(UTC).date() < window.start else "after"
-    inside = Period(_midnight(window.start), _midnight(window.end + timedelta(days=1)), "")
-    return Period(inside.start, inside.end, f"course-{side}:{window.start}"), side
+    end = _midnight(window.end + timedelta(days=1))
+    return Period(_midnight(window.start), end, f"course-{side}:{window.start}"), side
 
 
 def _standing(

@@ -90,14 +90,8 @@ def _timestamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def kubernetes_observations(
-    pods: Iterable[dict],
-    nodes: Iterable[dict],
-    claims: Iterable[dict],
-    catalog: PriceCatalog,
-    storage_kind: str = "ebs-gp3",
-) -> list[Observation]:
-    """Observations for metered pods that run on a node, and metered bound claims."""
+def priced_nodes(nodes: Iterable[dict], catalog: PriceCatalog) -> dict[str, Node]:
+    """Each node by name, priced; one priced by its size is logged once per node and type."""
     priced = {node["metadata"]["name"]: node_of(node, catalog) for node in nodes}
     for name, node in priced.items():
         if node.estimated and (name, node.instance_type) not in _TOLD:
@@ -109,6 +103,28 @@ def kubernetes_observations(
                 node.capacity_type,
                 node.price_per_hour,
             )
+    return priced
+
+
+def kubernetes_observations(
+    pods: Iterable[dict],
+    nodes: Iterable[dict],
+    claims: Iterable[dict],
+    catalog: PriceCatalog,
+    storage_kind: str = "ebs-gp3",
+) -> list[Observation]:
+    """Observations for metered pods that run on a node, and metered bound claims."""
+    return observations_on(pods, priced_nodes(nodes, catalog), claims, catalog, storage_kind)
+
+
+def observations_on(
+    pods: Iterable[dict],
+    priced: dict[str, Node],
+    claims: Iterable[dict],
+    catalog: PriceCatalog,
+    storage_kind: str = "ebs-gp3",
+) -> list[Observation]:
+    """``kubernetes_observations`` with the nodes already priced (``priced_nodes``)."""
     observations = []
     for pod in pods:
         meta, status = pod["metadata"], pod.get("status", {})
@@ -188,14 +204,12 @@ class KubernetesSources:
                     self.namespace, label_selector=SELECTOR
                 )
                 serialize = api.sanitize_for_serialization
-                node_dicts = [serialize(n) for n in nodes.items]
                 catalog = self.catalog()
-                self.unpriced = sorted(
-                    n["metadata"]["name"] for n in node_dicts if node_of(n, catalog).estimated
-                )
-                return kubernetes_observations(
+                priced = priced_nodes([serialize(n) for n in nodes.items], catalog)
+                self.unpriced = sorted(name for name, node in priced.items() if node.estimated)
+                return observations_on(
                     [serialize(p) for p in pods.items],
-                    node_dicts,
+                    priced,
                     [serialize(c) for c in claims.items],
                     catalog,
                     self.storage_kind,

@@ -435,11 +435,3 @@ class Ledger:
         """True the first time (username, period, threshold) is claimed; False after."""
         with self.sessions.begin() as session:
             return self._claim(session, username, period_key, threshold, at or time.time())
-
-    def notice_at(self, username: str, period_key: str, threshold: float) -> float | None:
-        """When (username, period, threshold) was first claimed, or None if it was not."""
-        query = select(Notice.at).where(
-            Notice.username == username, Notice.period_key == period_key, Notice.threshold == threshold
-        )
-        with self.sessions() as session:
-            return session.execute(query).scalar_one_or_none()
