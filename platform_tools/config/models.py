@@ -217,6 +217,20 @@ class LocalPorts(StrictModel):
     accounting: Annotated[int, Field(ge=1, le=65535)] | None = None
 
 
+class LocalAccounts(StrictModel):
+    """The Unix accounts of hub users in system-users mode (as TLJH's ``jupyter-<name>``): a
+    prefix keeps a hub user called ``root`` or ``daemon`` from becoming that system account."""
+
+    prefix: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,15}$")] = Field(
+        "jupyter-",
+        description="Each hub user's account is this prefix + their name (a hash when the name "
+        "does not fit an account name).",
+    )
+    home_root: Path = Field(
+        Path("/home"), description="Where the accounts' homes are made (each 0700, its user's)."
+    )
+
+
 class LocalPlatform(StrictModel):
     """Settings only the single-machine platform (`parhelion up`) reads."""
 
@@ -226,12 +240,20 @@ class LocalPlatform(StrictModel):
         "Relative paths are relative to the directory `parhelion up` runs in.",
     )
     ports: LocalPorts = Field(default_factory=LocalPorts)
-    spawner: Literal["simple", "system-users"] = Field(
-        "simple",
-        description="simple: every server runs as the hub's own OS user (works as root, "
-        "with no system accounts); system-users: each hub user is the OS user of that "
-        "name (JupyterHub's LocalProcessSpawner).",
+    spawner: Literal["simple", "system-users"] | None = Field(
+        None,
+        description="system-users: each hub user runs as their own Unix account (made on first "
+        "start or by `class create`), never as root; simple: every server runs as the platform's "
+        "own OS user, for ONE person or a group that trusts each other (needs `trusted: true` "
+        "when more than one person can log in). Absent: system-users when more than one person "
+        "can log in, else simple.",
     )
+    trusted: bool = Field(
+        False,
+        description="Everyone who can log in trusts everyone else with their files, processes and "
+        "password: allows the simple spawner and the shared password for more than one person.",
+    )
+    accounts: LocalAccounts = Field(default_factory=lambda: LocalAccounts())
 
 
 # ------------------------------------------------------------------------- root
@@ -286,6 +308,16 @@ class PlatformConfig(StrictModel):
         """The image reference Dask clusters run by default (the gateway's image option)."""
         name = self.dask_gateway.image or self.profiles[self.default_profile].image
         return self.images[name]
+
+    @property
+    def local_spawner(self) -> Literal["simple", "system-users"]:
+        """The spawner for one machine: as chosen, else system-users when more than one person
+        can log in. `parhelion up` decides once, at start, and records it in the runtime: a
+        roster added while it runs does not switch a running hub (the pre-spawn check refuses
+        instead, see config.policy.isolation_problem)."""
+        if self.local.spawner:
+            return self.local.spawner
+        return "system-users" if len(self.allowed_users) > 1 else "simple"
 
     @cached_property
     def groups_by_member(self) -> dict[str, list[str]]:

@@ -17,6 +17,9 @@ Precedence, the same everywhere (hub, gateway, accounting, CLI):
 * **Access** — admins, ``hub.users`` and members of any group that is not a closed class
   may use the platform; a member of closed classes only (or a name platform.yaml does not
   list) may not: ``access_problem``, which every gate asks.
+* **Isolation** (one machine) — when more than one person can log in, each runs as their own
+  Unix account and logs in with their own password, unless ``local.trusted`` says they all
+  trust each other: ``isolation_problem``, which `parhelion up` and every spawn ask.
 """
 
 from __future__ import annotations
@@ -76,6 +79,32 @@ def access_problem(config: PlatformConfig, username: str) -> str | None:
             f"Dask clusters here. Contact {contact} if you need your work."
         )
     return f"{username} is not a user of this platform (platform.yaml does not list them). Contact {contact}."
+
+
+def isolation_problem(config: PlatformConfig, spawner: str) -> str | None:
+    """Why this platform.yaml must not be served on one machine with ``spawner``, or None.
+
+    One OS account for several people lets any of them read the others' homes, the
+    platform's secrets and ledger, and kill its services; one shared password lets any of
+    them log in as any other. Both are allowed for one person, or with ``local.trusted``.
+    """
+    people = config.allowed_users
+    if len(people) <= 1 or config.local.trusted:
+        return None
+    named = ", ".join(sorted(people)[:3]) + (f" and {len(people) - 3} more" if len(people) > 3 else "")
+    if spawner != "system-users":
+        return (
+            f"local.spawner: {spawner} runs every server as one OS account, but {len(people)} people "
+            f"can log in ({named}): use local.spawner: system-users (each person their own account), "
+            "or set local.trusted: true if they all trust each other with their files"
+        )
+    if config.hub.auth.type == "shared-password":
+        return (
+            f"hub.auth: shared-password lets anyone who knows the password log in as any of the "
+            f"{len(people)} people who can log in ({named}): choose first-use, native or oidc, "
+            "or set local.trusted: true if they all trust each other"
+        )
+    return None
 
 
 def class_image(config: PlatformConfig, username: str) -> str | None:

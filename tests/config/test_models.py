@@ -35,7 +35,8 @@ def test_minimal_config_gets_defaults():
     assert config.hub.default_ui == "lab"
     assert config.local.ports.hub == 8000
     assert config.local.ports.s3 is None
-    assert config.local.spawner == "simple"
+    assert config.local.spawner is None  # decided by who can log in: config.local_spawner
+    assert config.local_spawner == "simple" and not config.local.trusted
     assert config.dask_gateway.enabled
     assert config.dask_gateway.worker_memory_gib.default == 2
     assert config.groups == {} and config.archives == {}
