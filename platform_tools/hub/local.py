@@ -35,6 +35,7 @@ from platform_tools.hub.auth import (
     configure_admission,
     configure_authenticator,
 )
+from platform_tools.hub.limits import configure_limits
 from platform_tools.hub.spawn import check_spawn, options_from_form, profile_form
 from platform_tools.hub.spawners import GroupedLocalProcessSpawner, GroupedSimpleSpawner
 from platform_tools.local.environment import user_data_environment
@@ -106,6 +107,7 @@ def _configure_spawner(
     system_users = platform.local.spawner == "system-users"
     c.JupyterHub.spawner_class = GroupedLocalProcessSpawner if system_users else GroupedSimpleSpawner
     c.Spawner.group_base = group_base(state.root)  # a stop stops all of a server's processes
+    configure_limits(c, runtime.limits, group_base(state.root))  # systemd units, or a warning
     c.Spawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
     server_args = ["--allow-root"] if os.geteuid() == 0 and not system_users else []
     c.Spawner.args = server_args

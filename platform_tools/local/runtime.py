@@ -41,6 +41,8 @@ class LocalRuntime:
     started_at: float = 0.0
     pids: dict[str, int] = field(default_factory=dict)
     kernel_socket_dir: str = ""  # users' kernels listen on Unix sockets here (local/kernels.py)
+    # what enforces CPU and memory limits (local/cgroups.py enforcement): servers, dask_workers
+    limits: dict[str, str] = field(default_factory=dict)
 
     # --------------------------------------------------------------------- URLs
 
