@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -79,8 +80,9 @@ def v1_roots(fs: Path = CGROUP_FS) -> dict[str, Path]:
 
 
 def writable(root: Path) -> bool:
-    """Whether this process may make a group under ``root`` (and so move processes into it)."""
-    probe = root / f"parhelion-probe-{os.getpid()}"
+    """Whether this process may make a group under ``root`` (and so move processes into it).
+    The probe's name is unique: threads of one process (the gateway's) probe at once."""
+    probe = root / f"parhelion-probe-{os.getpid()}-{secrets.token_hex(6)}"
     try:
         probe.mkdir(exist_ok=True)
         probe.rmdir()
@@ -89,15 +91,16 @@ def writable(root: Path) -> bool:
         return False
 
 
-def limit_roots(fs: Path = CGROUP_FS) -> list[Path]:
+def limit_roots(fs: Path = CGROUP_FS, probe: bool = True) -> list[Path]:
     """The hierarchies a limited group is made in: the v2 tree, else the v1 ones; [] if none
-    is writable. Distinct mounts only (``cpu`` and ``cpuacct`` may be the same)."""
+    is writable. Distinct mounts only (``cpu`` and ``cpuacct`` may be the same). Without
+    ``probe``: every one that exists (to find a group's folders, not to make them)."""
     v2 = v2_root(fs)
-    if v2 is not None and writable(v2):
+    if v2 is not None and (not probe or writable(v2)):
         return [v2]
     roots: list[Path] = []
     for root in v1_roots(fs).values():
-        if writable(root) and all(root.resolve() != seen.resolve() for seen in roots):
+        if (not probe or writable(root)) and all(root.resolve() != seen.resolve() for seen in roots):
             roots.append(root)
     return roots
 

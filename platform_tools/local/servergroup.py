@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import signal
 import time
 from collections.abc import Iterable
@@ -72,7 +73,7 @@ def usable_cgroup_root(roots: Iterable[Path] = CGROUP_ROOTS) -> Path | None:
     for root in roots:
         if not (root / "cgroup.procs").exists():
             continue
-        probe = root / f"parhelion-probe-{os.getpid()}"
+        probe = root / f"parhelion-probe-{os.getpid()}-{secrets.token_hex(6)}"  # threads probe at once
         try:
             probe.mkdir(exist_ok=True)
             (probe / "cgroup.procs").write_text("")  # an empty write checks the file is ours
@@ -111,7 +112,9 @@ class ServerGroup:
         cgroup = _mkdir(root / identity) if root is not None else None
         limited: list[Path] = []
         enforced: list[str] = []
-        hierarchies = limit_hierarchies if limit_hierarchies is not None else limit_roots()
+        if limit_hierarchies is None:
+            limit_hierarchies = limit_roots(probe=limits is not None)
+        hierarchies = limit_hierarchies
         for hierarchy in hierarchies:
             if limits is None:  # found to be stopped: the folders it has, none made
                 group = hierarchy / identity if (hierarchy / identity).is_dir() else None

@@ -177,3 +177,15 @@ def test_the_hub_log_says_when_nothing_limits_the_servers(capsys):
     configure_limits(c, {"servers": "none", "dask_workers": "none"}, "parhelion-servers-abc")
     assert "spawner_class" not in c.JupyterHub  # the grouped spawner stays: a stop still stops all
     assert "CPU and memory limits are not enforced for servers and dask workers" in capsys.readouterr().err
+
+
+def test_threads_that_probe_at_once_all_find_the_hierarchies(tmp_path):
+    """The gateway makes and finds groups from several threads at once: a probe folder shared
+    by them (named by pid only) made one thread's rmdir fail, and its worker went unlimited."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fs = v1_machine(tmp_path)
+    expected = [fs / c for c in ("memory", "cpu", "cpuacct")]
+    with ThreadPoolExecutor(16) as pool:
+        found = list(pool.map(lambda _: limit_roots(fs), range(400)))
+    assert all(roots == expected for roots in found)
