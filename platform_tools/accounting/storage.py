@@ -177,10 +177,9 @@ class StorageGauge:
             return standing
         home = self.homes(config).get(username)
         size = measure_home(home) if home is not None else None
-        if size is None:
-            self.sizes.pop(username, None)
-            return None
-        self.sizes[username] = size
+        # a new dict, never a change in place: the enforcer's thread may be reading the old one
+        others = {name: known for name, known in self.sizes.items() if name != username}
+        self.sizes = others if size is None else {**others, username: size}
         return self.standing(config, username, size)
 
 

@@ -126,6 +126,10 @@ class Accounting:
         """The metrics, per-user gauges computed now: at scrape time, not every sample (at
         2,000 users that doubled the time a sample held the service's one core)."""
         await asyncio.to_thread(self.metrics.update_spend, self.live.current(), self.ledger, self.now())
+        if self.storage is not None:
+            for username, size in self.storage.sizes.items():
+                self.metrics.home_used.labels(username).set(size.used_bytes)
+            self.metrics.storage_pass_seconds.set(self.storage.pass_seconds)
         return self.metrics.render()
 
     async def enforce(self) -> None:
