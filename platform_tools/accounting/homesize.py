@@ -15,9 +15,10 @@ which is still a proof when it is already over the quota. Entries removed while 
 runs are skipped; a home that is gone (or out of the service's reach) when the walk
 begins measures as None: not known.
 
-The walk is ``os.scandir`` plus one ``lstat`` per entry; on this machine about 0.3 s per
-100,000 files (README, "Storage quota"), so the accounting service measures every home on
-its own, slower cadence and keeps the figures (``storage.StorageGauge``).
+The walk is ``os.scandir`` plus one ``lstat`` per entry: about 0.5 s per 100,000 entries on
+two quiet cores, several times that on busy ones (``benchmarks/storage.py``; README,
+"Measured"), so the accounting service measures every home on its own, slower cadence and
+keeps the figures (``storage.StorageGauge``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 On Kubernetes a home is a volume of the quota's size and the file system itself says no;
 on one machine every home shares a disk, so the accounting service enforces
-``quota.storage_gib`` (README, "Storage quota"):
+``quota.storage_gib`` (README, "Caps that hold"):
 
 * *Measured*: every home of a user with a storage quota, walked on its own cadence
   (``accounting.storage_check_interval_seconds``, stretched so walking takes at most 5% of
