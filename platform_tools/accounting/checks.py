@@ -7,6 +7,9 @@ Money is at stake, so the checks fail closed: while the meter cannot record usag
 ledger's disk is full, a source has not answered for minutes), users with a budget are
 refused new servers and clusters (``accounting.when_unavailable.budgets: open`` allows
 them), since what they would start could not be charged to them.
+
+A new server is also refused while its user's home is at or over its storage quota (one
+machine; ``storage.py``); a size not known refuses nothing, since no money is at stake.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import UTC, datetime
 
 from platform_tools.accounting.budgets import UserStanding, user_standing
 from platform_tools.accounting.enforcer import describe
+from platform_tools.accounting.storage import StorageStanding, storage_problem
 from platform_tools.config.models import PlatformConfig
 from platform_tools.config.policy import access_problem
 from platform_tools.ledger.store import Ledger
@@ -38,6 +42,7 @@ def check_spawn(
     profile: str | None,
     now: datetime | None = None,
     meter_problem: str | None = None,
+    storage: StorageStanding | None = None,
 ) -> Verdict:
     if refused := access_problem(config, username):  # a closed class's member, whatever they hold
         return Verdict(False, "access", refused)
@@ -45,6 +50,8 @@ def check_spawn(
     problem = None if profile is None else standing.policy.profile_problem(profile, config.accounting.contact)
     if problem:
         return Verdict(False, "profile", problem)
+    if problem := storage_problem(config, storage):
+        return Verdict(False, "storage", problem)
     return _budget_verdict(config, standing, "server", meter_problem)
 
 

@@ -8,6 +8,10 @@ grace stops the user's servers and Dask clusters (``refuse-new-and-stop``) and r
 ``stop`` event saying why. Refusing new servers and clusters needs no pass: the checks
 read the same standing when asked.
 
+On one machine the pass also tells each home's storage thresholds as they are crossed
+(``storage.storage_notices``: once per crossing, re-armed when the home went back under);
+storage never stops anything.
+
 A pass reads the ledger in a few queries for all users at once (``budgets.standings``)
 and off the event loop (the service's web handlers keep answering the hub meanwhile).
 Stopping servers and stopping clusters are separate actions: one failing (the hub does
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from platform_tools.accounting.budgets import Standing, standings
+from platform_tools.accounting.storage import STORAGE_KEY, StorageGauge, storage_notices
 from platform_tools.config.models import PlatformConfig
 from platform_tools.ledger.store import REPEAT_WINDOW_SECONDS, Ledger, NewNotice
 
@@ -62,13 +67,21 @@ class Pass:
 
     notices: list[NewNotice] = field(default_factory=list)
     stops: list[tuple[str, Standing]] = field(default_factory=list)
+    rearm: list[tuple[str, str, float]] = field(default_factory=list)  # storage notices to tell again
 
 
 class Enforcer:
-    def __init__(self, ledger: Ledger, actions: Actions, config: Callable[[], PlatformConfig]):
+    def __init__(
+        self,
+        ledger: Ledger,
+        actions: Actions,
+        config: Callable[[], PlatformConfig],
+        storage: StorageGauge | None = None,
+    ):
         self.ledger = ledger
         self.actions = actions
         self.config = config
+        self.storage = storage  # one machine's homes; None where volumes hold their own size
 
     async def run_once(self, now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)
@@ -86,7 +99,7 @@ class Enforcer:
         users = config.allowed_users | set(running)
         current = standings(config, self.ledger, users, now)
         keys = {f"{item.period.key}:{item.scope}" for s in current.values() for item in s.standings}
-        claimed = self.ledger.notices_claimed(keys)
+        claimed = self.ledger.notices_claimed(keys | ({STORAGE_KEY} if self.storage else set()))
         at = now.timestamp()
         decided = Pass()
         contact = config.accounting.contact
@@ -128,7 +141,13 @@ class Enforcer:
                     continue
                 if any(kind != "storage" for kind in running.get(username, ())):
                     decided.stops.append((username, item))
+        if self.storage is not None:
+            told = {(user, mark) for user, key, mark in claimed if key == STORAGE_KEY}
+            tell, decided.rearm = storage_notices(config, self.storage.standings(config), told)
+            decided.notices += tell
         try:
+            if decided.rearm:
+                self.ledger.release_notices(decided.rearm)
             self.ledger.claim_notices(decided.notices, at)
         except Exception:  # a full disk must not keep the stops due from happening
             log.exception(

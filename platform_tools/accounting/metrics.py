@@ -67,6 +67,17 @@ class Metrics:
             ["table"],
             registry=self.registry,
         )
+        self.home_used = Gauge(
+            "parhelion_home_used_bytes",
+            "Disk blocks the user's home holds, as last measured (one machine)",
+            ["user"],
+            registry=self.registry,
+        )
+        self.storage_pass_seconds = Gauge(
+            "parhelion_storage_pass_seconds",
+            "How long the last walk of every home took (one machine)",
+            registry=self.registry,
+        )
         self.events = Gauge(
             "parhelion_enforcement_events",
             "Enforcement events recorded, by action",

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from platform_tools.accounting.budgets import standings, user_standing
+from platform_tools.accounting.storage import StorageStanding
 from platform_tools.config.models import PlatformConfig
 from platform_tools.contract.exports import csv_text
 from platform_tools.ledger.store import Ledger
@@ -25,6 +26,7 @@ def user_report(
     now: datetime | None = None,
     days: int = 14,
     events_before: int | None = None,
+    storage: StorageStanding | None = None,
 ) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     standing = user_standing(config, ledger, username, now)
@@ -86,6 +88,18 @@ def user_report(
             if s.scope.startswith("group:")
         ],
         "quota": standing.policy.quota.model_dump(),
+        # the home against the storage quota, as last measured (one machine; None: not known)
+        "storage": None
+        if storage is None
+        else {
+            "used_gib": round(storage.size.used_gib, 4),
+            "quota_gib": storage.quota_gib,
+            "percent": round(storage.percent, 1),
+            "complete": storage.size.complete,
+            "over": storage.over,
+            "measured_at": datetime.fromtimestamp(storage.size.at, UTC).isoformat(),
+            "text": storage.describe(),
+        },
         "running": running,
         "running_rate_per_hour_usd": round(sum(r["rate_per_hour_usd"] for r in running), 6),
         "daily": daily,

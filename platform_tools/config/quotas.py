@@ -165,6 +165,16 @@ class AccountingConfig(StrictModel):
     contact: str = Field("your platform's administrators", description="Whom users are told to contact.")
     sample_interval_seconds: Annotated[int, Field(ge=1, le=300)] = 15
     enforce_interval_seconds: Annotated[int, Field(ge=1, le=300)] = 15
+    storage_check_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
+        60,
+        description="One machine: how often every home is measured against its storage quota "
+        "(longer when walking the homes would take over 5% of the time).",
+    )
+    storage_warn_at_percent: list[Percent] = Field(
+        default_factory=lambda: [80.0, 100.0],
+        description="One machine: a user is warned as their home crosses each percentage of their "
+        "storage quota (once per crossing); at 100% new servers are refused.",
+    )
     database_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the ledger (default: SQLite in the state directory); "
@@ -183,3 +193,10 @@ class AccountingConfig(StrictModel):
     defaults_budget: Budget | None = Field(
         None, description="Budget of users who are in no group with one (absent: none)."
     )
+
+    @field_validator("storage_warn_at_percent")
+    @classmethod
+    def _storage_thresholds_increase(cls, marks: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(marks, marks[1:], strict=False)):
+            raise ValueError(f"storage_warn_at_percent must increase, got {marks}")
+        return marks

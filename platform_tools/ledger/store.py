@@ -21,7 +21,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import case, create_engine, event, func, select, update
+from sqlalchemy import case, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -430,6 +430,20 @@ class Ledger:
             .returning(Notice.id)  # rowcount is not reliable across drivers
         )
         return result.first() is not None
+
+    def release_notices(self, notices: Iterable[tuple[str, str, float]]) -> None:
+        """Forget these (user, period key, threshold) claims, in one transaction, so that each
+        can be claimed (told) again: a storage threshold is told once per crossing, and a home
+        that went back under it may cross it again."""
+        with self.sessions.begin() as session:
+            for username, period_key, threshold in notices:
+                session.execute(
+                    delete(Notice).where(
+                        Notice.username == username,
+                        Notice.period_key == period_key,
+                        Notice.threshold == threshold,
+                    )
+                )
 
     def claim_notice(self, username: str, period_key: str, threshold: float, at: float | None = None) -> bool:
         """True the first time (username, period, threshold) is claimed; False after."""

@@ -1,8 +1,9 @@
 """Quotas and budgets enforced while things run, on the real local platform.
 
 A user with a tiny budget is warned, refused, then stopped within the grace period;
-aggregate Dask limits hold across two clusters; spend is private; a kill -9 of the
-accounting service loses no usage.
+aggregate Dask limits hold across two clusters; a home over its storage quota is warned
+and refused a new server; spend is private; a kill -9 of the accounting service loses no
+usage.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from tests.platform import (
 pytestmark = pytest.mark.integration
 
 FAST_METER = {
-    "  sample_interval_seconds: 15\n": "  sample_interval_seconds: 1\n  enforce_interval_seconds: 1\n"
+    "  sample_interval_seconds: 15\n": (
+        "  sample_interval_seconds: 1\n  enforce_interval_seconds: 1\n  storage_check_interval_seconds: 1\n"
+    )
 }
 
 
@@ -154,7 +157,16 @@ def test_over_budget_user_is_warned_refused_then_stopped(tiny_budget_platform):
 @pytest.fixture(scope="module")
 def quota_platform(tmp_path_factory):
     text = platform_config_text(
-        sample_files=4, **FAST_METER, **{"      max_dask_cores: 4\n": "      max_dask_cores: 3\n"}
+        sample_files=4,
+        **FAST_METER,
+        **{
+            "      max_dask_cores: 4\n": "      max_dask_cores: 3\n",
+            # a user in no group, with a home quota of 10 MiB
+            "  users: [demo]\n": "  users: [demo, filler]\n",
+            "    quota: {max_servers: 2}\n": (
+                "    quota: {max_servers: 2}\n  filler:\n    quota: {storage_gib: 0.01}\n"
+            ),
+        },
     )
     with running_platform(tmp_path_factory.mktemp("quota"), text) as platform:
         yield platform
@@ -258,6 +270,60 @@ def test_metrics_need_the_token(quota_platform):
     body = urllib.request.urlopen(request, timeout=10).read().decode()
     assert 'parhelion_user_budget_usd{user="demo"} 25.0' in body
     assert "parhelion_meter_samples_total" in body
+
+
+def test_a_home_over_its_storage_quota_is_warned_and_refused_a_new_server(quota_platform):
+    """12 MiB in a 10 MiB home: both warnings are told (once) and shown on the spend page,
+    the hub refuses a new server with the sentence, and once the file is deleted it starts."""
+    home = quota_platform.state / "homes" / "filler"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "simulation.bin").write_bytes(os.urandom(12 * 2**20))
+
+    async def scenario():
+        async with HubUser(quota_platform.url, "filler", quota_platform.password()) as user:
+            await user.login()
+            deadline = time.monotonic() + 30
+            rules: list[str] = []
+            while time.monotonic() < deadline and "storage-100%" not in rules:
+                await asyncio.sleep(1)
+                status, report = await api(user, "api/v1/users/filler")
+                assert status == 200, report
+                rules = [event["rule"] for event in report["events"] if event["action"] == "warn"]
+            await asyncio.sleep(2)  # two more enforcer passes: still told once
+            status, report = await api(user, "api/v1/users/filler")
+            page = (await api(user, ""))[1]["text"]
+            try:
+                await user.start_server(timeout=60)
+                refusal = None
+            except HubError as error:
+                refusal = str(error)
+            (home / "simulation.bin").unlink()
+            await user.start_server(timeout=60)  # the check measures the home again at once
+            await user.stop_server()
+            return report, page, refusal
+
+    report, page, refusal = run(scenario())
+    warnings = [(e["rule"], e["count"]) for e in report["events"] if e["action"] == "warn"]
+    assert warnings == [("storage-80%", 1), ("storage-100%", 1)], report["events"]
+    assert report["storage"]["over"] and report["storage"]["quota_gib"] == 0.01
+    assert "Your home uses 0.0117 GiB of your 0.01 GiB storage quota (117%)" in page
+    assert "over the quota: new servers are refused until you delete files" in page
+    assert (
+        refusal is not None
+        and (
+            "No new server: your home uses 0.0117 GiB of your 0.01 GiB storage quota (117%). Delete files "
+            "to get under it (from a terminal on a server you still run), or ask the admins of this "
+            "machine (admin@localhost) to delete some or raise your quota; then start again."
+        )
+        in refusal
+    ), refusal
+    import urllib.request
+
+    url = f"http://127.0.0.1:{quota_platform.runtime['ports']['accounting']}/services/accounting/metrics"
+    token = (quota_platform.state / "secrets" / "accounting-api-token").read_text().strip()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    body = urllib.request.urlopen(request, timeout=10).read().decode()
+    assert 'parhelion_home_used_bytes{user="filler"}' in body and "parhelion_storage_pass_seconds" in body
 
 
 def test_kill_9_of_accounting_loses_no_usage(quota_platform):

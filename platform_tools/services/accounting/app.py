@@ -4,8 +4,10 @@ People reach it through the hub with HubOAuth: the spend page, the admin view an
 API (a user sees only their own; admins see all). The hub's pre-spawn hook and the gateway
 ask it the checks (``contract.AccountingPath``) with an internal token; Prometheus scrapes
 its metrics with the same token. Loops run inside: the meter (every
-``sample_interval_seconds``), the enforcer (every ``enforce_interval_seconds``) and, when
-classes are served, their sessions' prewarm and release (every 30 s).
+``sample_interval_seconds``), the enforcer (every ``enforce_interval_seconds``), on one
+machine the homes' measurement against the storage quota (every
+``storage_check_interval_seconds`` or slower, in a thread) and, when classes are served,
+their sessions' prewarm and release (every 30 s).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from platform_tools.accounting.enforcer import Actions, Enforcer
 from platform_tools.accounting.meterclock import MeterClock
 from platform_tools.accounting.metrics import Metrics
 from platform_tools.accounting.sources import SourceError, Sources
+from platform_tools.accounting.storage import StorageGauge
 from platform_tools.classes.sessions import SessionScheduler
 from platform_tools.config.live import LiveConfig
 from platform_tools.ledger.store import Ledger, Observation
@@ -47,11 +50,13 @@ class Accounting:
         internal_token: str,
         prefix: str,
         sessions: SessionScheduler | None = None,
+        storage: StorageGauge | None = None,
     ):
         self.live = live
         self.ledger = ledger
         self.sources = sources
-        self.enforcer = Enforcer(ledger, actions, live.current)
+        self.storage = storage  # one machine's homes against the storage quota
+        self.enforcer = Enforcer(ledger, actions, live.current, storage)
         self.internal_token = internal_token
         self.prefix = prefix
         self.metrics = Metrics()
@@ -121,10 +126,19 @@ class Accounting:
         """The metrics, per-user gauges computed now: at scrape time, not every sample (at
         2,000 users that doubled the time a sample held the service's one core)."""
         await asyncio.to_thread(self.metrics.update_spend, self.live.current(), self.ledger, self.now())
+        if self.storage is not None:
+            for username, size in self.storage.sizes.items():
+                self.metrics.home_used.labels(username).set(size.used_bytes)
+            self.metrics.storage_pass_seconds.set(self.storage.pass_seconds)
         return self.metrics.render()
 
     async def enforce(self) -> None:
         await self.enforcer.run_once(self.now())
+
+    async def measure_storage(self) -> None:
+        """Walk every home once, off the event loop (checks keep answering meanwhile)."""
+        if self.storage is not None:
+            await asyncio.to_thread(self.storage.measure_all)
 
     async def loop(self, every: str, action) -> None:
         """``action`` at the interval the live config's ``accounting.<every>`` says now."""
@@ -164,6 +178,8 @@ async def serve(accounting: Accounting, port: int, address: str) -> None:
         asyncio.create_task(accounting.loop("sample_interval_seconds", accounting.sample)),
         asyncio.create_task(accounting.loop("enforce_interval_seconds", accounting.enforce)),
     ]
+    if accounting.storage is not None:
+        tasks.append(asyncio.create_task(repeat(accounting.measure_storage, accounting.storage.interval)))
     if accounting.sessions is not None:
         tasks.append(asyncio.create_task(repeat(accounting.sessions.run_once, lambda: SESSION_CHECK_SECONDS)))
     await stop.wait()

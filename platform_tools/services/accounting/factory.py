@@ -21,6 +21,7 @@ from pathlib import Path
 from platform_tools.accounting.kubernetes_sources import KubernetesSources
 from platform_tools.accounting.local_sources import LocalSources
 from platform_tools.accounting.sources import Sources
+from platform_tools.accounting.storage import StorageGauge, local_homes
 from platform_tools.classes.lifecycle import prewarm_local
 from platform_tools.classes.sessions import SessionScheduler
 from platform_tools.config.live import LiveConfig
@@ -165,13 +166,29 @@ class AccountingFactory:
     def kubernetes_sources(self, namespace: str) -> KubernetesSources:
         return KubernetesSources(namespace, self.catalog().current)
 
-    def create(self, sources: Sources, sessions: SessionScheduler | None = None) -> Accounting:
+    def storage_gauge(self, state_homes: Path) -> StorageGauge:
+        """One machine's homes, wherever the spawner puts them, against the storage quota."""
+        return StorageGauge(lambda config: local_homes(config, state_homes), self.live.current)
+
+    def create(
+        self,
+        sources: Sources,
+        sessions: SessionScheduler | None = None,
+        storage: StorageGauge | None = None,
+    ) -> Accounting:
         settings = self.settings
         actions = hub_actions(
             settings.hub_api_url, settings.gateway_url, settings.hub_token, settings.internal_token
         )
         accounting = Accounting(
-            self.live, self.ledger(), sources, actions, settings.internal_token, settings.prefix, sessions
+            self.live,
+            self.ledger(),
+            sources,
+            actions,
+            settings.internal_token,
+            settings.prefix,
+            sessions,
+            storage,
         )
         if self.recovery is not None:
             accounting.metrics.ledger_recoveries.inc()
@@ -190,7 +207,8 @@ def local_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accountin
         await prewarm_local(state, name, Path(runtime.notebooks_dir))
 
     sessions = SessionScheduler(factory.live.current, prewarm)
-    return factory.create(factory.local_sources(state.homes), sessions), factory.settings
+    sources = factory.local_sources(state.homes)
+    return factory.create(sources, sessions, factory.storage_gauge(state.homes)), factory.settings
 
 
 def kubernetes_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accounting, Settings]:

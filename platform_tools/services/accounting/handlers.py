@@ -52,12 +52,18 @@ class CheckHandler(InternalHandler):
     """The checks read the ledger in a worker thread: the event loop keeps serving the hub's
     other checks meanwhile (a check must answer well inside the hub's 5 s)."""
 
-    async def answer(self, kind: str, check, *args) -> None:
+    async def answer(self, kind: str, check, *args, **more) -> None:
         """Reply with the verdict; a refusal is counted and recorded (repeats counted on one
         row) in the ledger. A refusal that cannot be recorded is still a refusal."""
         accounting = self.accounting
         verdict = await asyncio.to_thread(
-            check, self.config(), accounting.ledger, *args, accounting.now(), accounting.meter_problem()
+            check,
+            self.config(),
+            accounting.ledger,
+            *args,
+            accounting.now(),
+            accounting.meter_problem(),
+            **more,
         )
         if not verdict.allowed:
             accounting.metrics.refusals.labels(kind, verdict.rule).inc()
@@ -78,7 +84,9 @@ class CheckHandler(InternalHandler):
 class CheckSpawnHandler(CheckHandler):
     async def get(self) -> None:
         user, profile = self.get_argument("user"), self.get_argument("profile", None)
-        await self.answer("server", check_spawn, user, profile)
+        gauge = self.accounting.storage  # one machine's homes (None on Kubernetes)
+        home = None if gauge is None else await asyncio.to_thread(gauge.for_check, self.config(), user)
+        await self.answer("server", check_spawn, user, profile, storage=home)
 
 
 class CheckClusterHandler(CheckHandler):
@@ -140,13 +148,16 @@ class PersonHandler(HubOAuthenticated, AccountingHandler):
         if before is not None and not before.isdigit():
             raise web.HTTPError(400, "events_before must be an event id")
         accounting = self.accounting
+        config = self.config()
+        gauge = accounting.storage
         return await asyncio.to_thread(
             user_report,
-            self.config(),
+            config,
             accounting.ledger,
             username,
             accounting.now(),
             events_before=int(before) if before else None,
+            storage=None if gauge is None else gauge.standing(config, username, gauge.sizes.get(username)),
         )
 
     async def all_rows(self) -> list[dict]:
