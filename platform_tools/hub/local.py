@@ -37,6 +37,7 @@ from platform_tools.hub.auth import (
 )
 from platform_tools.hub.spawn import check_spawn, options_from_form, profile_form
 from platform_tools.hub.spawners import GroupedLocalProcessSpawner, GroupedSimpleSpawner
+from platform_tools.hub.spawnqueue import default_concurrent_spawns
 from platform_tools.local.environment import user_data_environment
 from platform_tools.local.homes import provide_notebooks
 from platform_tools.local.kernels import kernel_settings
@@ -113,6 +114,9 @@ def _configure_spawner(
     # Many servers start at once on two cores (a class at 9:00): be patient.
     c.Spawner.start_timeout = 180
     c.Spawner.http_timeout = 180
+    # A fair line instead of JupyterHub's 429 (which counts the students waiting in it).
+    c.QueuedSpawner.concurrent_spawns = platform.local.concurrent_spawns or default_concurrent_spawns()
+    c.JupyterHub.concurrent_spawn_limit = 0
     if not system_users:
         c.SimpleLocalProcessSpawner.home_dir_template = str(state.homes / "{username}")
 
