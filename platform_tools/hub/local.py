@@ -35,6 +35,7 @@ from platform_tools.hub.auth import (
     configure_admission,
     configure_authenticator,
 )
+from platform_tools.hub.proxy import PatientProxy
 from platform_tools.hub.spawn import check_spawn, options_from_form, profile_form
 from platform_tools.hub.spawners import GroupedLocalProcessSpawner, GroupedSimpleSpawner
 from platform_tools.hub.spawnqueue import default_concurrent_spawns
@@ -59,6 +60,7 @@ def configure_local_hub(
     # unless the admin chose a public host for the proxy.
     c.JupyterHub.bind_url = f"http://{runtime.public_host}:{ports.hub}"
     c.JupyterHub.hub_bind_url = f"http://{HOST}:{ports.hub_api}"
+    c.JupyterHub.proxy_class = PatientProxy  # route additions outlast a slow proxy
     c.ConfigurableHTTPProxy.api_url = f"http://{HOST}:{ports.proxy_api}"
     c.ConfigurableHTTPProxy.command = [runtime.proxy_command]
     c.ConfigurableHTTPProxy.auth_token = state.secret("proxy-auth-token")[0]
