@@ -7,7 +7,13 @@ write and read a FITS image), idles 10 s and stops. Prints a Markdown table (the
 quotes it): successes, time-to-ready p50/p95/max, the hub process's CPU and memory, and the
 run's cost (metered by the ledger, and estimated as server time x the profile's price).
 
-    .venv/bin/python benchmarks/loadtest.py [--sizes 40 80] [--ramp-per-user 1.0]
+    .venv/bin/python benchmarks/loadtest.py [--sizes 40 80] [--ramp-per-user 1.0] [--mode trusted|isolated]
+
+--mode trusted (default) runs the example platform.yaml as it is: one OS account for every
+server, the shared password. --mode isolated is the platform for a class: no `spawner` and
+no `trusted` (so each student runs as their own Unix account, made on their first start:
+needs root) and first-use passwords (each student's first login sets theirs; the load test
+derives one per student).
 
 Everything started is stopped by pid, also on failure.
 """
@@ -67,15 +73,36 @@ def run(platform, users: int, ramp: float, out: Path) -> dict:
     return report
 
 
+#: the example platform.yaml's lines that make it one trusted person's, and their replacement
+ISOLATED = {
+    "    type: shared-password        # passwords are generated on first start, see README\n": (
+        "    type: first-use\n"
+    ),
+    "  spawner: simple\n  trusted: true\n": "",
+}
+
+
+def config_text(mode: str) -> str:
+    """The benchmarked platform.yaml: the example's, lighter (4 sample files), isolated or not."""
+    return platform_config_text(sample_files=4, **(ISOLATED if mode == "isolated" else {}))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[40, 80])
     parser.add_argument("--ramp-per-user", type=float, default=1.0, help="seconds of ramp per student")
+    parser.add_argument(
+        "--mode",
+        choices=["trusted", "isolated"],
+        default="trusted",
+        help="trusted: one OS account and the shared password; isolated: an account and a "
+        "first-use password per student (needs root)",
+    )
     args = parser.parse_args()
     rows = []
     with (
         tempfile.TemporaryDirectory(prefix="parhelion-loadtest-") as tmp,
-        running_platform(Path(tmp), platform_config_text(sample_files=4)) as platform,
+        running_platform(Path(tmp), config_text(args.mode)) as platform,
     ):
         for users in args.sizes:
             report = run(platform, users, users * args.ramp_per_user, Path(tmp) / f"{users}.json")
@@ -83,16 +110,17 @@ def main() -> int:
             ready = sorted(o["ready_seconds"] for o in report["outcomes"] if o["ready_seconds"])
             cpu, rss = report["hub_cpu"], report["hub_rss_mib"]
             rows.append(
-                f"| {users} | {users * args.ramp_per_user:.0f} s | {ok}/{users} | {report['p50']:.1f} s "
+                f"| {args.mode} | {users} | {users * args.ramp_per_user:.0f} s | {ok}/{users} "
+                f"| {report['p50']:.1f} s "
                 f"| {report['p95']:.1f} s | {ready[-1]:.1f} s "
                 f"| {sum(cpu) / len(cpu):.0f}% / {max(cpu):.0f}% | {max(rss):.0f} MiB "
                 f"| ${report['metered_usd']:.4f} / ${report['estimated_usd']:.4f} |"
             )
     print(
-        "| students | ramp | succeeded | ready p50 | ready p95 | ready max | hub CPU mean / max "
+        "| mode | students | ramp | succeeded | ready p50 | ready p95 | ready max | hub CPU mean / max "
         "| hub memory max | cost metered / estimated |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     return 0
 

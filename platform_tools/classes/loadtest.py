@@ -10,7 +10,11 @@ that may read them), and what the run cost.
 
 Against the local platform, the students are a temporary group added to the live
 platform.yaml (and removed afterwards, also on failure); elsewhere they must exist already
-(a class made from a roster of loadtest users) and share a password.
+(a class made from a roster of loadtest users) and share a password. Locally they log in
+through whichever authenticator platform.yaml chooses that a script can use: the shared
+password, or first-use passwords, where each student's first login sets their password (one
+derived from a secret of the state directory and their name, so that a second run with the
+same names logs in again).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
+import hmac
 import statistics
 import time
 from collections import Counter
@@ -57,6 +63,12 @@ class LoadtestSpec:
     idle_seconds: float = 30.0
     prefix: str = "loadtest"
     spawn_timeout: float = 600.0
+    password_key: str | None = None  # set: each student's own password, derived from it
+
+    def password_for(self, username: str) -> str:
+        if self.password_key is None:
+            return self.password
+        return hmac.new(self.password_key.encode(), username.encode(), hashlib.sha256).hexdigest()[:32]
 
     @property
     def usernames(self) -> list[str]:
@@ -79,7 +91,7 @@ async def one_student(spec: LoadtestSpec, username: str, delay: float, notebook)
     step = "login"
     started = time.monotonic()
     spawned_at = None
-    async with HubUser(spec.url, username, spec.password, timeout=120) as user:
+    async with HubUser(spec.url, username, spec.password_for(username), timeout=120) as user:
         try:
             await user.login()
             step = "spawn"
@@ -145,9 +157,11 @@ class LoadtestReport:
         return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
 
     def as_json(self) -> dict:
-        """The measurements, for --json (the password left out)."""
+        """The measurements, for --json (the passwords left out)."""
         spec = {
-            k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.spec).items() if k != "password"
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in asdict(self.spec).items()
+            if k not in ("password", "password_key")
         }
         return {
             "spec": spec,

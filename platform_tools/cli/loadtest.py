@@ -39,8 +39,14 @@ def _remote(args: argparse.Namespace) -> tuple[str, str, HubMonitor | None]:
     return args.url, password, MetricsMonitor(args.url, token) if token else None
 
 
-def _local(args: argparse.Namespace, config) -> tuple[str, str, HubMonitor | None, StateDir]:
-    """(url, password, monitor, state) of the running local platform."""
+#: the hub.auth type where a made-up student sets their own password at their first login
+FIRST_USE = "first-use"
+
+
+def _local(args: argparse.Namespace, config) -> tuple[str, dict[str, str], HubMonitor | None, StateDir]:
+    """(url, password fields of the spec, monitor, state) of the running local platform: the
+    students log in with the shared password, or with first-use passwords they set at their
+    first login (each derived from a secret of the state directory and their name)."""
     state = StateDir(args.state_dir or config.local.state_dir)
     if not state.runtime_file.exists():
         raise _Refused(
@@ -48,7 +54,18 @@ def _local(args: argparse.Namespace, config) -> tuple[str, str, HubMonitor | Non
         )
     runtime = LocalRuntime.load(state.runtime_file)
     monitor = ProcessMonitor(runtime.pids["jupyterhub"]) if "jupyterhub" in runtime.pids else None
-    return runtime.hub_internal_url, state.secret("user-password")[0], monitor, state
+    auth = config.hub.auth.type
+    if auth == "shared-password":
+        passwords = {"password": state.secret("user-password")[0]}
+    elif auth == FIRST_USE:
+        passwords = {"password": "", "password_key": state.secret("loadtest-password-key")[0]}
+    else:
+        raise _Refused(
+            f"hub.auth is {auth}: made-up students cannot log in through it. Use a platform with "
+            f"shared-password or {FIRST_USE} logins, or give --url and --password-file for "
+            "students that exist"
+        )
+    return runtime.hub_internal_url, passwords, monitor, state
 
 
 def _loadtest(args: argparse.Namespace) -> int:
@@ -58,15 +75,15 @@ def _loadtest(args: argparse.Namespace) -> int:
             raise _Refused(f"--profile {args.profile!r}: not in {args.config} ({', '.join(config.profiles)})")
         if args.url:
             url, password, monitor = _remote(args)
-            state = None
+            passwords, state = {"password": password}, None
         else:
-            url, password, monitor, state = _local(args, config)
+            url, passwords, monitor, state = _local(args, config)
     except (ConfigError, _Refused) as error:
         print(error, file=sys.stderr)
         return 1
     spec = LoadtestSpec(
         url=url,
-        password=password,
+        **passwords,
         users=args.users,
         ramp_seconds=args.ramp,
         profile=args.profile,

@@ -254,6 +254,11 @@ class LocalPlatform(StrictModel):
         "password: allows the simple spawner and the shared password for more than one person.",
     )
     accounts: LocalAccounts = Field(default_factory=lambda: LocalAccounts())
+    concurrent_spawns: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        None,
+        description="Servers that start at once; more students wait in line, first come first "
+        "served, each shown their place on the spawn-pending page. Absent: two per CPU core.",
+    )
 
 
 # ------------------------------------------------------------------------- root

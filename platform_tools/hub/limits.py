@@ -22,11 +22,13 @@ from typing import Any
 
 from systemdspawner import SystemdSpawner
 
+from platform_tools.hub.spawnqueue import QueuedSpawner
 from platform_tools.local.cgroups import unenforced_warning
 
 
-class ParhelionSystemdSpawner(SystemdSpawner):
-    """SystemdSpawner with one unit per server (named servers included)."""
+class ParhelionSystemdSpawner(QueuedSpawner, SystemdSpawner):
+    """SystemdSpawner with one unit per server (named servers included), starting in the
+    same fair line as the grouped spawners."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

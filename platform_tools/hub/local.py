@@ -36,8 +36,10 @@ from platform_tools.hub.auth import (
     configure_authenticator,
 )
 from platform_tools.hub.limits import configure_limits
+from platform_tools.hub.proxy import PatientProxy
 from platform_tools.hub.spawn import check_spawn, options_from_form, profile_form
 from platform_tools.hub.spawners import GroupedLocalProcessSpawner, GroupedSimpleSpawner
+from platform_tools.hub.spawnqueue import default_concurrent_spawns
 from platform_tools.local.environment import user_data_environment
 from platform_tools.local.homes import provide_notebooks
 from platform_tools.local.kernels import kernel_settings
@@ -59,6 +61,7 @@ def configure_local_hub(
     # unless the admin chose a public host for the proxy.
     c.JupyterHub.bind_url = f"http://{runtime.public_host}:{ports.hub}"
     c.JupyterHub.hub_bind_url = f"http://{HOST}:{ports.hub_api}"
+    c.JupyterHub.proxy_class = PatientProxy  # route additions outlast a slow proxy
     c.ConfigurableHTTPProxy.api_url = f"http://{HOST}:{ports.proxy_api}"
     c.ConfigurableHTTPProxy.command = [runtime.proxy_command]
     c.ConfigurableHTTPProxy.auth_token = state.secret("proxy-auth-token")[0]
@@ -115,6 +118,9 @@ def _configure_spawner(
     # Many servers start at once on two cores (a class at 9:00): be patient.
     c.Spawner.start_timeout = 180
     c.Spawner.http_timeout = 180
+    # A fair line instead of JupyterHub's 429 (which counts the students waiting in it).
+    c.QueuedSpawner.concurrent_spawns = platform.local.concurrent_spawns or default_concurrent_spawns()
+    c.JupyterHub.concurrent_spawn_limit = 0
     if not system_users:
         c.SimpleLocalProcessSpawner.home_dir_template = str(state.homes / "{username}")
 

@@ -23,11 +23,12 @@ import pwd
 from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
 from traitlets import Unicode
 
+from platform_tools.hub.spawnqueue import QueuedSpawner
 from platform_tools.local.cgroups import Limits
 from platform_tools.local.servergroup import ServerGroup, server_id
 
 
-class GroupedLocalProcessSpawner(LocalProcessSpawner):
+class GroupedLocalProcessSpawner(QueuedSpawner, LocalProcessSpawner):
     """``system-users``: servers as the users' own accounts; the group joined at start, emptied
     at stop. Without a cgroup, the stop also takes every process of the account that no other
     server of the user claims."""
