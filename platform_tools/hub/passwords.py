@@ -1,0 +1,141 @@
+"""Each person's own password on one machine: ``hub.auth: first-use`` and ``native``.
+
+Both admit exactly as every other login does (``LivePlatformAccess``: the live platform.yaml,
+at login and every refresh; closed classes shut out). Beyond that, a password store must not
+be written for a name platform.yaml does not admit:
+
+* first-use stores the password of a name's first login *before* JupyterHub asks whether the
+  name is admitted. Unchecked, anyone could set the password of a name that is not on the
+  roster yet (``carol``, added tomorrow) and be her when she is. So a name not admitted now
+  is refused before the store is opened.
+* native's sign-up page creates an account for any name. Only names platform.yaml admits may
+  sign up, and that sign-up is enough (the roster is the approval, no admin toggles); a
+  refused name reads why on the page.
+
+What stays: a name that is admitted but has not logged in (first-use) or signed up (native)
+yet can be claimed by whoever uses it first, as with The Littlest JupyterHub. `class create
+--passwords` closes that gap for a class by issuing each student's password beforehand
+(``platform_tools.classes.passwords``); admins should log in once right after the first start.
+
+The stores live in the state directory (``platform_tools.contract.passwords``): first-use's
+in ``secrets/`` (0700, files 0600), native's in the hub's database (``hub/``, 0700).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from firstuseauthenticator import FirstUseAuthenticator
+from nativeauthenticator import NativeAuthenticator
+from nativeauthenticator.handlers import SignUpHandler
+from nativeauthenticator.orm import UserInfo
+from traitlets import Bool
+
+from platform_tools.config.auth import FirstUseAuth, NativeAuth, PasswordAuth
+from platform_tools.config.policy import access_problem
+from platform_tools.contract.passwords import first_use_store, first_use_store_lock
+from platform_tools.hub.auth import LivePlatformAccess, configure_admission
+
+#: A paused name waits this long after ``failed_logins_before_pause`` wrong passwords.
+PAUSE_SECONDS = 600
+
+
+class _RosterOnly(LivePlatformAccess):
+    def refusal(self, username: str) -> str | None:
+        """Why ``username`` may not have a password here now (None: they may)."""
+        platform = self.live_platform()
+        if platform is None:  # no platform.yaml configured: JupyterHub's own check_allowed decides
+            return None
+        return access_problem(platform, username)
+
+
+class PlatformFirstUseAuthenticator(_RosterOnly, FirstUseAuthenticator):
+    """First-use passwords for the names the live platform.yaml admits, and no others."""
+
+    allow_password_change = Bool(
+        True, config=True, help="Logged-in people may change their password (/hub/auth/change-password)."
+    )
+
+    async def authenticate(self, handler: Any, data: dict) -> str | None:
+        username = self.normalize_username(data.get("username", ""))
+        refused = self.refusal(username)
+        if refused:
+            self.log.warning("first-use login refused before any password is stored: %s", refused)
+            return None
+        with first_use_store_lock(self.dbm_path):
+            return await super().authenticate(handler, data)
+
+    def reset_password(self, username: str, new_password: str) -> str:
+        with first_use_store_lock(self.dbm_path):
+            return super().reset_password(username, new_password)
+
+    def delete_user(self, user: Any) -> None:
+        with first_use_store_lock(self.dbm_path):
+            super().delete_user(user)
+
+    def get_handlers(self, app: Any) -> list:
+        handlers = super().get_handlers(app)
+        if not self.allow_password_change:
+            handlers = [h for h in handlers if not h[0].endswith("change-password")]
+        return handlers
+
+
+class RosterSignUpHandler(SignUpHandler):
+    """native's sign-up page, saying why a name platform.yaml does not admit cannot sign up
+    (instead of native's "be sure your username does not contain spaces...")."""
+
+    def get_result_message(self, user: Any, *args: Any) -> tuple[str, str]:
+        alert, message = super().get_result_message(user, *args)
+        if user is None and alert == "alert-danger":
+            username = self.authenticator.normalize_username(self.get_body_argument("username", ""))
+            refused = self.authenticator.refusal(username)
+            if refused:
+                message = f"{refused} Only people on this platform's roster can sign up."
+        return alert, message
+
+
+class PlatformNativeAuthenticator(_RosterOnly, NativeAuthenticator):
+    """NativeAuthenticator whose sign-up creates accounts only for names platform.yaml admits."""
+
+    def create_user(self, username: str, password: str, **kwargs: Any) -> Any:
+        refused = self.refusal(self.normalize_username(username))
+        if refused:
+            self.log.warning("sign-up refused: %s", refused)
+            return None
+        return super().create_user(username, password, **kwargs)
+
+    def get_user(self, username: str) -> Any:
+        # `class create --passwords` writes users_info from another process: re-read the row,
+        # or a password reissued while the hub runs would be checked against the old hash.
+        info = UserInfo.find(self.db, self.normalize_username(username))
+        if info is not None:
+            self.db.refresh(info)
+        return info
+
+    def get_handlers(self, app: Any) -> list:
+        handlers = super().get_handlers(app)
+        return [(path, RosterSignUpHandler if path == r"/signup" else handler) for path, handler in handlers]
+
+
+def configure_password_login(c: Any, auth: PasswordAuth, platform_file: str, state_root: str) -> None:
+    """``hub.auth: first-use | native`` on the local hub, admitting by the live platform.yaml."""
+    if isinstance(auth, FirstUseAuth):
+        cls: type = PlatformFirstUseAuthenticator
+        c.FirstUseAuthenticator.dbm_path = str(first_use_store(state_root))
+        c.FirstUseAuthenticator.min_password_length = auth.min_password_length
+        c.FirstUseAuthenticator.create_users = True  # admission is LivePlatformAccess's
+        c.PlatformFirstUseAuthenticator.allow_password_change = auth.allow_password_change
+    elif isinstance(auth, NativeAuth):
+        cls = PlatformNativeAuthenticator
+        c.NativeAuthenticator.enable_signup = auth.signup
+        c.NativeAuthenticator.open_signup = True  # create_user admits roster names only
+        c.NativeAuthenticator.check_common_password = True
+        c.NativeAuthenticator.minimum_password_length = auth.min_password_length
+        c.NativeAuthenticator.allowed_failed_logins = auth.failed_logins_before_pause
+        c.NativeAuthenticator.seconds_before_next_try = PAUSE_SECONDS
+        c.NativeAuthenticator.ask_email_on_signup = False
+        c.NativeAuthenticator.allow_2fa = False
+    else:  # pragma: no cover - the config union names only these two password logins
+        raise TypeError(f"not a password login: {auth!r}")
+    c.JupyterHub.authenticator_class = cls
+    configure_admission(c, cls, platform_file)
