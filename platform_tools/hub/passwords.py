@@ -26,9 +26,16 @@ from __future__ import annotations
 from typing import Any
 
 from firstuseauthenticator import FirstUseAuthenticator
+from firstuseauthenticator.firstuseauthenticator import TEMPLATE_DIR as FIRST_USE_TEMPLATES
+from firstuseauthenticator.firstuseauthenticator import CustomLoginHandler
+from jupyterhub.handlers.login import LoginHandler
 from nativeauthenticator import NativeAuthenticator
+from nativeauthenticator.handlers import TEMPLATE_DIR as NATIVE_TEMPLATES
+from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
 from nativeauthenticator.handlers import SignUpHandler
 from nativeauthenticator.orm import UserInfo
+from tornado.escape import url_escape
+from tornado.httputil import url_concat
 from traitlets import Bool
 
 from platform_tools.config.auth import FirstUseAuth, NativeAuth, PasswordAuth
@@ -49,8 +56,18 @@ class _RosterOnly(LivePlatformAccess):
         return access_problem(platform, username)
 
 
+class JupyterHub6FirstUseLoginHandler(CustomLoginHandler):
+    """first-use's login page, taking the ``sync`` JupyterHub 6 passes when an error (an
+    expired form) becomes the form's message; first-use's own answered 500 instead."""
+
+    def _render(self, login_error: str | None = None, username: str | None = None, **kwargs: Any) -> Any:
+        return LoginHandler._render(self, self.custom_login_error or login_error, username, **kwargs)
+
+
 class PlatformFirstUseAuthenticator(_RosterOnly, FirstUseAuthenticator):
     """First-use passwords for the names the live platform.yaml admits, and no others."""
+
+    template_dir = FIRST_USE_TEMPLATES
 
     allow_password_change = Bool(
         True, config=True, help="Logged-in people may change their password (/hub/auth/change-password)."
@@ -74,7 +91,10 @@ class PlatformFirstUseAuthenticator(_RosterOnly, FirstUseAuthenticator):
             super().delete_user(user)
 
     def get_handlers(self, app: Any) -> list:
-        handlers = super().get_handlers(app)
+        handlers = [
+            (path, JupyterHub6FirstUseLoginHandler if path == r"/login" else handler)
+            for path, handler in super().get_handlers(app)
+        ]
         if not self.allow_password_change:
             handlers = [h for h in handlers if not h[0].endswith("change-password")]
         return handlers
@@ -94,8 +114,36 @@ class RosterSignUpHandler(SignUpHandler):
         return alert, message
 
 
+class JupyterHub6NativeLoginHandler(NativeLoginHandler):
+    """native's login page under JupyterHub 6: nativeauthenticator 1.3.0's own handler times
+    the login with ``self.statsd`` (gone from JupyterHub) and its ``_render`` refuses the
+    ``sync`` JupyterHub passes when a refusal becomes the login form's message, so every
+    login answered 500. JupyterHub's own post, native's page with its sign-up link."""
+
+    async def post(self) -> None:
+        await LoginHandler.post(self)
+
+    def _render(self, login_error: str | None = None, username: str | None = None, **kwargs: Any) -> Any:
+        return self.render_template(
+            "native-login.html",
+            next=url_escape(self.get_argument("next", default="")),
+            username=username,
+            login_error=login_error,
+            custom_html=self.authenticator.custom_html,
+            login_url=self.settings["login_url"],
+            enable_signup=self.authenticator.enable_signup,
+            two_factor_auth=self.authenticator.allow_2fa,
+            authenticator_login_url=url_concat(
+                self.authenticator.login_url(self.hub.base_url), {"next": self.get_argument("next", "")}
+            ),
+            **kwargs,
+        )
+
+
 class PlatformNativeAuthenticator(_RosterOnly, NativeAuthenticator):
     """NativeAuthenticator whose sign-up creates accounts only for names platform.yaml admits."""
+
+    template_dir = NATIVE_TEMPLATES
 
     def create_user(self, username: str, password: str, **kwargs: Any) -> Any:
         refused = self.refusal(self.normalize_username(username))
@@ -113,8 +161,8 @@ class PlatformNativeAuthenticator(_RosterOnly, NativeAuthenticator):
         return info
 
     def get_handlers(self, app: Any) -> list:
-        handlers = super().get_handlers(app)
-        return [(path, RosterSignUpHandler if path == r"/signup" else handler) for path, handler in handlers]
+        ours = {r"/signup": RosterSignUpHandler, r"/login": JupyterHub6NativeLoginHandler}
+        return [(path, ours.get(path, handler)) for path, handler in super().get_handlers(app)]
 
 
 def configure_password_login(c: Any, auth: PasswordAuth, platform_file: str, state_root: str) -> None:
@@ -138,4 +186,8 @@ def configure_password_login(c: Any, auth: PasswordAuth, platform_file: str, sta
     else:  # pragma: no cover - the config union names only these two password logins
         raise TypeError(f"not a password login: {auth!r}")
     c.JupyterHub.authenticator_class = cls
+    # The pages' templates on JupyterHub's own search path: both authenticators add their folder
+    # to the hub's async templates only, at their first page, so the form JupyterHub renders
+    # synchronously for an error (an expired login form) was not found (a bare 403).
+    c.JupyterHub.template_paths = [cls.template_dir]
     configure_admission(c, cls, platform_file)
