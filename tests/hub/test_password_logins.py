@@ -164,3 +164,42 @@ def test_a_kubernetes_hub_refuses_passwords_kept_by_the_hub(example_text, auth):
     config = config.model_copy(update={"hub": config.hub.model_copy(update={"auth": auth})})
     with pytest.raises(AuthSetupError, match=f"hub.auth.type is '{auth.type}'"):
         configure_kubernetes_login(Config(), config, "/p.yaml", {"OAUTH_CLIENT_SECRET": "s"})
+
+
+def test_logins_check_passwords_off_the_hubs_event_loop(state, native):
+    """bcrypt costs ~0.3 s of CPU per login: on the hub's event loop, a class logging in at 9:00
+    would stall every other request (spawns, the proxy's routes) for seconds."""
+    import time
+
+    import bcrypt
+
+    first = first_use(state)
+    assert login(first, "student1", "a good long passphrase") == "student1"
+    native.create_user("demo", "a good long passphrase")
+    started = time.monotonic()
+    bcrypt.checkpw(b"x", hash_password("a good long passphrase"))
+    one_check = time.monotonic() - started
+
+    async def logins_while_ticking(authenticator, name):
+        gaps, done = [], False
+
+        async def tick():
+            last = time.monotonic()
+            while not done:
+                await asyncio.sleep(0.005)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.02)  # ticking
+        handler = SimpleNamespace(custom_login_error="")
+        for _ in range(3):
+            assert await authenticator.authenticate(
+                handler, {"username": name, "password": "a good long passphrase"}
+            )
+        done = True
+        await ticker
+        return max(gaps)
+
+    assert asyncio.run(logins_while_ticking(first, "student1")) < one_check / 2
+    assert asyncio.run(logins_while_ticking(native, "demo")) < one_check / 2
