@@ -21,7 +21,6 @@ from platform_tools.classes.passwords import (
 )
 from platform_tools.config.auth import FirstUseAuth, NativeAuth, SharedPasswordAuth
 from platform_tools.contract.passwords import first_use_store, hub_database, open_first_use_store
-from tests.classes.test_class_commands import create
 
 pytestmark = pytest.mark.unit
 STUDENTS = ["student001", "student002", "student003"]
@@ -128,16 +127,26 @@ def files(tmp_path):
     return config, roster, tmp_path / "state"
 
 
-def test_class_create_issues_passwords_and_prints_none(files, tmp_path):
+def create_args(config, roster, state, *extra: str) -> list[str]:
+    args = ["class", "create", "helio-school", "--config", str(config), "--state-dir", str(state)]
+    args += ["--roster", str(roster), "--start", "2027-06-14", "--end", "2027-06-25"]
+    return [*args, "--profile", "small", "--budget-usd", "15", *extra]
+
+
+def test_class_create_issues_passwords_and_prints_none(files, tmp_path, capsys):
+    """In-process (the command's own main, its real stdout and stderr): the integration tests
+    run it as a command against a running platform."""
+    from platform_tools.cli.main import main
+
     config, roster, state = files
-    done = create(config, roster, state, "--passwords", str(tmp_path / "sheet.csv"))
-    assert done.returncode == 0, done.stderr
+    assert main(create_args(config, roster, state, "--passwords", str(tmp_path / "sheet.csv"))) == 0
+    said = capsys.readouterr()
     passwords = read_csv(tmp_path / "sheet.csv")
     assert set(passwords) == {"student001", "student002", "student003"}
-    assert not any(password in done.stdout + done.stderr for password in passwords.values())
-    assert "3 one-time passwords in" in done.stdout
-    again = create(config, roster, state, "--passwords", str(tmp_path / "again.csv"))
-    assert "3 students already have a password, kept (--reissue" in again.stdout
+    assert not any(password in said.out + said.err for password in passwords.values())
+    assert "3 one-time passwords in" in said.out
+    assert main(create_args(config, roster, state, "--passwords", str(tmp_path / "again.csv"))) == 0
+    assert "3 students already have a password, kept (--reissue" in capsys.readouterr().out
     assert not (tmp_path / "again.csv").exists()
 
 
@@ -147,9 +156,7 @@ def test_class_create_refuses_passwords_for_a_shared_password_before_writing(fil
     config, roster, state = files
     config.write_text(config.read_text().replace("type: first-use", "type: shared-password"))
     before = config.read_text()
-    args = ["class", "create", "helio-school", "--config", str(config), "--state-dir", str(state)]
-    args += ["--roster", str(roster), "--start", "2027-06-14", "--end", "2027-06-25"]
-    args += ["--profile", "small", "--budget-usd", "15"]
+    args = create_args(config, roster, state)
     assert main([*args, "--passwords", str(tmp_path / "sheet.csv")]) == 1
     assert "--passwords: hub.auth.type is 'shared-password'" in capsys.readouterr().err
     assert config.read_text() == before and "helio-school" not in yaml.safe_load(before)["groups"]
