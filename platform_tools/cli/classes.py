@@ -17,6 +17,7 @@ from pathlib import Path
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from platform_tools.classes.course import ClassError, ClassSpec, class_of, class_spend, describe
+from platform_tools.classes.passwords import PasswordIssueError, check_can_issue, issue_passwords
 from platform_tools.classes.roster import RosterError
 from platform_tools.clients.gatewayadmin import GatewayAdminError
 from platform_tools.clients.hubadmin import HubAdminError
@@ -73,11 +74,25 @@ def _create(args: argparse.Namespace) -> int:
     group = spec.group()  # every bad row, before anything is written
     change = PlatformChange(groups={args.name: group})
     targets = _targets(args)
+    if args.reissue and not args.passwords:
+        raise ClassError("--reissue goes with --passwords FILE.csv (where the new passwords are written)")
+    if args.passwords:
+        auth = load_platform(targets[-1]).hub.auth
+        check_can_issue(auth, args.passwords)
     for target in targets:  # validated against every file first: all or nothing
         change_file(target, change, write=False)
     for target in targets:
         before, after = change_file(target, change)
         print(f"{target}: class {args.name!r} {'set' if before != after else 'unchanged'}")
+    if args.passwords:
+        issued = issue_passwords(auth, _state_dir(args), group["members"], args.passwords, args.reissue)
+        if issued.issued:
+            print(
+                f"{len(issued.issued)} one-time passwords in {args.passwords} (mode 0600, kept nowhere else "
+                "in clear): hand each student theirs; they may change it after logging in"
+            )
+        if issued.kept:
+            print(f"{len(issued.kept)} students already have a password, kept (--reissue for new ones)")
     print(f"{len(group['members'])} students; before the first session: parhelion class prewarm {args.name}")
     return 0
 
@@ -191,7 +206,14 @@ def _guarded(command):
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (RosterError, ClassError, ConfigError, HubAdminError, GatewayAdminError) as error:
+        except (
+            RosterError,
+            ClassError,
+            ConfigError,
+            HubAdminError,
+            GatewayAdminError,
+            PasswordIssueError,
+        ) as error:
             print(error, file=sys.stderr)
             return 1
         except ApiException as error:  # the Kubernetes API said no: which call, and why
@@ -227,6 +249,16 @@ def add_commands(commands, local_options) -> None:
     )
     create.add_argument("--title", default="", help="the course's name")
     create.add_argument("--prewarm-minutes", type=int, default=20, help="room made this long before sessions")
+    create.add_argument(
+        "--passwords",
+        type=Path,
+        metavar="FILE.csv",
+        help="hub.auth first-use or native: issue each student a one-time password into this new "
+        "CSV (username,password; mode 0600), stored hashed where the hub checks it",
+    )
+    create.add_argument(
+        "--reissue", action="store_true", help="with --passwords: new passwords for students who have one"
+    )
     create.set_defaults(func=_guarded(_create))
 
     show = actions.add_parser("show", help="the class, its window and spend so far")

@@ -1,8 +1,16 @@
 """How people log in: ``hub.auth`` in platform.yaml.
 
-One section chooses the login for every deployment. On one machine a small trusted group
-may share a password; anywhere reachable by strangers (every Kubernetes deployment) people
-log in through an identity provider with OAuthenticator, JupyterHub's own OAuth family:
+One section chooses the login for every deployment. On one machine, one person (or a group
+that says ``local.trusted``) may use the shared password; a class on one machine gives each
+person their own password:
+
+* ``first-use``: jupyterhub-firstuseauthenticator, as The Littlest JupyterHub: a listed
+  person's first login sets their password (or `class create --passwords` issues one);
+* ``native``: NativeAuthenticator: listed people sign up on the hub's sign-up page (names
+  platform.yaml does not admit cannot), or `class create --passwords` issues their password.
+
+Anywhere reachable by strangers (every Kubernetes deployment) people log in through an
+identity provider with OAuthenticator, JupyterHub's own OAuth family:
 
 * ``github``: GitHub accounts (a GitHub OAuth app);
 * ``cilogon``: CILogon, the research and education federation (university logins), with
@@ -57,6 +65,51 @@ class SharedPasswordAuth(StrictModel):
     deployment refuses it (anyone who learns the password is anyone)."""
 
     type: Literal["shared-password"] = "shared-password"
+
+
+#: Below this many characters a password falls to guessing through the login form in hours.
+MIN_PASSWORD_LENGTH = 8
+
+
+class FirstUseAuth(StrictModel):
+    """jupyterhub-firstuseauthenticator (as The Littlest JupyterHub): the first login of a name
+    platform.yaml admits sets that name's password, kept hashed (bcrypt) in the state directory.
+    Until then anyone who knows the name can take it: issue passwords with
+    `parhelion class create --passwords FILE.csv` to close that gap. One machine only."""
+
+    type: Literal["first-use"]
+    min_password_length: Annotated[int, Field(ge=MIN_PASSWORD_LENGTH, le=128)] = Field(
+        MIN_PASSWORD_LENGTH,
+        description=f"The shortest password a person may set (at least {MIN_PASSWORD_LENGTH}).",
+    )
+    allow_password_change: bool = Field(
+        True,
+        description="Logged-in people may change their password at /hub/auth/change-password "
+        "(an issued one-time password should be changed).",
+    )
+
+
+class NativeAuth(StrictModel):
+    """NativeAuthenticator: people sign up on the hub's /hub/signup page and log in with the
+    password they chose (kept hashed, bcrypt, in the hub's database). Only names platform.yaml
+    admits may sign up, and a sign-up by such a name is enough (no admin approval): the roster
+    is the approval. Common passwords are refused. One machine only."""
+
+    type: Literal["native"]
+    min_password_length: Annotated[int, Field(ge=MIN_PASSWORD_LENGTH, le=128)] = Field(
+        MIN_PASSWORD_LENGTH,
+        description=f"The shortest password a person may choose (at least {MIN_PASSWORD_LENGTH}).",
+    )
+    signup: bool = Field(
+        True,
+        description="Listed people may sign up themselves; false: only passwords issued by "
+        "`parhelion class create --passwords` (or set by an admin) log in.",
+    )
+    failed_logins_before_pause: Annotated[int, Field(ge=0)] = Field(
+        10,
+        description="After this many wrong passwords in a row a name is paused for 10 minutes "
+        "(0: never), slowing guessing through the login form.",
+    )
 
 
 class _OAuth(StrictModel):
@@ -169,7 +222,13 @@ class OIDCAuth(_OAuth):
 
 
 OAuthConfig = GitHubAuth | CILogonAuth | OIDCAuth
-HubAuth = Annotated[SharedPasswordAuth | GitHubAuth | CILogonAuth | OIDCAuth, Field(discriminator="type")]
+PasswordAuth = FirstUseAuth | NativeAuth
+HubAuth = Annotated[
+    SharedPasswordAuth | FirstUseAuth | NativeAuth | GitHubAuth | CILogonAuth | OIDCAuth,
+    Field(discriminator="type"),
+]
 
 #: The types a deployment reachable by strangers may use (every Kubernetes deployment).
 OAUTH_TYPES = ("github", "cilogon", "oidc")
+#: The types that give each person their own password on one machine (`class create --passwords`).
+PASSWORD_TYPES = ("first-use", "native")

@@ -48,7 +48,8 @@ class HubConfig(StrictModel):
     )
     auth: HubAuth = Field(
         default_factory=SharedPasswordAuth,
-        description="How people log in: shared-password (one machine), github, cilogon or oidc.",
+        description="How people log in: shared-password (one trusted person), first-use or native "
+        "(one machine: each person their own password), github, cilogon or oidc.",
     )
     cull_idle_servers_after_minutes: Annotated[int, Field(ge=0)] = Field(
         60,

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from platform_tools.config import PlatformConfig
+from platform_tools.config.auth import PASSWORD_TYPES
 from platform_tools.config.live import LiveConfig
 from platform_tools.contract.environment import gateway_client_environment
+from platform_tools.contract.passwords import hub_database
 from platform_tools.contract.services import (
     ADMIN_SERVICE,
     CULLER_SERVICE,
@@ -36,6 +38,7 @@ from platform_tools.hub.auth import (
     configure_authenticator,
 )
 from platform_tools.hub.limits import configure_limits
+from platform_tools.hub.passwords import configure_password_login
 from platform_tools.hub.proxy import PatientProxy
 from platform_tools.hub.spawn import check_spawn, options_from_form, profile_form
 from platform_tools.hub.spawners import GroupedLocalProcessSpawner, GroupedSimpleSpawner
@@ -68,7 +71,7 @@ def configure_local_hub(
     c.ConfigurableHTTPProxy.pid_file = str(state.hub / "proxy.pid")
 
     # State
-    c.JupyterHub.db_url = f"sqlite:///{state.hub / 'jupyterhub.sqlite'}"
+    c.JupyterHub.db_url = f"sqlite:///{hub_database(state.root)}"
     c.JupyterHub.cookie_secret_file = str(state.secret_path("cookie-secret"))
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.cleanup_proxy = True
@@ -84,8 +87,9 @@ def configure_local_hub(
 
 
 def _configure_login(c: Any, platform: PlatformConfig, state: StateDir) -> None:
-    """``hub.auth``: the generated shared passwords, or an identity provider as on Kubernetes
-    (its client secret from OAUTH_CLIENT_SECRET or the state directory's secrets)."""
+    """``hub.auth``: the generated shared passwords, each person's own password (first-use,
+    native; stores in the state directory), or an identity provider as on Kubernetes (its
+    client secret from OAUTH_CLIENT_SECRET or the state directory's secrets)."""
     c.Authenticator.admin_users = set(platform.hub.admin_users)
     auth = platform.hub.auth
     if auth.type == "shared-password":
@@ -94,6 +98,9 @@ def _configure_login(c: Any, platform: PlatformConfig, state: StateDir) -> None:
         c.SharedPasswordAuthenticator.user_password = state.secret("user-password")[0]
         c.SharedPasswordAuthenticator.admin_password = state.secret("admin-password")[0]
         c.Authenticator.allowed_users = set(platform.allowed_users)
+        return
+    if auth.type in PASSWORD_TYPES:
+        configure_password_login(c, auth, str(state.platform_file), str(state.root))
         return
     stored = state.secret_path(CLIENT_SECRET_FILE)
     environ = dict(os.environ)

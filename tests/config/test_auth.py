@@ -118,3 +118,43 @@ def test_cilogon_strips_a_domain_only_with_one_identity_provider():
     auth = {"type": "cilogon", "client_id": "x", "callback_url": "https://h.example.org/hub/oauth_callback"}
     with pytest.raises(ConfigError, match="the same username"):
         platform({**auth, "identity_providers": two})
+
+
+def test_first_use_and_native_load_with_safe_defaults():
+    first_use = platform({"type": "first-use"}).hub.auth
+    assert (first_use.min_password_length, first_use.allow_password_change) == (8, True)
+    native = platform({"type": "native", "min_password_length": 12}).hub.auth
+    assert (native.min_password_length, native.signup, native.failed_logins_before_pause) == (12, True, 10)
+
+
+@pytest.mark.parametrize(
+    ("auth", "says"),
+    [
+        ({"type": "first-use", "min_password_length": 4}, "hub.auth.min_password_length"),
+        ({"type": "native", "min_password_length": 7}, "hub.auth.min_password_length"),
+        ({"type": "native", "open_signup": True}, "hub.auth.open_signup: unknown field"),
+        ({"type": "first-use", "client_id": "x"}, "hub.auth.client_id: unknown field"),
+        ({"type": "native", "failed_logins_before_pause": -1}, "hub.auth.failed_logins_before_pause"),
+    ],
+)
+def test_password_logins_name_a_bad_field(auth, says):
+    with pytest.raises(ConfigError) as error:
+        platform(auth)
+    assert says in str(error.value)
+
+
+@pytest.mark.parametrize("kind", ["first-use", "native", "oidc"])
+def test_each_persons_own_password_may_serve_several_people_as_their_own_accounts(kind):
+    """A class on one machine with system-users: first-use, native and OIDC pass the isolation
+    check; the shared password does not (anyone with it is anyone) unless local.trusted."""
+    from platform_tools.config.policy import isolation_problem
+
+    def served(auth: dict | None):
+        config = yaml.safe_load(yaml.safe_dump(BASE))
+        config["hub"]["users"] = ["ann", "bob"]
+        if auth is not None:
+            config["hub"]["auth"] = auth
+        return parse_platform(yaml.safe_dump(config))
+
+    assert isolation_problem(served(OIDC if kind == "oidc" else {"type": kind}), "system-users") is None
+    assert "shared-password" in isolation_problem(served(None), "system-users")
