@@ -22,6 +22,7 @@ from platform_tools.clients.gatewayadmin import GatewayAdminError
 from platform_tools.clients.hubadmin import HubAdminError
 from platform_tools.config import ConfigError, load_platform
 from platform_tools.config.edit import PlatformChange, change_file
+from platform_tools.local.accounts import AccountError
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -78,8 +79,26 @@ def _create(args: argparse.Namespace) -> int:
     for target in targets:
         before, after = change_file(target, change)
         print(f"{target}: class {args.name!r} {'set' if before != after else 'unchanged'}")
+    _make_accounts(args, targets[-1], list(group["members"]))
     print(f"{len(group['members'])} students; before the first session: parhelion class prewarm {args.name}")
     return 0
+
+
+def _make_accounts(args: argparse.Namespace, platform_file: Path, members: list[str]) -> None:
+    """system-users: the students' Unix accounts now, not while the class waits at 9:00."""
+    import os
+
+    from platform_tools.classes.lifecycle import make_accounts, running_spawner
+    from platform_tools.local.statedir import StateDir
+
+    state, config = StateDir(_state_dir(args)), load_platform(platform_file)
+    if running_spawner(state, config) != "system-users":
+        return
+    if os.geteuid() != 0:
+        print("accounts: made at each student's first start (run as root to make them now)")
+        return
+    made = make_accounts(state, config, members)
+    print(f"accounts: {len(made)} ready ({made[0].name}, ...)" if made else "accounts: none")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -191,7 +210,14 @@ def _guarded(command):
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (RosterError, ClassError, ConfigError, HubAdminError, GatewayAdminError) as error:
+        except (
+            RosterError,
+            ClassError,
+            ConfigError,
+            HubAdminError,
+            GatewayAdminError,
+            AccountError,
+        ) as error:
             print(error, file=sys.stderr)
             return 1
         except ApiException as error:  # the Kubernetes API said no: which call, and why

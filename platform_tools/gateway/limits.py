@@ -56,6 +56,7 @@ from platform_tools.config.live import LiveConfig
 from platform_tools.config.policy import resolve
 from platform_tools.contract.services import AccountingPath, GatewayPath, accounting_api
 from platform_tools.contract.tokens import authorization, token_matches
+from platform_tools.gateway.systemusers import SystemUsersMixin
 
 GIB = 2**30
 
@@ -408,8 +409,9 @@ class ParhelionLocalBackend(AggregateLimitsMixin, UnsafeLocalBackend):
     """Clusters run as the gateway's own OS user, with Parhelion's aggregate limits."""
 
 
-class ParhelionSystemUsersBackend(AggregateLimitsMixin, LocalBackend):
-    """Clusters run as each user's OS account, with Parhelion's aggregate limits."""
+class ParhelionSystemUsersBackend(SystemUsersMixin, AggregateLimitsMixin, LocalBackend):
+    """Clusters run as each user's own account (``gateway.systemusers``), with Parhelion's
+    aggregate limits."""
 
 
 def _worker_alive(worker: Any) -> bool:

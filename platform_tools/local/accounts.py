@@ -23,6 +23,7 @@ import fcntl
 import os
 import pwd
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,4 +200,35 @@ def closed_to_others(paths: list[Path]) -> str | None:
                     f"{path} is not reachable by other accounts ({folder} is "
                     f"{oct(mode & 0o777)}): users' servers run it as their own accounts"
                 )
+    return None
+
+
+def startup_problem(platform: PlatformConfig, spawner: str) -> str | None:
+    """Why `parhelion up` must not serve ``platform`` with ``spawner``, said for a person; None
+    when it may. Several people as one OS account (or on one shared password) unless
+    ``local.trusted``; accounts that cannot be made (not root) or cannot run the platform."""
+    from platform_tools.config.policy import isolation_problem
+
+    problem = isolation_problem(platform, spawner)
+    if problem or spawner != "system-users":
+        return problem
+    if os.geteuid() != 0:
+        return (
+            "local.spawner: system-users runs each person as their own Unix account, and making "
+            "and switching to accounts needs root: run `sudo parhelion up`, or for one person or a "
+            "group that trusts each other set local.spawner: simple and local.trusted: true"
+        )
+    import jupyterhub
+
+    import platform_tools
+
+    closed = closed_to_others(
+        [Path(sys.executable), Path(os.__file__), Path(jupyterhub.__file__), Path(platform_tools.__file__)]
+    )
+    if closed:
+        return (
+            f"local.spawner: system-users: {closed}. Install Python and the platform where every "
+            "account can read them (e.g. a Python under /usr or /opt, the repository outside "
+            "/root), or set local.spawner: simple and local.trusted: true"
+        )
     return None

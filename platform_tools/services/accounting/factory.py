@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from platform_tools.accounting.local_sources import LocalSources
 from platform_tools.accounting.sources import Sources
 from platform_tools.classes.lifecycle import prewarm_local
 from platform_tools.classes.sessions import SessionScheduler
+from platform_tools.config import PlatformConfig
 from platform_tools.config.live import LiveConfig
 from platform_tools.contract.services import (
     ACCOUNTING_PREFIX,
@@ -32,6 +33,7 @@ from platform_tools.contract.services import (
 )
 from platform_tools.ledger.recovery import Recovery, open_ledger
 from platform_tools.ledger.store import Ledger
+from platform_tools.local.homes import user_homes
 from platform_tools.local.runtime import HOST, LocalRuntime
 from platform_tools.local.statedir import StateDir
 from platform_tools.pricing.catalog import LiveCatalog, catalog_path
@@ -150,7 +152,7 @@ class AccountingFactory:
         root = self.settings.state_root
         return LiveCatalog(lambda: catalog_path(self.live.current().accounting.price_catalog, root), log)
 
-    def local_sources(self, homes: Path) -> LocalSources:
+    def local_sources(self, homes: Callable[[PlatformConfig], Mapping[str, Path]]) -> LocalSources:
         settings = self.settings
         return LocalSources(
             hub_api_url=settings.hub_api_url,
@@ -190,7 +192,12 @@ def local_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accountin
         await prewarm_local(state, name, Path(runtime.notebooks_dir))
 
     sessions = SessionScheduler(factory.live.current, prewarm)
-    return factory.create(factory.local_sources(state.homes), sessions), factory.settings
+    spawner = runtime.spawner  # as `parhelion up` decided at start (older runtime.json: the config's)
+
+    def homes(config: PlatformConfig) -> dict[str, Path]:
+        return user_homes(config, spawner or config.local_spawner, state.homes)
+
+    return factory.create(factory.local_sources(homes), sessions), factory.settings
 
 
 def kubernetes_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accounting, Settings]:
