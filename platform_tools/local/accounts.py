@@ -129,7 +129,9 @@ class Accounts:
 
     def _make(self, username: str) -> Account:
         name = self.name(username)
-        self.home_root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if not self.home_root.exists():  # made 0755 whatever the umask (the platform's is 077):
+            self.home_root.mkdir(parents=True)  # each account passes through it to its home
+            os.chmod(self.home_root, 0o755)
         command = [
             "useradd",
             "--create-home",
@@ -203,10 +205,11 @@ def closed_to_others(paths: list[Path]) -> str | None:
     return None
 
 
-def startup_problem(platform: PlatformConfig, spawner: str) -> str | None:
+def startup_problem(platform: PlatformConfig, spawner: str, state_root: Path | None = None) -> str | None:
     """Why `parhelion up` must not serve ``platform`` with ``spawner``, said for a person; None
     when it may. Several people as one OS account (or on one shared password) unless
-    ``local.trusted``; accounts that cannot be made (not root) or cannot run the platform."""
+    ``local.trusted``; accounts that cannot be made (not root), cannot run the platform, or
+    cannot reach their Dask clusters' folders in the state directory ``state_root``."""
     from platform_tools.config.policy import isolation_problem
 
     problem = isolation_problem(platform, spawner)
@@ -222,13 +225,22 @@ def startup_problem(platform: PlatformConfig, spawner: str) -> str | None:
 
     import platform_tools
 
-    closed = closed_to_others(
-        [Path(sys.executable), Path(os.__file__), Path(jupyterhub.__file__), Path(platform_tools.__file__)]
-    )
+    needed = [
+        Path(sys.executable),
+        Path(os.__file__),
+        Path(jupyterhub.__file__),
+        Path(platform_tools.__file__),
+    ]
+    if state_root is not None and platform.dask_gateway.enabled:
+        # users' schedulers run in gateway/clusters/<name>: every folder above must let them pass
+        needed.append(
+            next(p for p in [Path(state_root).absolute(), *Path(state_root).absolute().parents] if p.exists())
+        )
+    closed = closed_to_others(needed)
     if closed:
         return (
             f"local.spawner: system-users: {closed}. Install Python and the platform where every "
-            "account can read them (e.g. a Python under /usr or /opt, the repository outside "
-            "/root), or set local.spawner: simple and local.trusted: true"
+            "account can read them (e.g. a Python under /usr or /opt, the repository and "
+            "local.state_dir outside /root), or set local.spawner: simple and local.trusted: true"
         )
     return None

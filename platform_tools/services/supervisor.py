@@ -96,12 +96,12 @@ def run_up(options: UpOptions) -> int:
         for issue in exc.issues:
             print(f"  {issue}", file=sys.stderr)
         return 1
+    state = StateDir(options.state_dir or platform.local.state_dir)
     spawner = platform.local_spawner  # decided once: recorded in runtime.json for every service
-    refused = startup_problem(platform, spawner)
+    refused = startup_problem(platform, spawner, state.root)
     if refused:
         print(f"parhelion up: {refused}. Nothing was started.", file=sys.stderr)
         return 1
-    state = StateDir(options.state_dir or platform.local.state_dir)
     # Every file the platform and its services make (ledger, logs, runtime.json) is private.
     os.umask(PRIVATE_UMASK)
     try:

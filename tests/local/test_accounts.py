@@ -79,6 +79,21 @@ def test_an_account_is_made_once_with_a_private_home_and_no_password(place):
     assert accounts.ensure("ann") == account  # idempotent
 
 
+def test_a_new_home_root_lets_each_account_reach_its_home(place):
+    """The platform runs under umask 077: a home_root it makes must still be 0755, or no account
+    could enter its own home."""
+    old = os.umask(0o077)
+    try:
+        account = make_accounts(place).ensure("ann")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(place[1].stat().st_mode) == 0o755
+    probe = subprocess.run(
+        ["ls", str(account.home)], user=account.uid, group=account.gid, capture_output=True, check=False
+    )
+    assert probe.returncode == 0, probe.stderr
+
+
 def test_a_deleted_home_is_made_again(place):
     accounts = make_accounts(place)
     account = accounts.ensure("ann")
