@@ -23,7 +23,7 @@ from pathlib import Path
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
-from platform_tools.local.accounts import UID_MIN, Account, Accounts
+from platform_tools.local.accounts import Account, Accounts, regular_uid
 
 
 class AccountRefused(RuntimeError):
@@ -49,7 +49,7 @@ class SystemUsersMixin(LoggingConfigurable):
         account = self.accounts.find(username)
         if account is None:
             raise AccountRefused(f"{username} has no account on this machine yet")
-        if account.uid < UID_MIN:
+        if not regular_uid(account.uid):
             raise AccountRefused(f"{username}'s cluster would run as uid {account.uid}: refused")
         return account
 

@@ -15,7 +15,7 @@ from traitlets import Unicode
 
 from platform_tools.contract.accounts import account_name
 from platform_tools.hub.spawners import GroupedLocalProcessSpawner
-from platform_tools.local.accounts import UID_MIN
+from platform_tools.local.accounts import regular_uid
 
 
 class RootRefused(RuntimeError):
@@ -35,7 +35,7 @@ class SystemUserSpawner(GroupedLocalProcessSpawner):
 
     def _entry(self) -> pwd.struct_passwd:
         entry = pwd.getpwnam(self.account)
-        if entry.pw_uid < UID_MIN or entry.pw_uid == 0:
+        if not regular_uid(entry.pw_uid):
             raise RootRefused(
                 f"{self.user.name}'s server would run as {self.account} (uid {entry.pw_uid}), a "
                 "system account: refused"

@@ -32,8 +32,16 @@ from pathlib import Path
 from platform_tools.config import PlatformConfig
 from platform_tools.contract.accounts import account_name
 
-#: Lowest uid of a person's account (Debian's and Red Hat's UID_MIN): below are system accounts.
+#: A person's account's uid is in UID_MIN..UID_MAX (Debian's and Red Hat's login.defs); outside
+#: are system accounts (root, daemon, ...) and nobody (65534).
 UID_MIN = 1000
+UID_MAX = 60000
+
+
+def regular_uid(uid: int) -> bool:
+    return UID_MIN <= uid <= UID_MAX
+
+
 SHELL = "/bin/bash"
 #: useradd's exit codes for "could not update the password / group file" (another holds its lock).
 USERADD_BUSY = (1, 10)
@@ -95,7 +103,7 @@ class Accounts:
             return None
         home = self.home_root / name
         problems = []
-        if entry.pw_uid < UID_MIN or entry.pw_gid == 0:
+        if not regular_uid(entry.pw_uid) or entry.pw_gid == 0:
             problems.append(f"uid {entry.pw_uid} is a system account's")
         if entry.pw_gecos.split(",")[0] != self.marker:
             problems.append(f"its comment is {entry.pw_gecos!r}, not {self.marker!r}")
@@ -144,6 +152,8 @@ class Accounts:
             self.marker,
             "--key",
             f"UID_MIN={UID_MIN}",
+            "--key",
+            f"UID_MAX={UID_MAX}",
             name,
         ]
         for attempt in range(USERADD_ATTEMPTS):

@@ -129,6 +129,9 @@ def test_an_account_parhelion_did_not_make_is_refused(place):
     )
     with pytest.raises(AccountError, match="is a system account's"):
         accounts.ensure("daemon")
+    nobody = Accounts("test-platform", "nobod", home_root, place[2])  # a prefix + name = nobody
+    with pytest.raises(AccountError, match="uid 65534 is a system account's"):
+        nobody.ensure("y")
 
 
 def test_many_first_starts_at_once_each_get_one_account(place):
