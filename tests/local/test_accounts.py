@@ -23,10 +23,8 @@ import pytest
 from platform_tools.contract.accounts import account_name
 from platform_tools.local.accounts import UID_MIN, AccountError, Accounts, closed_to_others, marker
 
-pytestmark = [
-    pytest.mark.unit,
-    pytest.mark.skipif(os.geteuid() != 0, reason="making Unix accounts needs root"),
-]
+pytestmark = pytest.mark.unit
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="making Unix accounts needs root")
 
 
 def remove_accounts(prefix: str) -> None:
@@ -64,6 +62,7 @@ def shadow_password(name: str) -> str:
     raise KeyError(name)
 
 
+@needs_root
 def test_an_account_is_made_once_with_a_private_home_and_no_password(place):
     accounts = make_accounts(place)
     account = accounts.ensure("ann")
@@ -79,6 +78,7 @@ def test_an_account_is_made_once_with_a_private_home_and_no_password(place):
     assert accounts.ensure("ann") == account  # idempotent
 
 
+@needs_root
 def test_a_new_home_root_lets_each_account_reach_its_home(place):
     """The platform runs under umask 077: a home_root it makes must still be 0755, or no account
     could enter its own home."""
@@ -94,6 +94,7 @@ def test_a_new_home_root_lets_each_account_reach_its_home(place):
     assert probe.returncode == 0, probe.stderr
 
 
+@needs_root
 def test_a_deleted_home_is_made_again(place):
     accounts = make_accounts(place)
     account = accounts.ensure("ann")
@@ -102,6 +103,7 @@ def test_a_deleted_home_is_made_again(place):
     assert stat.S_IMODE(account.home.stat().st_mode) == 0o700 and account.home.stat().st_uid == account.uid
 
 
+@needs_root
 def test_an_account_parhelion_did_not_make_is_refused(place):
     """An attacker-chosen hub name must never become an existing account: one made by hand (no
     marker), one of another platform, and a system account under the prefix are all refused."""
@@ -134,6 +136,7 @@ def test_an_account_parhelion_did_not_make_is_refused(place):
         nobody.ensure("y")
 
 
+@needs_root
 def test_many_first_starts_at_once_each_get_one_account(place):
     """A class pressing Start together: the same user twice and ten others, in threads (as the
     hub makes them) - every one made once, none failing on /etc/passwd's lock."""
@@ -158,6 +161,7 @@ def test_many_first_starts_at_once_each_get_one_account(place):
     assert len({result.uid for result in results.values()}) == 10
 
 
+@needs_root
 def test_useradd_busy_is_retried(place):
     """useradd exits 1 or 10 when another tool holds /etc/passwd's lock: tried again."""
     prefix, home_root, lock = place
