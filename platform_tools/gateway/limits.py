@@ -56,6 +56,7 @@ from platform_tools.config.live import LiveConfig
 from platform_tools.config.policy import resolve
 from platform_tools.contract.services import AccountingPath, GatewayPath, accounting_api
 from platform_tools.contract.tokens import authorization, token_matches
+from platform_tools.gateway.groups import ProcessGroupsMixin
 from platform_tools.gateway.systemusers import SystemUsersMixin
 
 GIB = 2**30
@@ -405,13 +406,14 @@ class AggregateLimitsMixin(LoggingConfigurable):
         return web.json_response({"stopped": stopped})
 
 
-class ParhelionLocalBackend(AggregateLimitsMixin, UnsafeLocalBackend):
-    """Clusters run as the gateway's own OS user, with Parhelion's aggregate limits."""
+class ParhelionLocalBackend(AggregateLimitsMixin, ProcessGroupsMixin, UnsafeLocalBackend):
+    """Clusters run as the gateway's own OS user, with Parhelion's aggregate limits; each
+    process limited and stopped whole (``gateway.groups``)."""
 
 
-class ParhelionSystemUsersBackend(SystemUsersMixin, AggregateLimitsMixin, LocalBackend):
+class ParhelionSystemUsersBackend(SystemUsersMixin, AggregateLimitsMixin, ProcessGroupsMixin, LocalBackend):
     """Clusters run as each user's own account (``gateway.systemusers``), with Parhelion's
-    aggregate limits."""
+    aggregate limits; each process limited and stopped whole (``gateway.groups``)."""
 
 
 def _worker_alive(worker: Any) -> bool:

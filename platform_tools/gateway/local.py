@@ -15,6 +15,7 @@ from platform_tools.gateway.options import cluster_options
 from platform_tools.local.accounts import lock_file
 from platform_tools.local.environment import user_data_environment
 from platform_tools.local.runtime import HOST, LocalRuntime
+from platform_tools.local.servergroup import dask_group_base
 from platform_tools.local.statedir import StateDir
 
 
@@ -49,6 +50,7 @@ def configure_local_gateway(
     c.AggregateLimitsMixin.accounting_url = runtime.accounting_url if platform.accounting.enabled else ""
     c.AggregateLimitsMixin.accounting_token = state.secret("accounting-api-token")[0]
     c.LocalBackend.clusters_directory = str(state.gateway / "clusters")
+    c.ProcessGroupsMixin.dask_group_base = dask_group_base(state.root)  # limits, a stop kills all
     # Each cluster's directory is its user's (0700); they pass through this one (0711) only
     # when clusters run as the users themselves.
     clusters = state.gateway / "clusters"

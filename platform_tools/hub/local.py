@@ -35,6 +35,7 @@ from platform_tools.hub.auth import (
     configure_admission,
     configure_authenticator,
 )
+from platform_tools.hub.limits import configure_limits
 from platform_tools.hub.spawn import SpawnRefused, check_spawn, options_from_form, profile_form
 from platform_tools.hub.spawners import GroupedSimpleSpawner
 from platform_tools.hub.systemusers import SystemUserSpawner
@@ -111,6 +112,7 @@ def _configure_spawner(
     c.SystemUserSpawner.account_prefix = platform.local.accounts.prefix
     accounts = Accounts.of(platform, lock_file(state.root))
     c.Spawner.group_base = group_base(state.root)  # a stop stops all of a server's processes
+    configure_limits(c, runtime.limits, group_base(state.root))  # systemd units, or a warning
     c.Spawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
     server_args = ["--allow-root"] if os.geteuid() == 0 and not system_users else []
     c.Spawner.args = server_args
@@ -165,6 +167,8 @@ def _configure_spawner(
             "PARHELION_IMAGE": config.images[profile.image],
         }
         if account:
+            if hasattr(spawner, "username_template"):  # a systemd unit (hub.limits): as the account
+                spawner.username_template = account.name
             await asyncio.to_thread(provide_notebooks, account.home, notebooks, account.uid, account.gid)
         else:
             provide_notebooks(Path(spawner.home_dir), notebooks)

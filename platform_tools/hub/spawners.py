@@ -3,7 +3,8 @@
 JupyterHub's ``LocalProcessSpawner`` signals the server's pid only; a ``nohup`` job or a
 ``setsid`` daemon a user started from a terminal or kernel outlives the stop, and with it the
 budget cap that asked for the stop. These spawners put each server in its own
-``local.servergroup.ServerGroup`` (a cgroup where the machine allows one) and, after the
+``local.servergroup.ServerGroup`` (a cgroup where the machine allows one, limited to the
+profile's ``cpu_limit`` and ``mem_limit_gib`` that ``before_spawn`` set) and, after the
 usual graceful stop of the server (SIGINT, SIGTERM, SIGKILL to its pid, so that it shuts its
 kernels down cleanly), stop whatever is left of the group and remove its cgroup.
 
@@ -22,6 +23,7 @@ import pwd
 from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
 from traitlets import Unicode
 
+from platform_tools.local.cgroups import Limits
 from platform_tools.local.servergroup import ServerGroup, server_id
 
 
@@ -34,8 +36,13 @@ class GroupedLocalProcessSpawner(LocalProcessSpawner):
         "parhelion-servers", config=True, help="The cgroup folder of this platform's servers."
     )
 
-    def _group(self) -> ServerGroup:
-        return ServerGroup.make(server_id(self.group_base, self.user.name, self.name), self._group_uid())
+    def _group(self, limited: bool = False) -> ServerGroup:
+        """The server's group; ``limited``: with the profile's CPU and memory limits (at start;
+        a stop only needs to find it)."""
+        limits = Limits(self.mem_limit or None, self.cpu_limit or None) if limited else None
+        return ServerGroup.make(
+            server_id(self.group_base, self.user.name, self.name), self._group_uid(), limits=limits
+        )
 
     def _group_uid(self) -> int | None:
         try:
@@ -50,7 +57,10 @@ class GroupedLocalProcessSpawner(LocalProcessSpawner):
 
     def make_preexec_fn(self, name):
         switch_user = super().make_preexec_fn(name)
-        group = self._group()  # made here, in the hub; joined in the child before it runs
+        group = self._group(limited=True)  # made here, in the hub; joined in the child before it runs
+        if group.enforced:
+            limits = ", ".join(group.enforced)
+            self.log.info("Limits of %s's server %r: %s", self.user.name, self.name, limits)
 
         def preexec() -> None:
             group.join()

@@ -45,6 +45,8 @@ class LocalRuntime:
     started_at: float = 0.0
     pids: dict[str, int] = field(default_factory=dict)
     kernel_socket_dir: str = ""  # users' kernels listen on Unix sockets here (local/kernels.py)
+    # what enforces CPU and memory limits (local/cgroups.py enforcement): servers, dask_workers
+    limits: dict[str, str] = field(default_factory=dict)
     #: "simple" or "system-users", decided once by `parhelion up` (PlatformConfig.local_spawner):
     #: hub, gateway, accounting and `class` commands read it here, so a platform.yaml edited
     #: while the platform runs never makes them disagree about whose account a user runs as.

@@ -14,6 +14,12 @@ enforcer stopped the server. So each server's processes are held together:
   (``PARHELION_SERVER``: daemons that keep their environment) and, in ``system-users`` mode,
   every process of the user's uid that no other server of theirs claims. A daemon that both
   clears its environment and double-forks under a shared uid escapes only this fallback.
+
+A group made with ``Limits`` (a server's profile, a Dask worker's size) is also made in the
+hierarchies that limit memory and CPU (``local.cgroups``: the same folder in v2, the v1
+``memory``, ``cpu`` and ``cpuacct`` hierarchies otherwise); the process joins all of them.
+The same class holds a Dask cluster's processes (``dask_group_base``): one group per scheduler
+and per worker, under one folder per cluster.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import signal
 import time
 from collections.abc import Iterable
@@ -28,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from platform_tools.local.cgroups import Limits, apply_limits, limit_roots
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,11 @@ def group_base(state_dir: str | Path) -> str:
     return "parhelion-servers-" + hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
 
 
+def dask_group_base(state_dir: str | Path) -> str:
+    """The cgroup folder of one platform's Dask clusters (``<base>/<cluster>/<process>``)."""
+    return "parhelion-dask-" + hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+
+
 def server_id(base: str, username: str, server_name: str) -> str:
     """One server's name in the cgroup folder and in the marker; safe as a folder name."""
     readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{username}-{server_name}")[:80]
@@ -59,7 +73,7 @@ def usable_cgroup_root(roots: Iterable[Path] = CGROUP_ROOTS) -> Path | None:
     for root in roots:
         if not (root / "cgroup.procs").exists():
             continue
-        probe = root / f"parhelion-probe-{os.getpid()}"
+        probe = root / f"parhelion-probe-{os.getpid()}-{secrets.token_hex(6)}"  # threads probe at once
         try:
             probe.mkdir(exist_ok=True)
             (probe / "cgroup.procs").write_text("")  # an empty write checks the file is ours
@@ -80,26 +94,48 @@ class ServerGroup:
     identity: str  # server_id(...): the cgroup path under the root and the marker's value
     cgroup: Path | None
     uid: int | None = None  # kill the user's processes too, when there is no cgroup
+    limited: tuple[Path, ...] = ()  # the same group in the hierarchies that limit it (v1)
+    enforced: tuple[str, ...] = ()  # the limit files written
 
     @classmethod
-    def make(cls, identity: str, uid: int | None = None, root: Path | None = None) -> ServerGroup:
+    def make(
+        cls,
+        identity: str,
+        uid: int | None = None,
+        root: Path | None = None,
+        limits: Limits | None = None,
+        limit_hierarchies: list[Path] | None = None,
+    ) -> ServerGroup:
+        """The group, made (again) in the membership hierarchy and, with ``limits``, in those
+        that enforce them, with the limits written. A restarted hub re-makes an existing one."""
         root = root if root is not None else usable_cgroup_root()
-        cgroup = None
-        if root is not None:
-            cgroup = root / identity
-            try:
-                cgroup.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                log.warning(
-                    "%s: no cgroup for the server (%s); stopping it by tree and marker", cgroup, error
-                )
-                cgroup = None
-        return cls(identity, cgroup, uid)
+        cgroup = _mkdir(root / identity) if root is not None else None
+        limited: list[Path] = []
+        enforced: list[str] = []
+        if limit_hierarchies is None:
+            limit_hierarchies = limit_roots(probe=limits is not None)
+        hierarchies = limit_hierarchies
+        for hierarchy in hierarchies:
+            if limits is None:  # found to be stopped: the folders it has, none made
+                group = hierarchy / identity if (hierarchy / identity).is_dir() else None
+            else:
+                group = _mkdir(hierarchy / identity)
+            if group is None:
+                continue
+            if cgroup is None or group.resolve() != cgroup.resolve():
+                limited.append(group)
+            if limits is not None:
+                enforced += [f"{group}/{name}" for name in apply_limits(hierarchy, group, limits)]
+        return cls(identity, cgroup, uid, tuple(limited), tuple(enforced))
 
     def join(self) -> None:
-        """Move the calling process into the group (a Popen ``preexec_fn``, before setuid)."""
-        if self.cgroup is not None:
-            (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        """Move the calling process into the group (a Popen ``preexec_fn``, before setuid): the
+        membership hierarchy and every limiting one."""
+        for group in self._dirs():
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    def _dirs(self) -> list[Path]:
+        return ([self.cgroup] if self.cgroup is not None else []) + list(self.limited)
 
     def environment(self) -> dict[str, str]:
         return {MARKER: self.identity}
@@ -177,20 +213,32 @@ class ServerGroup:
         return sorted(signalled)
 
     def remove(self) -> None:
-        if self.cgroup is None:
-            return
-        try:
-            self.cgroup.rmdir()
-        except FileNotFoundError:
-            pass
-        except OSError as error:
-            log.warning("%s not removed: %s", self.cgroup, error)
-            return
-        parent = self.cgroup.parent  # the platform's folder, once its last server is gone
-        try:
-            parent.rmdir()
-        except OSError:
-            pass
+        """The group's folder in every hierarchy, then its parents (the cluster's, the
+        platform's) once they are empty."""
+        for group in self._dirs():
+            try:
+                group.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                log.warning("%s not removed: %s", group, error)
+                continue
+            parent = group
+            for _ in range(self.identity.count("/")):
+                parent = parent.parent
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+
+
+def _mkdir(group: Path) -> Path | None:
+    try:
+        group.mkdir(parents=True, exist_ok=True)
+        return group
+    except OSError as error:
+        log.warning("%s: no cgroup (%s); stopping by tree and marker, no limit there", group, error)
+        return None
 
 
 def _marker(pid: int) -> str | None:

@@ -44,6 +44,7 @@ def status_report(state_dir: Path) -> tuple[bool, str]:
     lines = [
         f"Parhelion is running from {state.root} (pid {holder}, up {uptime / 60:.0f} min)",
         f"  hub: {runtime.hub_url}",
+        "  limits: " + (", ".join(f"{k.replace('_', ' ')} {v}" for k, v in runtime.limits.items()) or "-"),
         f"  {'service':<14}{'pid':>8}  {'process':<9} check",
     ]
     for name, pid in runtime.pids.items():

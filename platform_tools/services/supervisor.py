@@ -32,8 +32,10 @@ from pathlib import Path
 from platform_tools.config import ConfigError, PlatformConfig, load_platform
 from platform_tools.local.accounts import startup_problem
 from platform_tools.local.archive import ArchiveSeeder
+from platform_tools.local.cgroups import enforcement, remove_platform_groups, unenforced_warning
 from platform_tools.local.kernels import socket_base
 from platform_tools.local.runtime import LocalRuntime, Ports
+from platform_tools.local.servergroup import dask_group_base, group_base
 from platform_tools.local.statedir import PRIVATE_UMASK, AlreadyRunning, StateDir
 from platform_tools.pricing.catalog import PriceError
 from platform_tools.pricing.node import configured_node
@@ -148,7 +150,11 @@ def prepare(
         )
     new_secrets = {name for name, make in SECRETS.items() if state.secret(name, make)[1]}
     seed_archives(platform, options, state)
+    limits = enforcement(system_users=platform.local_spawner == "system-users")
+    if unenforced_warning(limits):
+        log.warning("%s", unenforced_warning(limits))
     runtime = LocalRuntime(
+        limits=limits,
         state_dir=str(state.root),
         hub_config_dir=str(options.hub_config_dir.resolve()),
         notebooks_dir=str(options.notebooks_dir.resolve()),
@@ -357,6 +363,7 @@ class Supervisor:
         leftovers = stop_descendants()
         if leftovers:
             log.warning("stopped %d leftover processes: %s", len(leftovers), "; ".join(leftovers))
+        remove_platform_groups([group_base(self.state.root), dask_group_base(self.state.root)])
         self.state.runtime_file.unlink(missing_ok=True)
 
 

@@ -1,29 +1,22 @@
 """Stopping a local server stops everything started from it, as a budget cap needs.
 
-A user's ``nohup`` job and ``setsid`` double-forked daemons (one with its environment cleared)
-are started from a kernel of a real server on the real local platform; the server is then
-stopped through the hub's REST API, as the enforcer stops it. Before the fix only the server's
-pid was signalled and all three ran on.
+The fallback without a cgroup is tested here; the real hub and server (a ``nohup`` job and
+``setsid`` daemons started from a kernel, the server stopped through the hub's REST API) share
+the platform of tests/hub/test_local_resource_limits.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
-from platform_tools.clients.hubadmin import HubAdmin
-from platform_tools.clients.hubclient import HubUser
-from platform_tools.local.servergroup import MARKER, ServerGroup, group_base, server_id
-from tests.platform import platform_config_text, running_platform
+from platform_tools.local.servergroup import MARKER, ServerGroup, server_id
 
 START_ESCAPEES = r"""
 import json, subprocess, time
@@ -47,48 +40,6 @@ def alive(pids) -> list[int]:
         except psutil.Error:
             continue
     return found
-
-
-@pytest.mark.integration
-def test_stopping_a_server_through_the_hub_api_stops_its_nohup_jobs_and_daemons(tmp_path):
-    text = platform_config_text(
-        sample_files=4, **{"dask_gateway:\n  enabled: true\n": "dask_gateway:\n  enabled: false\n"}
-    )
-    escapees: dict[str, int] = {}
-    in_cgroup: list[Path] = []
-    with running_platform(tmp_path, text) as platform:
-        base = group_base(platform.state)
-
-        async def scenario() -> None:
-            async with HubUser(platform.url, "demo", platform.password()) as user:
-                await user.login()
-                await user.start_server()
-                kernel = await user.start_kernel()
-                outputs = await kernel.execute(START_ESCAPEES, timeout=60)
-                started = json.loads("".join(o.get("text", "") for o in outputs if o.get("name") == "stdout"))
-                escapees.update(started)
-                assert len(alive(started.values())) == 3, "all three run while the server runs"
-                in_cgroup.extend(Path("/sys/fs/cgroup").glob(f"*/{base}/*"))
-                token = (platform.state / "secrets" / "admin-api-token").read_text().strip()
-                async with HubAdmin(f"{platform.url}/hub/api", token) as admin:
-                    assert await admin.stop_server("demo")  # as the enforcer: DELETE .../server
-
-        try:
-            asyncio.run(scenario())
-            deadline = time.monotonic() + 15
-            while alive(escapees.values()) and time.monotonic() < deadline:
-                time.sleep(0.3)
-            assert len(escapees) == 3
-            left = {name: pid for name, pid in escapees.items() if alive([pid])}
-            assert not left, f"outlived the stop: {left}"
-            marked = [p.pid for p in psutil.process_iter() if _marker(p.pid) == server_id(base, "demo", "")]
-            assert not marked
-            # here a cgroup hierarchy is writable: the server ran in a cgroup, gone with it
-            assert in_cgroup, "the server ran in a cgroup of its own"
-            assert not list(Path("/sys/fs/cgroup").glob(f"*/{base}/*"))
-        finally:
-            for pid in alive(escapees.values()):
-                os.kill(pid, signal.SIGKILL)
 
 
 def _marker(pid: int) -> str | None:
