@@ -65,6 +65,7 @@ class SystemUsersMixin(LoggingConfigurable):
             os.lchown(path, account.uid, account.gid)
 
     def setup_working_directory(self, cluster):
+        account = self.account(cluster.username)  # before anything is made: a refusal leaves nothing
         workdir = os.path.join(self.clusters_directory, cluster.name)
         certs, logs = self.get_certs_directory(workdir), self.get_logs_directory(workdir)
         paths = [workdir, certs, logs]
@@ -75,7 +76,8 @@ class SystemUsersMixin(LoggingConfigurable):
             with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
                 handle.write(data)
             paths.append(path)
-        self.set_file_permissions(paths, cluster.username)
+        for path in paths:
+            os.lchown(path, account.uid, account.gid)
         return workdir
 
     def make_preexec_fn(self, cluster):
