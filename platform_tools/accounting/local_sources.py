@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -90,15 +90,18 @@ def cluster_observations(clusters: list[dict], node: Node) -> list[Observation]:
     return observations
 
 
-def home_observations(homes: Path, config: PlatformConfig, per_gib_hour: float) -> list[Observation]:
-    """A home folder is a volume of the user's storage quota (uncharged without one)."""
+def home_observations(
+    homes: Mapping[str, Path], config: PlatformConfig, per_gib_hour: float
+) -> list[Observation]:
+    """A home folder is a volume of the user's storage quota (uncharged without one).
+
+    ``homes``: hub user -> their home (``local.homes.user_homes``, wherever the spawner puts it).
+    """
     observations = []
-    if not homes.is_dir():
-        return observations
-    for home in sorted(homes.iterdir()):
-        size = resolve(config, home.name).quota.storage_gib
-        if home.name.startswith(".") or not home.is_dir() or size is None:
-            continue  # ".<user>.closing": a home class close is taking away
+    for username, home in sorted(homes.items()):
+        size = resolve(config, username).quota.storage_gib
+        if size is None:
+            continue
         try:
             life, born = home_lifetime(home)
         except FileNotFoundError:  # removed since it was listed
@@ -106,14 +109,14 @@ def home_observations(homes: Path, config: PlatformConfig, per_gib_hour: float) 
         observations.append(
             Observation(
                 # one lifetime per life of the folder, not per user (see home_lifetime)
-                resource_key=f"storage:{home.name}:home:{life}",
-                username=home.name,
+                resource_key=f"storage:{username}:home:{life}",
+                username=username,
                 kind="storage",
                 started_at=born,
                 rate_per_hour=storage_hourly_cost(size, per_gib_hour),
                 description=f"home volume ({size:g} GiB)",
                 storage_gib=size,
-                previous_key=f"storage:{home.name}:home",  # its key before 2026.11 (issue 17)
+                previous_key=f"storage:{username}:home",  # its key before 2026.11 (issue 17)
             )
         )
     return observations
@@ -127,7 +130,7 @@ class LocalSources:
     hub_token: str
     gateway_url: str | None  # the gateway proxy's origin; None when the gateway is off
     accounting_token: str
-    homes: Path
+    homes: Callable[[PlatformConfig], Mapping[str, Path]]  # user -> home (local.homes.user_homes)
     catalog: Callable[[], PriceCatalog]
     config: Callable[[], PlatformConfig]
 
@@ -143,7 +146,7 @@ class LocalSources:
             )
             observations += cluster_observations(usage["clusters"], node)
         region = config.accounting.virtual_node.region
-        observations += home_observations(self.homes, config, catalog.storage_per_gib_hour(region))
+        observations += home_observations(self.homes(config), config, catalog.storage_per_gib_hour(region))
         return observations
 
     async def _active_users(self) -> list[dict]:

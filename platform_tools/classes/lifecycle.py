@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import shutil
 import tarfile
 from dataclasses import dataclass, field
@@ -23,9 +24,11 @@ from platform_tools.classes.course import class_of, class_spend, report_csv
 from platform_tools.classes.revoke import Revoked, losing_access, revoke_access
 from platform_tools.clients.gatewayadmin import GatewayAdmin
 from platform_tools.clients.hubadmin import HubAdmin
-from platform_tools.config import load_platform
+from platform_tools.config import PlatformConfig, load_platform
 from platform_tools.config.edit import PlatformChange, change_file
+from platform_tools.contract.accounts import user_account, user_home
 from platform_tools.ledger.store import Ledger
+from platform_tools.local.accounts import Account, Accounts, lock_file
 from platform_tools.local.homes import provide_notebooks
 from platform_tools.local.runtime import LocalRuntime
 from platform_tools.local.statedir import StateDir
@@ -47,17 +50,43 @@ def _admin(state: StateDir) -> HubAdmin:
     return HubAdmin(runtime.hub_api_url, state.secret("admin-api-token")[0])
 
 
+def running_spawner(state: StateDir, config: PlatformConfig) -> str:
+    """The spawner of the platform at ``state``: as its `parhelion up` decided (runtime.json)
+    while it runs, else as it will decide."""
+    if state.runtime_file.exists():
+        return LocalRuntime.load(state.runtime_file).spawner_of(config)
+    return config.local_spawner
+
+
+def make_accounts(state: StateDir, config: PlatformConfig, members: list[str]) -> list[Account]:
+    """The members' Unix accounts (system-users, as root), so that 9:00 does not wait on
+    useradd; none otherwise (simple: no accounts; not root: made at each first start)."""
+    if running_spawner(state, config) != "system-users" or os.geteuid() != 0:
+        return []
+    accounts = Accounts.of(config, lock_file(state.root))
+    return [accounts.ensure(user) for user in members]
+
+
 async def prewarm_local(state: StateDir, name: str, notebooks: Path) -> tuple[list[str], list[str]]:
-    """Create the class's users in the hub and their homes; (users created, homes made)."""
+    """Create the class's users in the hub, their accounts (system-users) and their homes;
+    (users created, homes made)."""
     config = load_platform(state.platform_file)
     group = class_of(config, name)
     async with _admin(state) as admin:
         created = await admin.create_users(list(group.members))
-    homes = [user for user in group.members if provide_notebooks(state.homes / user, notebooks)]
+    spawner = running_spawner(state, config)
+    owners = {
+        a.name: (a.uid, a.gid) for a in await asyncio.to_thread(make_accounts, state, config, group.members)
+    }
+    homes = []
+    for user in group.members:
+        owner = owners.get(user_account(config, user), (None, None))
+        if provide_notebooks(user_home(config, spawner, state.homes, user), notebooks, *owner):
+            homes.append(user)
     return created, homes
 
 
-def _close_home(home: Path, policy: str, archives: Path) -> str:
+def _close_home(home: Path, user: str, policy: str, archives: Path) -> str:
     """Archive and delete, or delete, one home - safely if interrupted and run again.
 
     The home is first moved aside in its own folder (one rename), so the user's directory is
@@ -67,16 +96,16 @@ def _close_home(home: Path, policy: str, archives: Path) -> str:
     a home moved aside is archived again from the whole copy, one marked done is deleted,
     and a complete archive is never overwritten by a half-deleted home.
     """
-    user = home.name
-    aside, done = home.parent / f".{user}.closing", home.parent / f".{user}.closed"
+    aside, done = home.parent / f".{home.name}.closing", home.parent / f".{home.name}.closed"
     target = archives / f"{user}.tar.gz"
     if home.exists() and not aside.exists() and not done.exists():
         home.replace(aside)
     if aside.exists():
         if policy == "archive":
-            archives.mkdir(parents=True, exist_ok=True)
+            private_folder(archives)  # the platform's alone: every student's files are in it
             partial = archives / f".{user}.tar.gz.partial"
-            with tarfile.open(partial, "w:gz") as archive:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
                 archive.add(aside, arcname=user)
             partial.replace(target)
         aside.replace(done)
@@ -120,14 +149,15 @@ async def close_local(
 
     homes: dict[str, str] = {}
     policy = group.course.homes
+    spawner = running_spawner(state, config)
     for user in group.members:
-        home = state.homes / user
+        home = user_home(config, spawner, state.homes, user)
         if user in keeping:
             homes[user] = "kept (keeps access)" if home.exists() else "none"
         elif policy == "keep":
             homes[user] = "kept" if home.exists() else "none"
         else:
-            homes[user] = _close_home(home, policy, state.root / "archives" / name)
+            homes[user] = _close_home(home, user, policy, state.root / "archives" / name)
 
     ledger_file = state.root / "accounting.sqlite"
     spend = {user: 0.0 for user in group.members}
@@ -138,9 +168,19 @@ async def close_local(
         finally:
             ledger.close()
     report = state.root / "reports" / f"{name}.csv"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(report_csv(spend, group.budget.usd))
+    private_folder(report.parent)  # everyone's spend
+    with os.fdopen(os.open(report, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(report_csv(spend, group.budget.usd))
     return CloseResult(stopped, homes, report, sum(spend.values()), revoked, keeping, running)
+
+
+def private_folder(path: Path) -> None:
+    """``path`` and its parents made 0700: the state directory may be passable (0711, for
+    system-users' Dask clusters), so what is in it must not be readable by name."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    if path.parent.name == "archives":
+        os.chmod(path.parent, 0o700)
 
 
 def run(coro):

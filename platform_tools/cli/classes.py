@@ -23,6 +23,7 @@ from platform_tools.clients.gatewayadmin import GatewayAdminError
 from platform_tools.clients.hubadmin import HubAdminError
 from platform_tools.config import ConfigError, load_platform
 from platform_tools.config.edit import PlatformChange, change_file
+from platform_tools.local.accounts import AccountError
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -84,6 +85,7 @@ def _create(args: argparse.Namespace) -> int:
     for target in targets:
         before, after = change_file(target, change)
         print(f"{target}: class {args.name!r} {'set' if before != after else 'unchanged'}")
+    _make_accounts(args, targets[-1], list(group["members"]))
     if args.passwords:
         issued = issue_passwords(auth, _state_dir(args), group["members"], args.passwords, args.reissue)
         if issued.issued:
@@ -95,6 +97,23 @@ def _create(args: argparse.Namespace) -> int:
             print(f"{len(issued.kept)} students already have a password, kept (--reissue for new ones)")
     print(f"{len(group['members'])} students; before the first session: parhelion class prewarm {args.name}")
     return 0
+
+
+def _make_accounts(args: argparse.Namespace, platform_file: Path, members: list[str]) -> None:
+    """system-users: the students' Unix accounts now, not while the class waits at 9:00."""
+    import os
+
+    from platform_tools.classes.lifecycle import make_accounts, running_spawner
+    from platform_tools.local.statedir import StateDir
+
+    state, config = StateDir(_state_dir(args)), load_platform(platform_file)
+    if running_spawner(state, config) != "system-users":
+        return
+    if os.geteuid() != 0:
+        print("accounts: made at each student's first start (run as root to make them now)")
+        return
+    made = make_accounts(state, config, members)
+    print(f"accounts: {len(made)} ready ({made[0].name}, ...)" if made else "accounts: none")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -213,6 +232,7 @@ def _guarded(command):
             HubAdminError,
             GatewayAdminError,
             PasswordIssueError,
+            AccountError,
         ) as error:
             print(error, file=sys.stderr)
             return 1

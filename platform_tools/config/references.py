@@ -7,7 +7,6 @@ each with the exact path of the offending field, so a person fixes them in one p
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -17,12 +16,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from platform_tools.config.models import PlatformConfig
 
 Loc = tuple[str | int, ...]
-
-#: A username that is also a valid OS account name (shadow's useradd, Debian's adduser).
-LOCAL_ACCOUNT_PATTERN = r"^[a-z][a-z0-9._-]{0,31}$"
-LOCAL_ACCOUNT_MEANING = (
-    "an account name is 1-32 lower-case letters, digits, '.', '_' or '-', starting with a letter"
-)
 
 
 class ReferenceIssues(ValueError):
@@ -132,30 +125,7 @@ def reference_issues(config: PlatformConfig) -> list[tuple[Loc, str]]:
             )
         else:
             seen[port] = key
-
-    if config.local.spawner == "system-users":
-        issues += _local_account_issues(config)
     return issues
-
-
-def _local_account_issues(config: PlatformConfig) -> list[tuple[Loc, str]]:
-    """With ``local.spawner: system-users`` every username is an OS account's name, so it
-    must also be one ``useradd`` accepts and every tool reads the same way. The general
-    pattern (``models_base.USERNAME_PATTERN``) allows what Kubernetes escapes and OS accounts
-    refuse: '@' (an email-like login), all digits (read as a uid by chown and ps), more than
-    32 characters (utmp's limit)."""
-    places: list[tuple[Loc, str]] = [
-        (("hub", "admin_users", i), n) for i, n in enumerate(config.hub.admin_users)
-    ]
-    places += [(("hub", "users", i), n) for i, n in enumerate(config.hub.users)]
-    for group_name, group in config.groups.items():
-        places += [(("groups", group_name, "members", i), n) for i, n in enumerate(group.members)]
-    places += [(("users", n), n) for n in config.users]
-    return [
-        (loc, f"{name!r} cannot be a local account with local.spawner system-users: {LOCAL_ACCOUNT_MEANING}")
-        for loc, name in places
-        if not re.fullmatch(LOCAL_ACCOUNT_PATTERN, name)
-    ]
 
 
 def _class_issues(config: PlatformConfig, name: str, group) -> list[tuple[Loc, str]]:

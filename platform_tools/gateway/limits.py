@@ -57,6 +57,7 @@ from platform_tools.config.policy import resolve
 from platform_tools.contract.services import AccountingPath, GatewayPath, accounting_api
 from platform_tools.contract.tokens import authorization, token_matches
 from platform_tools.gateway.groups import ProcessGroupsMixin
+from platform_tools.gateway.systemusers import SystemUsersMixin
 
 GIB = 2**30
 
@@ -410,9 +411,9 @@ class ParhelionLocalBackend(AggregateLimitsMixin, ProcessGroupsMixin, UnsafeLoca
     process limited and stopped whole (``gateway.groups``)."""
 
 
-class ParhelionSystemUsersBackend(AggregateLimitsMixin, ProcessGroupsMixin, LocalBackend):
-    """Clusters run as each user's OS account, with Parhelion's aggregate limits; each
-    process limited and stopped whole (``gateway.groups``)."""
+class ParhelionSystemUsersBackend(SystemUsersMixin, AggregateLimitsMixin, ProcessGroupsMixin, LocalBackend):
+    """Clusters run as each user's own account (``gateway.systemusers``), with Parhelion's
+    aggregate limits; each process limited and stopped whole (``gateway.groups``)."""
 
 
 def _worker_alive(worker: Any) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from platform_tools.config import PlatformConfig, load_platform
 from platform_tools.contract.services import GATEWAY_PREFIX, GATEWAY_SERVICE
 from platform_tools.gateway.options import cluster_options
+from platform_tools.local.accounts import lock_file
 from platform_tools.local.environment import user_data_environment
 from platform_tools.local.runtime import HOST, LocalRuntime
 from platform_tools.local.servergroup import dask_group_base
@@ -32,12 +33,18 @@ def configure_local_gateway(
     c.Proxy.tcp_address = f"{HOST}:{runtime.ports.gateway_scheduler}"
     c.Proxy.prefix = GATEWAY_PREFIX
 
-    # As root with no system accounts, clusters run as the gateway's own user.
+    # system-users: clusters as each user's own account, the one their server runs as;
+    # simple: as the gateway's own OS user. As `parhelion up` decided at start.
+    system_users = runtime.spawner_of(platform) == "system-users"
     c.DaskGateway.backend_class = (
         "platform_tools.gateway.limits.ParhelionSystemUsersBackend"
-        if platform.local.spawner == "system-users"
+        if system_users
         else "platform_tools.gateway.limits.ParhelionLocalBackend"
     )
+    c.SystemUsersMixin.platform_name = platform.name
+    c.SystemUsersMixin.account_prefix = platform.local.accounts.prefix
+    c.SystemUsersMixin.home_root = str(platform.local.accounts.home_root)
+    c.SystemUsersMixin.accounts_lock = str(lock_file(state.root))
     # Per-user aggregate limits and budgets (platform.yaml re-read when it changes).
     c.AggregateLimitsMixin.platform_config_path = str(state.platform_file)
     c.AggregateLimitsMixin.accounting_url = runtime.accounting_url if platform.accounting.enabled else ""
@@ -48,7 +55,7 @@ def configure_local_gateway(
     # when clusters run as the users themselves.
     clusters = state.gateway / "clusters"
     clusters.mkdir(parents=True, exist_ok=True)
-    clusters.chmod(0o711 if platform.local.spawner == "system-users" else 0o700)
+    clusters.chmod(0o711 if system_users else 0o700)
     # distributed no longer ships dask-scheduler / dask-worker scripts.
     c.LocalClusterConfig.scheduler_cmd = [str(venv_bin / "dask"), "scheduler"]
     c.LocalClusterConfig.worker_cmd = [str(venv_bin / "dask"), "worker"]

@@ -9,8 +9,8 @@ the hub) and the roles they need.
 
 from __future__ import annotations
 
+import asyncio
 import os
-import pwd
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,9 +40,11 @@ from platform_tools.hub.auth import (
 from platform_tools.hub.limits import configure_limits
 from platform_tools.hub.passwords import configure_password_login
 from platform_tools.hub.proxy import PatientProxy
-from platform_tools.hub.spawn import check_spawn, options_from_form, profile_form
-from platform_tools.hub.spawners import GroupedLocalProcessSpawner, GroupedSimpleSpawner
+from platform_tools.hub.spawn import SpawnRefused, check_spawn, options_from_form, profile_form
+from platform_tools.hub.spawners import GroupedSimpleSpawner
 from platform_tools.hub.spawnqueue import default_concurrent_spawns
+from platform_tools.hub.systemusers import SystemUserSpawner
+from platform_tools.local.accounts import AccountError, Accounts, lock_file
 from platform_tools.local.environment import user_data_environment
 from platform_tools.local.homes import provide_notebooks
 from platform_tools.local.kernels import kernel_settings
@@ -114,8 +116,11 @@ def _configure_spawner(
     c: Any, platform: PlatformConfig, runtime: LocalRuntime, state: StateDir, live: LiveConfig
 ) -> None:
     venv_bin = Path(sys.executable).parent
-    system_users = platform.local.spawner == "system-users"
-    c.JupyterHub.spawner_class = GroupedLocalProcessSpawner if system_users else GroupedSimpleSpawner
+    mode = runtime.spawner_of(platform)  # as `parhelion up` decided at start
+    system_users = mode == "system-users"
+    c.JupyterHub.spawner_class = SystemUserSpawner if system_users else GroupedSimpleSpawner
+    c.SystemUserSpawner.account_prefix = platform.local.accounts.prefix
+    accounts = Accounts.of(platform, lock_file(state.root))
     c.Spawner.group_base = group_base(state.root)  # a stop stops all of a server's processes
     configure_limits(c, runtime.limits, group_base(state.root))  # systemd units, or a warning
     c.Spawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
@@ -153,7 +158,7 @@ def _configure_spawner(
 
     async def before_spawn(spawner: Any) -> None:
         """Quota and budget checks, then the chosen profile's sizes, then the home."""
-        name = await check_spawn(spawner, live, accounting_url, accounting_token)
+        name = await check_spawn(spawner, live, accounting_url, accounting_token, mode)
         config = live.current()
         profile = config.profiles[name]
         spawner.cpu_limit = profile.cpu_limit
@@ -161,8 +166,9 @@ def _configure_spawner(
         spawner.mem_limit = int(profile.mem_limit_gib * 2**30)
         spawner.mem_guarantee = int(profile.mem_guarantee_gib * 2**30)
         spawner.user_options = {**(spawner.user_options or {}), "profile": name}
-        account = pwd.getpwnam(spawner.user.name) if system_users else None
-        owner = (account.pw_uid, account.pw_gid) if account else (None, None)
+        # made on first start (useradd, flock): off the event loop, where 40 others are starting
+        account = await asyncio.to_thread(_account, accounts, spawner) if system_users else None
+        owner = (account.uid, account.gid) if account else (None, None)
         kernel_environment, kernel_args = kernel_settings(
             runtime.kernel_socket_dir, spawner.user.name, *owner
         )
@@ -174,11 +180,25 @@ def _configure_spawner(
             "PARHELION_IMAGE": config.images[profile.image],
         }
         if account:
-            provide_notebooks(Path(account.pw_dir), notebooks, account.pw_uid, account.pw_gid)
+            if hasattr(spawner, "username_template"):  # a systemd unit (hub.limits): as the account
+                spawner.username_template = account.name
+            await asyncio.to_thread(provide_notebooks, account.home, notebooks, account.uid, account.gid)
         else:
             provide_notebooks(Path(spawner.home_dir), notebooks)
 
     c.Spawner.pre_spawn_hook = before_spawn
+
+
+def _account(accounts: Accounts, spawner: Any):
+    """The user's account, made if new; a refusal (an account Parhelion did not make) is the
+    sentence the person reads, and the admin's log line."""
+    try:
+        return accounts.ensure(spawner.user.name)
+    except AccountError as exc:
+        spawner.log.error("refused to start %s's server: %s", spawner.user.name, exc)
+        raise SpawnRefused(
+            "Your account on this machine cannot be set up; the admins have been told why."
+        ) from exc
 
 
 def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime, state: StateDir) -> None:

@@ -19,7 +19,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from platform_tools.config.live import LiveConfig
-from platform_tools.config.policy import access_problem, resolve
+from platform_tools.config.policy import access_problem, isolation_problem, resolve
 from platform_tools.contract.services import AccountingPath, accounting_api
 from platform_tools.contract.tokens import authorization
 
@@ -60,16 +60,26 @@ def options_from_form(formdata: dict[str, list[str]]) -> dict[str, Any]:
     return {"profile": (formdata.get("profile") or [""])[0]}
 
 
-async def check_spawn(spawner: Any, live: LiveConfig, accounting_url: str | None, token: str) -> str:
+async def check_spawn(
+    spawner: Any, live: LiveConfig, accounting_url: str | None, token: str, local_spawner: str | None = None
+) -> str:
     """Refuse (SpawnRefused) or return the profile to start.
 
-    ``accounting_url`` is the accounting service's origin as registered with the hub.
+    ``accounting_url`` is the accounting service's origin as registered with the hub;
+    ``local_spawner`` the spawner a local platform runs with (None on Kubernetes).
     """
     config = live.current()
     username = spawner.user.name
     refused = access_problem(config, username)
     if refused:  # before anything else, accounting or not: a closed class runs nothing more
         raise SpawnRefused(refused)
+    isolation = local_spawner and isolation_problem(config, local_spawner)
+    if isolation:  # a roster added to a platform started for one person: nobody shares an account
+        log.error("refused to start %s's server: %s (restart `parhelion up` to apply)", username, isolation)
+        raise SpawnRefused(
+            "This machine is not set up to keep its users apart yet, so no server starts. "
+            f"Contact {config.accounting.contact}."
+        )
     policy = resolve(config, username)
     profile = (spawner.user_options or {}).get("profile") or policy.default_profile or ""
     problem = policy.profile_problem(profile, config.accounting.contact)

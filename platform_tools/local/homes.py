@@ -7,6 +7,9 @@ import os
 import shutil
 from pathlib import Path
 
+from platform_tools.config import PlatformConfig
+from platform_tools.contract.accounts import user_home
+
 log = logging.getLogger(__name__)
 
 NOTEBOOKS_FOLDER = "notebooks"
@@ -28,6 +31,31 @@ def provide_notebooks(home: Path, notebooks: Path, uid: int | None = None, gid: 
             os.chown(path, uid, gid if gid is not None else -1)
     log.info("copied notebooks into %s", target)
     return True
+
+
+def user_homes(platform: PlatformConfig, spawner: str, state_homes: Path) -> dict[str, Path]:
+    """Every hub user's home that exists now, by hub name, where ``contract.accounts.user_home``
+    puts it: what the meter charges (and the storage quota measures).
+
+    ``simple``: the folders of the state directory's ``homes/`` (a home kept after its user left
+    platform.yaml is still there, and still charged); ``system-users``: the home of every name
+    platform.yaml lists anywhere (closed classes too), as the accounts' names cannot all be read
+    back into hub names (a long name is a hash). A home being closed (``.<name>.closing``) is none.
+    """
+    if spawner == "system-users":
+        names = set(platform.hub.admin_users) | set(platform.hub.users) | set(platform.users)
+        for group in platform.groups.values():
+            names.update(group.members)
+    elif state_homes.is_dir():
+        names = {path.name for path in state_homes.iterdir() if not path.name.startswith(".")}
+    else:
+        names = set()
+    homes = {}
+    for name in sorted(names):
+        home = user_home(platform, spawner, state_homes, name)
+        if home.is_dir() and not home.is_symlink():
+            homes[name] = home
+    return homes
 
 
 _STATX_BTIME = 0x800

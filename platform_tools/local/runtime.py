@@ -12,8 +12,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from platform_tools.contract.services import GATEWAY_PREFIX, hub_api
+
+if TYPE_CHECKING:
+    from platform_tools.config import PlatformConfig
 
 HOST = "127.0.0.1"
 
@@ -43,6 +47,14 @@ class LocalRuntime:
     kernel_socket_dir: str = ""  # users' kernels listen on Unix sockets here (local/kernels.py)
     # what enforces CPU and memory limits (local/cgroups.py enforcement): servers, dask_workers
     limits: dict[str, str] = field(default_factory=dict)
+    #: "simple" or "system-users", decided once by `parhelion up` (PlatformConfig.local_spawner):
+    #: hub, gateway, accounting and `class` commands read it here, so a platform.yaml edited
+    #: while the platform runs never makes them disagree about whose account a user runs as.
+    spawner: str = ""
+
+    def spawner_of(self, platform: PlatformConfig) -> str:
+        """The running spawner (a runtime.json from before it was recorded: the config's)."""
+        return self.spawner or platform.local_spawner
 
     # --------------------------------------------------------------------- URLs
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from platform_tools.config import ConfigError, PlatformConfig, load_platform
+from platform_tools.local.accounts import startup_problem
 from platform_tools.local.archive import ArchiveSeeder
 from platform_tools.local.cgroups import enforcement, remove_platform_groups, unenforced_warning
 from platform_tools.local.kernels import socket_base
@@ -98,10 +99,15 @@ def run_up(options: UpOptions) -> int:
             print(f"  {issue}", file=sys.stderr)
         return 1
     state = StateDir(options.state_dir or platform.local.state_dir)
+    spawner = platform.local_spawner  # decided once: recorded in runtime.json for every service
+    refused = startup_problem(platform, spawner, state.root)
+    if refused:
+        print(f"parhelion up: {refused}. Nothing was started.", file=sys.stderr)
+        return 1
     # Every file the platform and its services make (ledger, logs, runtime.json) is private.
     os.umask(PRIVATE_UMASK)
     try:
-        state.prepare(traversable=platform.local.spawner == "system-users")
+        state.prepare(traversable=spawner == "system-users")
         state.acquire()
     except AlreadyRunning as exc:
         print(f"parhelion up: {exc}", file=sys.stderr)
@@ -144,7 +150,7 @@ def prepare(
         )
     new_secrets = {name for name, make in SECRETS.items() if state.secret(name, make)[1]}
     seed_archives(platform, options, state)
-    limits = enforcement(system_users=platform.local.spawner == "system-users")
+    limits = enforcement(system_users=platform.local_spawner == "system-users")
     if unenforced_warning(limits):
         log.warning("%s", unenforced_warning(limits))
     runtime = LocalRuntime(
@@ -158,6 +164,7 @@ def prepare(
         supervisor_pid=os.getpid(),
         started_at=time.time(),
         kernel_socket_dir=str(kernel_sockets),
+        spawner=platform.local_spawner,
     )
     runtime.save(state.runtime_file)
     return runtime, new_secrets

@@ -11,11 +11,11 @@ import pytest
 from platform_tools.accounting.local_sources import home_observations
 from platform_tools.config import parse_platform
 from platform_tools.ledger.store import Ledger
+from platform_tools.local.homes import user_homes
 
 pytestmark = pytest.mark.unit
 
-CONFIG = parse_platform(
-    """
+TEXT = """
 name: homes
 images: {base: "example.org/base:2026.11.0"}
 profiles:
@@ -24,7 +24,7 @@ profiles:
 accounting:
   defaults_quota: {storage_gib: 10}
 """
-)
+CONFIG = parse_platform(TEXT)
 PER_GIB_HOUR = 0.08 / 730  # gp3's $/GiB-month as an hourly rate
 
 
@@ -37,17 +37,21 @@ def test_a_recreated_home_is_not_charged_for_the_gap(tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     ledger.migrate()
 
-    first = home_observations(homes, CONFIG, PER_GIB_HOUR)
+    first = home_observations(user_homes(CONFIG, "simple", homes), CONFIG, PER_GIB_HOUR)
     time.sleep(0.5)
-    ledger.record_sample(time.time(), home_observations(homes, CONFIG, PER_GIB_HOUR))
+    ledger.record_sample(
+        time.time(), home_observations(user_homes(CONFIG, "simple", homes), CONFIG, PER_GIB_HOUR)
+    )
     shutil.rmtree(homes / "ann")  # a class closed, say: the home is deleted
     ledger.record_sample(time.time(), [])
     time.sleep(2)
     (homes / "ann").mkdir()  # a new class: ext4 often hands out the inode just freed
-    again = home_observations(homes, CONFIG, PER_GIB_HOUR)
+    again = home_observations(user_homes(CONFIG, "simple", homes), CONFIG, PER_GIB_HOUR)
     assert again[0].resource_key != first[0].resource_key
     time.sleep(0.5)
-    ledger.record_sample(time.time(), home_observations(homes, CONFIG, PER_GIB_HOUR))
+    ledger.record_sample(
+        time.time(), home_observations(user_homes(CONFIG, "simple", homes), CONFIG, PER_GIB_HOUR)
+    )
 
     lives = sorted(ledger.lifetimes("ann"), key=lambda row: row.started_at)
     assert len(lives) == 2
@@ -57,3 +61,28 @@ def test_a_recreated_home_is_not_charged_for_the_gap(tmp_path):
     charged = ledger.spend("ann", 0, time.time() + 60)
     assert charged == pytest.approx(10 * PER_GIB_HOUR * lived / 3600, rel=1e-6)
     ledger.close()
+
+
+def test_system_users_homes_are_measured_where_the_accounts_are(tmp_path):
+    """system-users: a hub user's home is their account's (contract.accounts.user_home), not a
+    folder of the state directory; it is charged under the hub name, a long or '@' name too,
+    and a folder nobody in platform.yaml owns (another account's) is not charged to anyone."""
+    from platform_tools.contract.accounts import user_home
+
+    home_root = tmp_path / "home"
+    config = parse_platform(
+        TEXT + f"hub: {{users: [ann@uni.edu, bob]}}\nlocal: {{accounts: {{home_root: {home_root}}}}}\n"
+    )
+    state_homes = tmp_path / "state" / "homes"
+    (state_homes / "bob").mkdir(parents=True)  # a simple-mode leftover: not bob's home now
+    for name in ("ann@uni.edu", "bob"):
+        user_home(config, "system-users", state_homes, name).mkdir(parents=True)
+    (home_root / "someone-else").mkdir()
+    homes = user_homes(config, "system-users", state_homes)
+    assert homes == {
+        "ann@uni.edu": home_root / "jupyter-ann_uni.edu-1ed43325",
+        "bob": home_root / "jupyter-bob",
+    }
+    charged = home_observations(homes, config, PER_GIB_HOUR)
+    assert sorted(o.username for o in charged) == ["ann@uni.edu", "bob"]
+    assert user_homes(config, "simple", state_homes) == {"bob": state_homes / "bob"}

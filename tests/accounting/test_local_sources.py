@@ -141,7 +141,7 @@ def test_the_meter_follows_the_hubs_pages(paged_hub, tmp_path):
         hub_token=token,
         gateway_url=None,
         accounting_token="",
-        homes=tmp_path / "no-homes",
+        homes=lambda config: {},
         catalog=PriceCatalog.load,
         config=lambda: CONFIG,
     )

@@ -3,6 +3,14 @@ platform.yaml holds it, every bad roster row named with nothing written, close's
 
 from __future__ import annotations
 
+import os
+import pwd
+import secrets
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from platform_tools.config import load_platform
@@ -123,3 +131,39 @@ def test_close_without_a_running_platform_archives_homes_and_reports(files):
     assert report[-1].startswith("TOTAL,0.0000,45,")
     closed = load_platform(config)
     assert closed.groups["helio-school"].closed and "student001" not in closed.allowed_users
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making Unix accounts needs root")
+def test_system_users_create_makes_the_accounts_and_close_archives_their_homes(files):
+    """system-users: `class create` makes each student's account (9:00 does not wait on
+    useradd); `class close` archives the home where the account has it, under the hub name."""
+    from tests.local.test_accounts import remove_accounts
+
+    config, roster, state = files
+    prefix = f"pt{secrets.token_hex(3)}-"
+    homes = Path(tempfile.mkdtemp(prefix="parhelion-homes-"))
+    os.chmod(homes, 0o755)
+    config.write_text(
+        config.read_text().replace(
+            "  spawner: simple\n  trusted: true\n",
+            f"  spawner: system-users\n  accounts: {{prefix: {prefix}, home_root: {homes}}}\n",
+        )
+    )
+    try:
+        done = create(config, roster, state)
+        assert done.returncode == 0, done.stderr
+        assert f"accounts: 3 ready ({prefix}student001, ...)" in done.stdout
+        account = pwd.getpwnam(f"{prefix}student001")
+        assert account.pw_dir == str(homes / f"{prefix}student001")
+        (Path(account.pw_dir) / "work.ipynb").write_text("{}")
+        done = run_parhelion(
+            "class", "close", "helio-school", "--config", str(config), "--state-dir", str(state)
+        )
+        assert done.returncode == 0, done.stderr
+        assert "3 archived" in done.stdout, done.stdout
+        with tarfile.open(state / "archives" / "helio-school" / "student001.tar.gz") as archive:
+            assert "student001/work.ipynb" in archive.getnames()
+        assert not Path(account.pw_dir).exists()
+    finally:
+        remove_accounts(prefix)
+        shutil.rmtree(homes, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from platform_tools.config import ConfigError, parse_platform
@@ -171,31 +173,29 @@ groups:
     assert issue.line is not None
 
 
-def test_system_users_need_names_that_are_os_accounts():
-    """With system-users each hub user is an OS account: names useradd refuses (an '@', all
-    digits, longer than 32) are refused where they appear, with the field named; the same
-    names stay valid where no OS account is made (Kubernetes, the simple spawner)."""
+def test_system_users_take_any_hub_name_through_the_account_prefix():
+    """With system-users each hub user runs as ``local.accounts.prefix`` + their name
+    (contract.accounts): names useradd would refuse as they are (an '@', all digits, longer
+    than 32) are valid hub names, each with an account name useradd takes, no two the same."""
+    from platform_tools.contract.accounts import user_account
+
     long_name = "a" * 33
     text = (
         MINIMAL
         + f"""
 hub:
   admin_users: [root-admin]
-  users: [ann@uni.edu, {long_name}]
+  users: [ann@uni.edu, {long_name}, root]
 groups:
   school:
     members: [ok, "12345"]
 users:
   {long_name}: {{}}
+local: {{spawner: system-users}}
 """
     )
-    assert parse_platform(text).hub.users == ["ann@uni.edu", long_name]  # simple spawner: fine
-    with pytest.raises(ConfigError) as error:
-        parse_platform(text + "local: {spawner: system-users}\n", "platform.yaml")
-    found = {issue.field: issue.message for issue in error.value.issues}
-    assert set(found) == {"hub.users[0]", "hub.users[1]", "groups.school.members[1]", f"users.{long_name}"}
-    assert found["hub.users[0]"] == (
-        "'ann@uni.edu' cannot be a local account with local.spawner system-users: an account name is "
-        "1-32 lower-case letters, digits, '.', '_' or '-', starting with a letter"
-    )
-    assert all(issue.line is not None for issue in error.value.issues)
+    config = parse_platform(text, "platform.yaml")
+    names = ["ann@uni.edu", long_name, "root", "ok", "12345", "root-admin"]
+    accounts = [user_account(config, name) for name in names]
+    assert all(re.fullmatch(r"jupyter-[a-z0-9_.-]{1,24}", account) for account in accounts), accounts
+    assert len(set(accounts)) == len(names) and "root" not in accounts

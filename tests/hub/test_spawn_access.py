@@ -93,3 +93,19 @@ def test_the_accounting_checks_refuse_a_closed_class_for_servers_and_clusters(ex
         assert check_cluster(config, ledger, "ta1").allowed
     finally:
         ledger.close()
+
+
+def test_a_roster_added_to_a_one_person_platform_starts_nothing_until_restarted(
+    example_text, tmp_path, caplog
+):
+    """`parhelion up` chose simple for one trusted person; a roster edited in while it runs
+    (trusted taken out) must not put the newcomers on the same OS account: the person reads a
+    sentence, the admin a log line naming the field. Kubernetes (no local spawner) is unaffected."""
+    path = tmp_path / "platform.yaml"
+    path.write_text(school_text(example_text).replace("  trusted: true\n", ""))
+    live = LiveConfig(path)
+    with caplog.at_level("ERROR"), pytest.raises(hub_spawn.SpawnRefused) as refused:
+        asyncio.run(hub_spawn.check_spawn(spawner("ta1"), live, None, "", "simple"))
+    assert "not set up to keep its users apart" in refused.value.jupyterhub_message
+    assert "local.spawner: simple runs every server as one OS account" in caplog.text
+    assert asyncio.run(hub_spawn.check_spawn(spawner("ta1"), live, None, "", None)) == "small"

@@ -46,7 +46,7 @@ def kube_environ(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_both_backends_sources_implement_the_protocol(tmp_path):
     factory = AccountingFactory(Settings.kubernetes(kube_environ(tmp_path)))
     kubernetes = factory.kubernetes_sources("parhelion")
-    local = factory.local_sources(tmp_path / "homes")
+    local = factory.local_sources(lambda config: {})
     assert isinstance(kubernetes, KubernetesSources) and isinstance(kubernetes, Sources)
     assert isinstance(local, LocalSources) and isinstance(local, Sources)
 

@@ -216,6 +216,44 @@ def test_invalid_config_starts_nothing(tmp_path):
     assert not state.exists()
 
 
+ONE_PERSON = "  spawner: simple\n  trusted: true\n"
+
+
+@pytest.mark.parametrize(
+    ("local", "said"),
+    [
+        # two people (admin, demo) as one OS account: refused, the field named
+        ("  spawner: simple\n", "local.spawner: simple runs every server as one OS account, but 2 people"),
+        # the default for two people is system-users, where one shared password is refused
+        ("", "hub.auth: shared-password lets anyone who knows the password log in as any of the 2"),
+    ],
+)
+def test_several_people_are_never_served_as_one_account_unless_trusted(tmp_path, local, said):
+    config = tmp_path / "platform.yaml"
+    config.write_text(platform_config_text().replace(ONE_PERSON, local))
+    state = tmp_path / "state"
+    result = run_parhelion(
+        "up", "--config", str(config), "--state-dir", str(state), "--free-ports", timeout=60
+    )
+    assert result.returncode == 1
+    assert said in result.stderr and "local.trusted: true" in result.stderr
+    assert "Nothing was started" in result.stderr and not state.exists()
+
+
+def test_system_users_without_root_is_refused_with_the_way_out(tmp_path, monkeypatch, capsys):
+    """Making accounts and switching to them needs root: said before anything starts."""
+    from platform_tools.services.supervisor import UpOptions, run_up
+
+    config = tmp_path / "platform.yaml"
+    text = platform_config_text().replace(ONE_PERSON, "  spawner: system-users\n  trusted: true\n")
+    config.write_text(text)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert run_up(UpOptions(config=config, state_dir=tmp_path / "state")) == 1
+    said = capsys.readouterr().err
+    assert "system-users runs each person as their own Unix account" in said
+    assert "run `sudo parhelion up`" in said and not (tmp_path / "state").exists()
+
+
 def test_sample_size_is_set_by_a_flag(tmp_path):
     with running_platform(tmp_path, platform_config_text(), ["--sample-files", "5"]) as platform:
         series = list((platform.state / "archive" / "helio-sample").rglob("aia_synthetic_*.fits"))

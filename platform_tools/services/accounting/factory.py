@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from platform_tools.accounting.sources import Sources
 from platform_tools.accounting.storage import StorageGauge, local_homes
 from platform_tools.classes.lifecycle import prewarm_local
 from platform_tools.classes.sessions import SessionScheduler
+from platform_tools.config import PlatformConfig
 from platform_tools.config.live import LiveConfig
 from platform_tools.contract.services import (
     ACCOUNTING_PREFIX,
@@ -33,6 +34,7 @@ from platform_tools.contract.services import (
 )
 from platform_tools.ledger.recovery import Recovery, open_ledger
 from platform_tools.ledger.store import Ledger
+from platform_tools.local.homes import user_homes
 from platform_tools.local.runtime import HOST, LocalRuntime
 from platform_tools.local.statedir import StateDir
 from platform_tools.pricing.catalog import LiveCatalog, catalog_path
@@ -151,7 +153,7 @@ class AccountingFactory:
         root = self.settings.state_root
         return LiveCatalog(lambda: catalog_path(self.live.current().accounting.price_catalog, root), log)
 
-    def local_sources(self, homes: Path) -> LocalSources:
+    def local_sources(self, homes: Callable[[PlatformConfig], Mapping[str, Path]]) -> LocalSources:
         settings = self.settings
         return LocalSources(
             hub_api_url=settings.hub_api_url,
@@ -166,9 +168,9 @@ class AccountingFactory:
     def kubernetes_sources(self, namespace: str) -> KubernetesSources:
         return KubernetesSources(namespace, self.catalog().current)
 
-    def storage_gauge(self, state_homes: Path) -> StorageGauge:
-        """One machine's homes, wherever the spawner puts them, against the storage quota."""
-        return StorageGauge(lambda config: local_homes(config, state_homes), self.live.current)
+    def storage_gauge(self, state_homes: Path, spawner: str | None = None) -> StorageGauge:
+        """One machine's homes, wherever the running spawner puts them, against the storage quota."""
+        return StorageGauge(lambda config: local_homes(config, state_homes, spawner), self.live.current)
 
     def create(
         self,
@@ -207,8 +209,13 @@ def local_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accountin
         await prewarm_local(state, name, Path(runtime.notebooks_dir))
 
     sessions = SessionScheduler(factory.live.current, prewarm)
-    sources = factory.local_sources(state.homes)
-    return factory.create(sources, sessions, factory.storage_gauge(state.homes)), factory.settings
+    spawner = runtime.spawner  # as `parhelion up` decided at start (older runtime.json: the config's)
+
+    def homes(config: PlatformConfig) -> dict[str, Path]:
+        return user_homes(config, spawner or config.local_spawner, state.homes)
+
+    sources = factory.local_sources(homes)
+    return factory.create(sources, sessions, factory.storage_gauge(state.homes, spawner)), factory.settings
 
 
 def kubernetes_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accounting, Settings]:
