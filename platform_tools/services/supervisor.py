@@ -39,6 +39,7 @@ from platform_tools.local.servergroup import dask_group_base, group_base
 from platform_tools.local.statedir import PRIVATE_UMASK, AlreadyRunning, StateDir
 from platform_tools.pricing.catalog import PriceError
 from platform_tools.pricing.node import configured_node
+from platform_tools.services.banner import banner, issue_admin_passwords
 from platform_tools.services.local import (
     Service,
     accounting_service,
@@ -125,8 +126,9 @@ def run_up(options: UpOptions) -> int:
 def _run_locked(platform: PlatformConfig, options: UpOptions, state: StateDir, kernel_sockets: Path) -> int:
     """Everything checked and prepared, then the services run until a signal or a death."""
     runtime, new_secrets = prepare(platform, options, state, kernel_sockets)
+    admins = issue_admin_passwords(platform, state)  # before the hub answers anyone
     supervisor = Supervisor(runtime, state, planned_services(platform, runtime, state))
-    return supervisor.run(lambda: print(banner(platform, runtime, state, new_secrets), flush=True))
+    return supervisor.run(lambda: print(banner(platform, runtime, state, new_secrets, admins), flush=True))
 
 
 def prepare(
@@ -438,41 +440,6 @@ def install_config(source: Path, state: StateDir) -> Path | None:
     shutil.copyfile(source, tmp)
     tmp.replace(live)
     return kept
-
-
-def banner(platform: PlatformConfig, runtime: LocalRuntime, state: StateDir, new_secrets: set[str]) -> str:
-    users = sorted(platform.allowed_users - set(platform.hub.admin_users))
-    admins = sorted(platform.hub.admin_users)
-    lines = [
-        "",
-        f"  Parhelion ({platform.name}) is running.",
-        "",
-        f"  Open {runtime.hub_url} and log in:",
-    ]
-    if platform.hub.auth.type != "shared-password":
-        lines += [
-            f"    with {platform.hub.auth.type} (hub.auth); admitted: "
-            f"{', '.join(sorted(platform.allowed_users)) or '(nobody yet: add hub.users or groups)'}",
-        ]
-    elif {"user-password", "admin-password"} & new_secrets:
-        lines += [
-            f"    users {', '.join(users) or '(none)'}  password: {state.secret('user-password')[0]}",
-            f"    admins {', '.join(admins) or '(none)'}  password: {state.secret('admin-password')[0]}",
-            "    (shown once; kept in "
-            f"{state.secret_path('user-password')} and {state.secret_path('admin-password')})",
-        ]
-    else:
-        lines += [
-            f"    users {', '.join(users) or '(none)'}: password in {state.secret_path('user-password')}",
-            f"    admins {', '.join(admins) or '(none)'}: password in {state.secret_path('admin-password')}",
-        ]
-    lines += [
-        "",
-        f"  State and logs: {state.root}",
-        "  Stop with Ctrl-C (or `parhelion down`).",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def run_down(state_dir: Path, timeout: float = 120.0) -> int:

@@ -74,3 +74,20 @@ def test_an_expired_login_form_reads_try_again_not_a_server_error(hub):
     answer = requests.post(f"{hub.url}/hub/login", data={"username": "demo", "password": "x"}, timeout=30)
     assert answer.status_code == 403
     assert "Login form invalid or expired. Try again." in answer.text
+
+
+def test_the_admins_first_password_is_issued_at_start_not_left_to_whoever_comes_first(hub, browser):
+    """Admin names are known in advance: `parhelion up` issues each admin a one-time password
+    before the hub answers, prints it once and keeps it in a private CSV; a first login with
+    any other password is refused."""
+    import re
+    import stat
+
+    found = re.search(r"admin admin  one-time password: (\S+)", hub.output)
+    assert found, hub.output
+    sheets = list((hub.state / "secrets").glob("admin-passwords-*.csv"))
+    assert len(sheets) == 1 and stat.S_IMODE(sheets[0].stat().st_mode) == 0o600
+    assert found.group(1) in sheets[0].read_text()
+    assert not form_login(browser, hub.url, "admin", "I came here first, now I am admin")
+    assert "admin" in stored_names(hub)  # issued before anyone came: nothing else can claim it
+    assert form_login(browser, hub.url, "admin", found.group(1))

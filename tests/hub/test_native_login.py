@@ -79,3 +79,13 @@ def test_an_expired_login_form_reads_try_again_not_a_server_error(hub):
     answer = requests.post(f"{hub.url}/hub/login", data={"username": "demo", "password": "x"}, timeout=30)
     assert answer.status_code == 403
     assert "Login form invalid or expired. Try again." in answer.text and "Sign up" in answer.text
+
+
+def test_the_admins_password_is_issued_at_start_so_nobody_signs_up_as_admin(hub, browser):
+    import re
+
+    found = re.search(r"admin admin  one-time password: (\S+)", hub.output)
+    assert found, hub.output
+    assert "already in use" in sign_up(browser, hub.url, "admin", "I came here first, now I am admin")
+    assert not form_login(browser, hub.url, "admin", "I came here first, now I am admin")
+    assert form_login(browser, hub.url, "admin", found.group(1))
