@@ -2,7 +2,15 @@
 # Both do all of their own set-up on a fresh machine: a venv in .venv, Python packages
 # pinned by requirements/lock.txt, configurable-http-proxy from npm into node_modules/.
 
-PYTHON ?= python3
+# The platform's Python. For a class (local.spawner: system-users) every student's server runs it
+# as the student, so it must be one other accounts can reach: a python3 inside a private home
+# (pyenv under a 0700 /root) is not, and then the system's is taken if it is 3.11 or newer.
+REACHABLE := import os, sys, pathlib, ensurepip; sys.exit(sys.version_info < (3, 11) or not all( \
+  os.stat(d).st_mode & 1 for f in (os.path.realpath(sys.executable), os.__file__) for d in pathlib.Path(f).parents))
+ifndef PYTHON
+PYTHON := $(firstword $(foreach p,python3 /usr/bin/python3 /usr/local/bin/python3,\
+  $(shell $(p) -c '$(REACHABLE)' 2>/dev/null && echo $(p))) python3)
+endif
 VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= hub_config/platform.local.yaml

@@ -7,13 +7,15 @@ write and read a FITS image), idles 10 s and stops. Prints a Markdown table (the
 quotes it): successes, time-to-ready p50/p95/max, the hub process's CPU and memory, and the
 run's cost (metered by the ledger, and estimated as server time x the profile's price).
 
-    .venv/bin/python benchmarks/loadtest.py [--sizes 40 80] [--ramp-per-user 1.0] [--mode trusted|isolated]
+    .venv/bin/python benchmarks/loadtest.py [--sizes 40 80] [--ramp-per-user 1.0] [--modes trusted isolated]
 
---mode trusted (default) runs the example platform.yaml as it is: one OS account for every
-server, the shared password. --mode isolated is the platform for a class: no `spawner` and
-no `trusted` (so each student runs as their own Unix account, made on their first start:
-needs root) and first-use passwords (each student's first login sets theirs; the load test
-derives one per student).
+Both modes by default, each on a platform of its own, one after the other, so the table puts
+them side by side from one run. trusted runs the example platform.yaml as it is: one OS
+account for every server, the shared password. isolated is the platform for a class: each
+student their own Unix account (`local.spawner: system-users`, made on their first start,
+under a prefix of this run's that is removed after; needs root and a Python other accounts
+can run, else the mode is skipped with the reason) and first-use passwords (each student's
+first login sets theirs; the load test derives one per student).
 
 Everything started is stopped by pid, also on failure.
 """
@@ -24,13 +26,13 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.isolation import isolated_config_text, isolated_place, isolation_unavailable  # noqa: E402
 from tests.platform import PARHELION, platform_config_text, running_platform  # noqa: E402
 
 NOTEBOOK = REPO / "tests" / "classes" / "data" / "student.ipynb"
@@ -73,18 +75,29 @@ def run(platform, users: int, ramp: float, out: Path) -> dict:
     return report
 
 
-#: the example platform.yaml's lines that make it one trusted person's, and their replacement
-ISOLATED = {
-    "    type: shared-password        # passwords are generated on first start, see README\n": (
-        "    type: first-use\n"
-    ),
-    "  spawner: simple\n  trusted: true\n": "",
-}
+def run_size(platform, users: int, args: argparse.Namespace, root: Path) -> dict:
+    return run(platform, users, users * args.ramp_per_user, root / f"{users}.json")
 
 
-def config_text(mode: str) -> str:
-    """The benchmarked platform.yaml: the example's, lighter (4 sample files), isolated or not."""
-    return platform_config_text(sample_files=4, **(ISOLATED if mode == "isolated" else {}))
+def row(mode: str, users: int, ramp_per_user: float, report: dict) -> str:
+    """One line of the table: successes, time to ready, the hub's load, the cost."""
+    ok = sum(o["failure"] is None for o in report["outcomes"])
+    ready = sorted(o["ready_seconds"] for o in report["outcomes"] if o["ready_seconds"])
+    cpu, rss = report["hub_cpu"], report["hub_rss_mib"]
+    return (
+        f"| {mode} | {users} | {users * ramp_per_user:.0f} s | {ok}/{users} "
+        f"| {report['p50']:.1f} s | {report['p95']:.1f} s | {ready[-1]:.1f} s "
+        f"| {sum(cpu) / len(cpu):.0f}% / {max(cpu):.0f}% | {max(rss):.0f} MiB "
+        f"| ${report['metered_usd']:.4f} / ${report['estimated_usd']:.4f} |"
+    )
+
+
+def config_text(mode: str, prefix: str, root: Path) -> str:
+    """The benchmarked platform.yaml: the example's, lighter (4 sample files), isolated or not
+    (isolated: accounts under this run's ``prefix``, homes in ``root``, removed after)."""
+    if mode == "isolated":
+        return isolated_config_text(prefix, root)
+    return platform_config_text(sample_files=4)
 
 
 def main() -> int:
@@ -92,30 +105,25 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[40, 80])
     parser.add_argument("--ramp-per-user", type=float, default=1.0, help="seconds of ramp per student")
     parser.add_argument(
-        "--mode",
+        "--modes",
+        nargs="+",
         choices=["trusted", "isolated"],
-        default="trusted",
+        default=["trusted", "isolated"],
         help="trusted: one OS account and the shared password; isolated: an account and a "
-        "first-use password per student (needs root)",
+        "first-use password per student (needs root); each on a platform of its own, in turn",
     )
     args = parser.parse_args()
     rows = []
-    with (
-        tempfile.TemporaryDirectory(prefix="parhelion-loadtest-") as tmp,
-        running_platform(Path(tmp), config_text(args.mode)) as platform,
-    ):
-        for users in args.sizes:
-            report = run(platform, users, users * args.ramp_per_user, Path(tmp) / f"{users}.json")
-            ok = sum(o["failure"] is None for o in report["outcomes"])
-            ready = sorted(o["ready_seconds"] for o in report["outcomes"] if o["ready_seconds"])
-            cpu, rss = report["hub_cpu"], report["hub_rss_mib"]
-            rows.append(
-                f"| {args.mode} | {users} | {users * args.ramp_per_user:.0f} s | {ok}/{users} "
-                f"| {report['p50']:.1f} s "
-                f"| {report['p95']:.1f} s | {ready[-1]:.1f} s "
-                f"| {sum(cpu) / len(cpu):.0f}% / {max(cpu):.0f}% | {max(rss):.0f} MiB "
-                f"| ${report['metered_usd']:.4f} / ${report['estimated_usd']:.4f} |"
-            )
+    for mode in args.modes:
+        if mode == "isolated" and isolation_unavailable():
+            print(f"isolated mode skipped: {isolation_unavailable()}", file=sys.stderr)
+            continue
+        with (
+            isolated_place() as (prefix, root),
+            running_platform(root / "platform", config_text(mode, prefix, root)) as platform,
+        ):
+            for users in args.sizes:
+                rows.append(row(mode, users, args.ramp_per_user, run_size(platform, users, args, root)))
     print(
         "| mode | students | ramp | succeeded | ready p50 | ready p95 | ready max | hub CPU mean / max "
         "| hub memory max | cost metered / estimated |"

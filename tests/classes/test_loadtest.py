@@ -1,7 +1,9 @@
-"""`parhelion loadtest` against the local Daskhub: 20 students arrive over 20 s, each logs in
-through the form, starts a server, opens JupyterLab, runs a notebook, idles and stops; two of
-them also start a Dask cluster through the gateway. Every one must succeed, and the report
-must carry time-to-ready percentiles, the hub's CPU and memory, and the run's cost."""
+"""`parhelion loadtest` against the local Daskhub set up for a class: 20 students arrive over
+20 s, each logs in through the form with their own first-use password, starts a server as their
+own Unix account, opens JupyterLab, runs a notebook, idles and stops; two of them also start a
+Dask cluster through the gateway (its processes their accounts too). Every one must succeed,
+and the report must carry time-to-ready percentiles, the hub's CPU and memory, and the run's
+cost. Needs root and an interpreter students can run (tests/isolation.py)."""
 
 from __future__ import annotations
 
@@ -13,15 +15,22 @@ import pytest
 
 from platform_tools.config import load_platform
 from platform_tools.config.edit import PlatformChange, change_file
-from tests.platform import platform_config_text, run_parhelion, running_platform
+from tests.isolation import isolated_config_text, isolated_place, isolation_unavailable
+from tests.platform import run_parhelion, running_platform
 
 pytestmark = pytest.mark.integration
 NOTEBOOK = Path(__file__).parent / "data" / "student.ipynb"
 
+if isolation_unavailable():
+    pytest.skip(isolation_unavailable(), allow_module_level=True)
+
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    with running_platform(tmp_path_factory.mktemp("load"), platform_config_text(sample_files=4)) as running:
+def platform():
+    with (
+        isolated_place() as (prefix, root),
+        running_platform(root / "platform", isolated_config_text(prefix, root)) as running,
+    ):
         yield running
 
 

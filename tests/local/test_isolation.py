@@ -17,27 +17,21 @@ and a Python other accounts can run (the students' servers run the test's interp
 from __future__ import annotations
 
 import asyncio
-import grp
 import json
 import os
 import pwd
 import re
-import secrets
-import shutil
 import stat
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import psutil
 import pytest
 
-import platform_tools
 from platform_tools.contract.accounts import account_name
-from platform_tools.local.accounts import UID_MIN, closed_to_others
+from platform_tools.local.accounts import UID_MIN
 from platform_tools.local.kernels import runtime_dir_name
 from tests.hub.test_oidc_login import provider  # noqa: F401 (the module's OIDC provider fixture)
+from tests.isolation import isolated_place, isolation_unavailable
 from tests.platform import platform_config_text, processes_of, running_platform, server_with_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.adversarial]
@@ -47,38 +41,15 @@ STUDENTS = ("student-a", "student-b")
 USERS_PROGRAMS = ("singleuser", "ipykernel", "dask worker", "dask scheduler", " worker ", " scheduler ")
 
 
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "system-users needs root: it makes Unix accounts and starts servers as them"
-    closed = closed_to_others([Path(sys.executable), Path(os.__file__), Path(platform_tools.__file__)])
-    return f"the students' servers could not start: {closed}" if closed else None
-
-
-if _why_not():
-    pytest.skip(_why_not(), allow_module_level=True)
-
-
-def remove_accounts(prefix: str) -> None:
-    for entry in pwd.getpwall():
-        if entry.pw_name.startswith(prefix):
-            subprocess.run(["userdel", "-r", "-f", entry.pw_name], capture_output=True, check=False)
-    for entry in grp.getgrall():
-        if entry.gr_name.startswith(prefix):
-            subprocess.run(["groupdel", entry.gr_name], capture_output=True, check=False)
+if isolation_unavailable():
+    pytest.skip(isolation_unavailable(), allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def place():
-    """A 0755 folder for the platform and the homes (students pass through it to their Dask
-    clusters' folders; pytest's tmp_path is root's 0700) and an account prefix of this run."""
-    prefix = f"pt{secrets.token_hex(3)}-"
-    root = Path(tempfile.mkdtemp(prefix="parhelion-isolation-"))
-    os.chmod(root, 0o755)
-    try:
-        yield prefix, root
-    finally:
-        remove_accounts(prefix)
-        shutil.rmtree(root, ignore_errors=True)
+    """An account prefix of this run and a 0755 folder for the platform and the homes."""
+    with isolated_place() as place:
+        yield place
 
 
 @pytest.fixture(scope="module")
