@@ -45,7 +45,9 @@ def server_observations(users: list[dict], config: PlatformConfig, node: Node) -
     for user in users:
         for server_name, server in (user.get("servers") or {}).items():
             started = server.get("started")
-            if not started:
+            # A server still starting is charged from its start once it runs; one waiting in the
+            # spawn line is not running at all (the line stamps ``started`` when its turn comes).
+            if not started or server.get("pending") == "spawn":
                 continue
             profile_name = (server.get("user_options") or {}).get("profile") or config.default_profile
             profile = config.profiles.get(profile_name) or config.profiles[config.default_profile]

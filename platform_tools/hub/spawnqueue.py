@@ -29,7 +29,7 @@ from weakref import WeakKeyDictionary
 
 import aiohttp
 from jupyterhub.httpclient import fetch
-from jupyterhub.utils import maybe_future
+from jupyterhub.utils import maybe_future, utcnow
 from traitlets import Integer
 from traitlets.config import LoggingConfigurable
 
@@ -193,7 +193,18 @@ class QueuedSpawner(LoggingConfigurable):
         self._ticket = queue.join(self._log_name)
         if not self._ticket.granted:
             self.log.info("%s waits in line: %s", self._log_name, self._ticket.message())
-        await self._ticket.wait()
+            await self._ticket.wait()
+            self._started_now()
+
+    def _started_now(self) -> None:
+        """The server starts now, not when its student joined the line: JupyterHub stamped
+        ``started`` before the pre-spawn hook, and the meter charges a server from it (a
+        student must not pay for minutes in line, nor the idle culler count them)."""
+        orm = getattr(self, "orm_spawner", None)
+        if orm is None:
+            return
+        orm.started = orm.last_activity = utcnow(with_tz=False)
+        self.user.db.commit()
 
     async def start(self):
         try:

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import time
+from datetime import datetime
 
 import aiohttp
 import pytest
@@ -107,15 +108,21 @@ def test_a_student_behind_another_sees_their_place_in_line(platform):
         async with admin_session(platform) as session:
             first = asyncio.create_task(request_start(session, api, "ana"))
             await asyncio.sleep(0.5)  # ana is first in line
+            requested = time.time()
             second = asyncio.create_task(request_start(session, api, "ben"))
             events = await progress_events(session, api, "ben")
             await asyncio.gather(first, second)
             for name in ("ana", "ben"):
                 await wait_ready(session, api, name, 120)
+            started = (await server(session, api, "ben"))["started"]
             await stop(session, api, ["ana", "ben"])
-            return events
+            return events, requested, started
 
-    events = asyncio.run(scenario())
+    events, requested, started = asyncio.run(scenario())
+    # ben's server started when his turn came, not when he joined the line: the meter charges
+    # a server from `started`, and ana's start (a Jupyter server's import) took seconds
+    waited = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp() - requested
+    assert waited > 1.5, (started, requested)
     messages = [e.get("message", "") for e in events]
     assert messages[:3] == [
         "Server requested",
