@@ -152,6 +152,12 @@ class HubUser:
                 if answer.status >= 400 or 'id="spawn_form"' in page:  # the form again: an error
                     raise HubError(f"spawn: HTTP {answer.status}: {_page_message(page)}")
         deadline = time.monotonic() + timeout
+        # Wait as the spawn-pending page does, on the hub's progress stream: one connection that
+        # the hub writes to, where polling the user model 5 times a second for each of 80
+        # students waiting in the spawn line kept the hub's CPU busy answering them.
+        event = await self.follow_progress(timeout)
+        if event and event.get("failed"):
+            raise HubError(f"the server of {self.username} did not start: {event.get('message')}")
         while time.monotonic() < deadline:
             model = await self.user_model()
             server = (model.get("servers") or {}).get("")
@@ -160,8 +166,30 @@ class HubUser:
             if server.get("ready"):
                 self.timings.record("spawn", started)
                 return
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)
         raise HubError(f"the server of {self.username} was not ready after {timeout:.0f} s")
+
+    async def follow_progress(self, timeout: float) -> dict[str, Any] | None:
+        """The default server's progress events until it is ready or failed (or the stream
+        ends, or ``timeout``): the last event, or None where there is no stream."""
+        headers = {"X-XSRFToken": self._cookie("_xsrf", "/hub") or "", "Accept": "text/event-stream"}
+        url = f"{self.hub_url}/hub/api/users/{quote(self.username)}/server/progress"
+        last = None
+        try:
+            async with self.session.get(
+                url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as answer:
+                if answer.status != 200:
+                    return None
+                async for raw in answer.content:
+                    line = raw.decode(errors="replace").strip()
+                    if line.startswith("data:"):
+                        last = json.loads(line[5:])
+                        if last.get("ready") or last.get("failed"):
+                            return last
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            pass  # the model, polled, decides
+        return last
 
     async def spawn_failure(self) -> str:
         """Why a start failed, as the hub's progress stream says it (the page a person watches
