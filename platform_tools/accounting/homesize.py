@@ -15,10 +15,10 @@ which is still a proof when it is already over the quota. Entries removed while 
 runs are skipped; a home that is gone (or out of the service's reach) when the walk
 begins measures as None: not known.
 
-The walk is ``os.scandir`` plus one ``lstat`` per entry: about 0.5 s per 100,000 entries on
-two quiet cores, several times that on busy ones (``benchmarks/storage.py``; README,
-"Measured"), so the accounting service measures every home on its own, slower cadence and
-keeps the figures (``storage.StorageGauge``).
+The walk is ``os.scandir`` plus one ``lstat`` per entry (and an ``open`` per folder, checked
+to be the folder listed): about 0.5 s per 100,000 entries on two quiet cores, several times
+that on busy ones (``benchmarks/storage.py``; README, "Measured"), so the accounting service
+measures every home on its own, slower cadence and keeps the figures (``storage.StorageGauge``).
 """
 
 from __future__ import annotations
@@ -66,14 +66,20 @@ def measure_home(home: Path) -> HomeSize | None:
     files = 0
     unreadable = 0
     linked: set[int] = set()  # inodes of files with several links, seen already
-    folders = [os.fspath(home)]
+    folders = [(os.fspath(home), top.st_ino)]
     while folders:
-        folder = folders.pop()
+        folder, inode = folders.pop()
         try:
-            entries = os.scandir(folder)
+            fd = _open_folder(folder, device, inode)
         except FileNotFoundError:  # removed since its parent was listed
             continue
-        except OSError:  # PermissionError, or an I/O error: not readable by the service
+        except OSError:  # PermissionError, an I/O error, or no longer the folder listed
+            unreadable += 1
+            continue
+        try:
+            entries = os.scandir(fd)
+        except OSError:
+            os.close(fd)
             unreadable += 1
             continue
         with entries:
@@ -94,8 +100,23 @@ def measure_home(home: Path) -> HomeSize | None:
                 files += 1
                 used += info.st_blocks * BLOCK
                 if stat.S_ISDIR(info.st_mode):
-                    folders.append(entry.path)
+                    folders.append((os.path.join(folder, entry.name), info.st_ino))
+        os.close(fd)
     return HomeSize(used, files, unreadable, time.time(), time.monotonic() - started)
+
+
+def _open_folder(path: str, device: int, inode: int) -> int:
+    """The folder at ``path``, opened only if it is still the one listed (``device``,
+    ``inode``). Its owner may rename folders and put links in their place while the walk
+    (as root) runs: by path alone, ``a/b`` listed as a folder and then reached through an
+    ``a`` made a link to ``/`` or to another home would walk there, counting (and telling)
+    what the student cannot read, or the whole disk at every pass."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    info = os.fstat(fd)
+    if (info.st_dev, info.st_ino) != (device, inode):
+        os.close(fd)
+        raise NotADirectoryError(f"{path} is no longer the folder that was listed")
+    return fd
 
 
 def _entries(iterator):

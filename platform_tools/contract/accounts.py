@@ -26,12 +26,15 @@ if TYPE_CHECKING:
 #: Longest account name useradd takes (utmp's ut_user is 32 bytes).
 ACCOUNT_NAME_MAX = 32
 _PLAIN = re.compile(r"^[a-z0-9_][a-z0-9_.-]*$")
+#: How a hashed name ends. A hub name that already ends so is hashed too: kept as it is,
+#: ``ana_uni.edu-3b592fe6`` would be the account of ``ana@uni.edu``.
+_HASHED_END = re.compile(r"-[0-9a-f]{8}$")
 
 
 def account_name(prefix: str, username: str) -> str:
     """The Unix account of hub user ``username`` under ``prefix``."""
     candidate = prefix + username
-    if _PLAIN.match(username) and len(candidate) <= ACCOUNT_NAME_MAX:
+    if _PLAIN.match(username) and not _HASHED_END.search(username) and len(candidate) <= ACCOUNT_NAME_MAX:
         return candidate
     digest = hashlib.sha256(username.encode()).hexdigest()[:8]
     readable = re.sub(r"[^a-z0-9_.-]", "_", username)

@@ -30,6 +30,30 @@ from traitlets.config import LoggingConfigurable
 from platform_tools.local.cgroups import Limits
 from platform_tools.local.servergroup import ServerGroup, usable_cgroup_root
 
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def open_log(workdir: str, logs: str, name: str) -> int:
+    """A new log file ``workdir/logs/name.log`` for a Dask process's output, opened by the
+    gateway (root in system-users) in a folder its user owns and may change meanwhile.
+
+    By path, a ``logs`` the user replaced with a link to ``/etc`` (then ``cluster.scale(1)``)
+    had root create ``/etc/worker-<name>.log`` holding the worker's output, which the user
+    writes. So each step is opened without following links: a link there refuses the start.
+    """
+    if os.sep in logs or logs in (os.curdir, os.pardir):
+        raise ValueError(f"the logs folder must be a folder of the working directory, not {logs!r}")
+    top = os.open(workdir, _FOLDER)  # in the gateway's clusters folder: the user's by then
+    try:
+        folder = os.open(logs, _FOLDER, dir_fd=top)
+    finally:
+        os.close(top)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        return os.open(f"{name}.log", flags, 0o600, dir_fd=folder)
+    finally:
+        os.close(folder)
+
 
 class ProcessGroupsMixin(LoggingConfigurable):
     """For dask-gateway's ``LocalBackend`` and its subclasses (mixed in before them)."""
@@ -51,8 +75,8 @@ class ProcessGroupsMixin(LoggingConfigurable):
         group = await asyncio.to_thread(self._process_group, cluster, name, True)
         if group.enforced:
             self.log.info("Limits of %s %s: %s", cluster.name, name, ", ".join(group.enforced))
-        logs = self.get_logs_directory(cluster.state["workdir"])
-        fd = os.open(os.path.join(logs, name + ".log"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        workdir = cluster.state["workdir"]
+        fd = open_log(workdir, os.path.relpath(self.get_logs_directory(workdir), workdir), name)
         switch_user = self.make_preexec_fn(cluster)
 
         def preexec() -> None:

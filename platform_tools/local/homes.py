@@ -16,21 +16,66 @@ NOTEBOOKS_FOLDER = "notebooks"
 
 
 def provide_notebooks(home: Path, notebooks: Path, uid: int | None = None, gid: int | None = None) -> bool:
-    """Copy the platform's notebooks into ``home/notebooks`` unless that folder exists.
+    """Copy the platform's notebooks into ``home/notebooks`` unless that name exists.
 
     Never overwrites: a user's edits are theirs. A user who deletes the folder gets a
     fresh copy at the next start. Returns whether a copy was made.
+
+    With ``uid`` (system-users) this runs as root in a home its user controls, while their
+    other processes (a Dask worker, another server) may run: by name, a folder renamed and
+    replaced by a link to ``/etc`` half-way would have root copy into it and chown it to the
+    student. So the copy goes through open folders (``O_NOFOLLOW``, files ``O_EXCL``) and
+    each one's owner is set on what was opened (``fchown``), never on a name.
     """
     target = home / NOTEBOOKS_FOLDER
     home.mkdir(parents=True, exist_ok=True)
-    if target.exists() or not notebooks.is_dir():
+    if os.path.lexists(target) or not notebooks.is_dir():
         return False
-    shutil.copytree(notebooks, target, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    if uid is not None:
-        for path in [home, target, *target.rglob("*")]:
-            os.chown(path, uid, gid if gid is not None else -1)
+    if uid is None:
+        shutil.copytree(notebooks, target, ignore=shutil.ignore_patterns(*_NOT_COPIED))
+    else:
+        owner = (uid, gid if gid is not None else -1)
+        home_fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            try:
+                os.mkdir(NOTEBOOKS_FOLDER, 0o700, dir_fd=home_fd)
+                fd = os.open(NOTEBOOKS_FOLDER, _FOLDER_FLAGS, dir_fd=home_fd)
+            except OSError as exc:  # made, or swapped for a link, since: theirs, left alone
+                log.warning("%s: not copying notebooks into %s: %s", home, NOTEBOOKS_FOLDER, exc)
+                return False
+            _copy_folder(notebooks, fd, owner)
+            os.fchown(home_fd, *owner)
+        finally:
+            os.close(home_fd)
     log.info("copied notebooks into %s", target)
     return True
+
+
+_NOT_COPIED = (".ipynb_checkpoints", "__pycache__")
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def _copy_folder(source: Path, fd: int, owner: tuple[int, int]) -> None:
+    """Fill the open folder ``fd``, just made by root, with ``source``'s files, then give it
+    (and close it) to ``owner``: every step on descriptors, none on a path its owner can change."""
+    try:
+        for entry in sorted(os.scandir(source), key=lambda e: e.name):
+            if entry.name in _NOT_COPIED:
+                continue
+            if entry.is_dir():
+                os.mkdir(entry.name, 0o700, dir_fd=fd)  # in root's folder: nobody else's name
+                _copy_folder(Path(entry.path), os.open(entry.name, _FOLDER_FLAGS, dir_fd=fd), owner)
+            elif entry.is_file():
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                out = os.open(entry.name, flags, 0o600, dir_fd=fd)
+                with open(entry.path, "rb") as reader, os.fdopen(out, "wb") as writer:
+                    shutil.copyfileobj(reader, writer)
+                    os.fchown(writer.fileno(), *owner)
+                    os.fchmod(writer.fileno(), entry.stat().st_mode & 0o777)
+        os.fchown(fd, *owner)
+        os.fchmod(fd, source.stat().st_mode & 0o777)
+    finally:
+        os.close(fd)
 
 
 def user_homes(platform: PlatformConfig, spawner: str, state_homes: Path) -> dict[str, Path]:

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ SOCKET_PATH_MAX = 107
 #: past names still on disk; two digits allowed).
 KERNEL_SOCKET_NAME = len("/kernel-") + 36 + len("-ipc-") + 2
 IPC_ARGS = ["--KernelManager.transport=ipc"]
+_HASHED = re.compile(r"^u-[0-9a-f]{16}$")
 
 
 def fits(runtime_dir: Path) -> bool:
@@ -67,8 +69,10 @@ def user_runtime_dir(path: Path, uid: int | None = None, gid: int | None = None)
 
 
 def runtime_dir_name(base: Path, username: str) -> str:
-    """The username, or a short hash of it when the name would make the paths too long."""
-    if fits(base / username):
+    """The username, or a short hash of it when the name would make the paths too long. A
+    username shaped like a hash (``u-`` and 16 hex digits) is hashed too: kept as it is, it
+    would be the folder, and the kernels' keys, of the long name it looks like."""
+    if fits(base / username) and not _HASHED.match(username):
         return username
     return "u-" + hashlib.sha256(username.encode()).hexdigest()[:16]
 

@@ -140,24 +140,49 @@ def _measure_a_door(root: Path) -> None:
     assert 1 * MIB <= seen["used"] < 1.5 * MIB  # the readable MiB, not the 5 behind the door
 
 
+@pytest.mark.parametrize("swapped", ["a", "a/b"], ids=["the folder", "a folder above it"])
+def test_a_folder_swapped_for_a_link_mid_walk_is_not_followed(tmp_path, monkeypatch, swapped):
+    """The student renames a folder the walk (root) has listed but not entered yet and puts a
+    link to another home in its place: the walk must not count (nor tell) that home, nor
+    walk the whole disk when the link is to /. Either the listed folder itself or a folder on
+    the way to a deeper one is swapped."""
+    home, other = tmp_path / "ann", tmp_path / "bob"
+    write(home / "a" / "b" / "c" / "small.bin", 0.1)
+    write(other / "b" / "c" / "big.bin", 5)
+    write(other / "c" / "big.bin", 5)
+    real_entries = homesize._entries
+    listings = []
+
+    def list_then_swap(iterator):
+        yield from real_entries(iterator)
+        listings.append(1)
+        if len(listings) == (1 if swapped == "a" else 2):  # the home, or the home and a/
+            (home / "a").rename(home / "a.moved")
+            (home / "a").symlink_to(other / "b" if swapped == "a" else other)
+
+    monkeypatch.setattr(homesize, "_entries", list_then_swap)
+    size = measure_home(home)
+    monkeypatch.undo()
+    assert size is not None and size.used_bytes < 1 * MIB
+    assert size.unreadable >= 1  # a lower bound, said so
+
+
 def test_a_home_that_vanishes_mid_walk(tmp_path, monkeypatch):
     """The home is deleted (a class closed) while its folders are listed: the walk ends
     with what it saw, and the next one finds no home (None: not known, refuses nothing)."""
     home = tmp_path / "ann"
     for n in range(5):
         write(home / f"part{n}" / "data.bin", 0.25)
-    real_scandir = os.scandir
+    real_open_folder = homesize._open_folder
     listed = []
 
-    def scandir_then_delete(path):
-        if not isinstance(path, str):  # rmtree's own listings, by file descriptor
-            return real_scandir(path)
+    def open_then_delete(path, device, inode):
         listed.append(path)
         if len(listed) == 3:
             shutil.rmtree(home)
-        return real_scandir(path)
+        return real_open_folder(path, device, inode)
 
-    monkeypatch.setattr(homesize.os, "scandir", scandir_then_delete)
+    monkeypatch.setattr(homesize, "_open_folder", open_then_delete)
     size = measure_home(home)
     monkeypatch.undo()
     assert size is not None and 0.25 * MIB <= size.used_bytes < 0.5 * MIB  # one folder's file

@@ -27,6 +27,18 @@ pytestmark = pytest.mark.unit
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="making Unix accounts needs root")
 
 
+def test_a_name_shaped_like_a_hashed_one_is_not_that_persons_account():
+    """``ana@uni.edu`` does not fit an account name and becomes ``ana_uni.edu-<hash>``; the hub
+    name ``ana_uni.edu-<that hash>`` (a valid one) must not get the same account."""
+    hashed = account_name("jupyter-", "ana@uni.edu")
+    assert hashed.startswith("jupyter-ana_uni.edu-")
+    lookalike = hashed.removeprefix("jupyter-")
+    assert account_name("jupyter-", lookalike) != hashed
+    assert account_name("jupyter-", lookalike).startswith("jupyter-")
+    assert account_name("jupyter-", "ana") == "jupyter-ana"  # plain names stay readable
+    assert account_name("jupyter-", "ana-2026") == "jupyter-ana-2026"
+
+
 def remove_accounts(prefix: str) -> None:
     for entry in pwd.getpwall():
         if entry.pw_name.startswith(prefix):

@@ -96,6 +96,9 @@ def test_a_long_username_gets_a_hashed_directory(short_dir):
     assert args == IPC_ARGS and path.parent == short_dir and path.name.startswith("u-")
     assert fits(path)
     assert kernel_settings(str(short_dir), other)[0]["JUPYTER_RUNTIME_DIR"] != str(path)
+    # a short name shaped like that hash is not given the long name's folder (and kernel keys)
+    lookalike = kernel_settings(str(short_dir), path.name)[0]["JUPYTER_RUNTIME_DIR"]
+    assert lookalike != str(path) and Path(lookalike).parent == short_dir
 
 
 def test_tcp_is_kept_where_nothing_fits(short_dir, caplog):
