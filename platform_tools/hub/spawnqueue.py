@@ -30,7 +30,7 @@ from weakref import WeakKeyDictionary
 import aiohttp
 from jupyterhub.httpclient import fetch
 from jupyterhub.utils import maybe_future, utcnow
-from traitlets import Integer
+from traitlets import Float, Integer
 from traitlets.config import LoggingConfigurable
 
 
@@ -175,6 +175,14 @@ class QueuedSpawner(LoggingConfigurable):
         "and see their place on the spawn-pending page. 0: no line.",
     )
 
+    slot_seconds = Float(
+        60.0,
+        config=True,
+        help="The longest one start holds its slot: a server still starting after it goes on "
+        "starting, but the next in line is admitted (a student's own startup files, run as "
+        "them, cannot stall the class's line).",
+    )
+
     _ticket: Ticket | None = None
 
     def _queue(self) -> SpawnQueue | None:
@@ -190,11 +198,12 @@ class QueuedSpawner(LoggingConfigurable):
         if queue is None:
             return
         self._leave_queue()  # a ticket of an earlier start that was never stopped
-        self._ticket = queue.join(self._log_name)
-        if not self._ticket.granted:
-            self.log.info("%s waits in line: %s", self._log_name, self._ticket.message())
-            await self._ticket.wait()
+        ticket = self._ticket = queue.join(self._log_name)
+        if not ticket.granted:
+            self.log.info("%s waits in line: %s", self._log_name, ticket.message())
+            await ticket.wait()
             self._started_now()
+        asyncio.get_running_loop().call_later(self.slot_seconds, ticket.release)
 
     def _started_now(self) -> None:
         """The server starts now, not when its student joined the line: JupyterHub stamped

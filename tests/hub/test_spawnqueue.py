@@ -146,6 +146,29 @@ def test_a_failed_or_timed_out_start_frees_its_slot():
     run(scenario())
 
 
+def test_a_start_that_hangs_holds_its_slot_no_longer_than_slot_seconds():
+    """A student's own startup config (run as them) may sleep: past ``slot_seconds`` the next
+    student in line is admitted while the slow start goes on."""
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        hanging = Probe(loop.create_future(), concurrent_spawns=1, slot_seconds=0.2)
+        next_in_line = Probe(loop.create_future(), concurrent_spawns=1, slot_seconds=0.2)
+        first = asyncio.create_task(spawn(hanging, start_timeout=5))
+        await hanging.started.wait()
+        second = asyncio.create_task(spawn(next_in_line, start_timeout=5))
+        await asyncio.sleep(0.05)
+        assert not next_in_line.started.is_set()
+        await asyncio.wait_for(next_in_line.started.wait(), 1)  # admitted after 0.2 s
+        assert not first.done()  # the slow start itself goes on
+        for spawner, task in ((hanging, first), (next_in_line, second)):
+            spawner.outcome.set_result(None)
+            await task
+        assert hanging._queue().starting == 0 and hanging._queue().waiting == 0
+
+    run(scenario())
+
+
 def test_the_spawn_pending_page_shows_the_place_in_line_as_it_moves():
     async def scenario():
         loop = asyncio.get_running_loop()
