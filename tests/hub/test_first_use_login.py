@@ -10,7 +10,7 @@ import pytest
 
 from platform_tools.contract.passwords import first_use_store, open_first_use_store
 from tests.auth import form_login, issue_class_passwords, login_error, password_platform_text
-from tests.platform import headless_chromium, running_platform
+from tests.platform import running_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -20,15 +20,6 @@ def hub(tmp_path_factory):
     text = password_platform_text("    type: first-use\n    min_password_length: 10\n")
     with running_platform(tmp_path_factory.mktemp("first-use"), text) as platform:
         yield platform
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    chromium = headless_chromium(tmp_path_factory.mktemp("chromium"))
-    try:
-        yield chromium
-    finally:
-        chromium.quit()
 
 
 def stored_names(hub) -> set[str]:

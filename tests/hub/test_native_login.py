@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.auth import form_login, issue_class_passwords, login_error, password_platform_text
-from tests.platform import headless_chromium, running_platform
+from tests.platform import running_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -20,15 +20,6 @@ def hub(tmp_path_factory):
         tmp_path_factory.mktemp("native"), password_platform_text("    type: native\n")
     ) as platform:
         yield platform
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    chromium = headless_chromium(tmp_path_factory.mktemp("chromium"))
-    try:
-        yield chromium
-    finally:
-        chromium.quit()
 
 
 def sign_up(browser, hub_url: str, name: str, password: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import secrets
 import shutil
 import stat
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 
 from platform_tools.contract.accounts import account_name
 from platform_tools.local.accounts import UID_MIN, AccountError, Accounts, closed_to_others, marker
+from tests.isolation import isolated_place
 
 pytestmark = pytest.mark.unit
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="making Unix accounts needs root")
@@ -39,26 +39,11 @@ def test_a_name_shaped_like_a_hashed_one_is_not_that_persons_account():
     assert account_name("jupyter-", "ana-2026") == "jupyter-ana-2026"
 
 
-def remove_accounts(prefix: str) -> None:
-    for entry in pwd.getpwall():
-        if entry.pw_name.startswith(prefix):
-            subprocess.run(["userdel", "-r", "-f", entry.pw_name], capture_output=True, check=False)
-    for entry in grp.getgrall():
-        if entry.gr_name.startswith(prefix):
-            subprocess.run(["groupdel", entry.gr_name], capture_output=True, check=False)
-
-
 @pytest.fixture
 def place(tmp_path):
     """(prefix, home_root, lock file): a prefix no other test or account uses."""
-    prefix = f"pt{secrets.token_hex(3)}-"
-    root = Path(tempfile.mkdtemp(prefix="parhelion-homes-"))
-    os.chmod(root, 0o755)
-    try:
+    with isolated_place() as (prefix, root):
         yield prefix, root / "home", tmp_path / "accounts.lock"
-    finally:
-        remove_accounts(prefix)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def make_accounts(place, name: str = "test-platform") -> Accounts:
