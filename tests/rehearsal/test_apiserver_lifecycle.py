@@ -27,8 +27,10 @@ def chart_crds(tmp_path) -> list[dict]:
     """The CRDs dask-gateway's chart installs (DaskCluster, traefik's), from the real chart."""
     import tarfile
 
+    # extraction filters arrived in 3.11.4; Debian 12's Python, which `make` may pick, is 3.11.2
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     with tarfile.open(DASK_GATEWAY_CHART) as chart:
-        chart.extractall(tmp_path, filter="data")
+        chart.extractall(tmp_path, **safe)
     found = []
     for path in sorted((tmp_path / "dask-gateway" / "crds").glob("*.yaml")):
         found.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
