@@ -68,15 +68,17 @@ def interpreter_binds() -> dict[str, Path | str]:
 
     A venv's ``bin/python`` links to the interpreter that made it (here, maybe under /root,
     which other users cannot enter): that prefix is bound at its own path, and the folder
-    that is closed to others is replaced by an empty tmpfs around it.
+    that is closed to others is replaced by an empty tmpfs around it. Nothing, when every
+    folder above it is open.
     """
     prefix = Path(os.path.realpath(sys.executable)).parents[1]
-    binds: dict[str, Path | str] = {str(prefix): prefix}
     for folder in reversed(prefix.parents):
-        if not folder.stat().st_mode & stat.S_IXOTH:
-            binds[str(folder)] = EMPTY  # nothing else of that folder is shown
-            break
-    return binds
+        if not folder.stat().st_mode & stat.S_IXOTH:  # nothing else of that folder is shown
+            return {str(prefix): prefix, str(folder): EMPTY}
+    # Reachable where it is (Debian's /usr/bin/python3.11: the prefix is /usr): the machine's
+    # read-only view already shows it, and binding /usr over it would keep the pod's mount
+    # points under /usr/local from being made.
+    return {}
 
 
 def _dockerfile_image(name: str, scratch: Path) -> Image:
