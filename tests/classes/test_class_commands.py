@@ -137,7 +137,7 @@ def test_close_without_a_running_platform_archives_homes_and_reports(files):
 def test_system_users_create_makes_the_accounts_and_close_archives_their_homes(files):
     """system-users: `class create` makes each student's account (9:00 does not wait on
     useradd); `class close` archives the home where the account has it, under the hub name."""
-    from tests.local.test_accounts import remove_accounts
+    from tests.isolation import remove_accounts
 
     config, roster, state = files
     prefix = f"pt{secrets.token_hex(3)}-"

@@ -20,7 +20,7 @@ import pytest
 from dask_gateway_server.backends.local import LocalBackend
 
 from platform_tools.gateway.systemusers import AccountRefused, SystemUsersMixin
-from tests.local.test_accounts import remove_accounts
+from tests.isolation import remove_accounts
 
 pytestmark = [
     pytest.mark.unit,
