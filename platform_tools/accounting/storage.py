@@ -109,11 +109,9 @@ class StorageStanding:
         )
 
 
-def local_homes(config: PlatformConfig, state_homes: Path, spawner: str | None = None) -> dict[str, Path]:
+def local_homes(config: PlatformConfig, state_homes: Path, spawner: str) -> dict[str, Path]:
     """The home of every user the platform admits who has a storage quota, wherever the
-    running spawner (as `parhelion up` decided it; else the config's) puts it
-    (``contract.accounts.user_home``)."""
-    spawner = spawner or config.local_spawner
+    running ``spawner`` (``LocalRuntime.spawner_of``) puts it (``contract.accounts.user_home``)."""
     return {
         name: user_home(config, spawner, state_homes, name)
         for name in sorted(config.allowed_users)

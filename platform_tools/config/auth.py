@@ -71,17 +71,22 @@ class SharedPasswordAuth(StrictModel):
 MIN_PASSWORD_LENGTH = 8
 
 
-class FirstUseAuth(StrictModel):
+class _PasswordLogin(StrictModel):
+    """What both per-person password logins share."""
+
+    min_password_length: Annotated[int, Field(ge=MIN_PASSWORD_LENGTH, le=128)] = Field(
+        MIN_PASSWORD_LENGTH,
+        description=f"The shortest password a person may set (at least {MIN_PASSWORD_LENGTH}).",
+    )
+
+
+class FirstUseAuth(_PasswordLogin):
     """jupyterhub-firstuseauthenticator (as The Littlest JupyterHub): the first login of a name
     platform.yaml admits sets that name's password, kept hashed (bcrypt) in the state directory.
     Until then anyone who knows the name can take it: issue passwords with
     `parhelion class create --passwords FILE.csv` to close that gap. One machine only."""
 
     type: Literal["first-use"]
-    min_password_length: Annotated[int, Field(ge=MIN_PASSWORD_LENGTH, le=128)] = Field(
-        MIN_PASSWORD_LENGTH,
-        description=f"The shortest password a person may set (at least {MIN_PASSWORD_LENGTH}).",
-    )
     allow_password_change: bool = Field(
         True,
         description="Logged-in people may change their password at /hub/auth/change-password "
@@ -89,17 +94,13 @@ class FirstUseAuth(StrictModel):
     )
 
 
-class NativeAuth(StrictModel):
+class NativeAuth(_PasswordLogin):
     """NativeAuthenticator: people sign up on the hub's /hub/signup page and log in with the
     password they chose (kept hashed, bcrypt, in the hub's database). Only names platform.yaml
     admits may sign up, and a sign-up by such a name is enough (no admin approval): the roster
     is the approval. Common passwords are refused. One machine only."""
 
     type: Literal["native"]
-    min_password_length: Annotated[int, Field(ge=MIN_PASSWORD_LENGTH, le=128)] = Field(
-        MIN_PASSWORD_LENGTH,
-        description=f"The shortest password a person may choose (at least {MIN_PASSWORD_LENGTH}).",
-    )
     signup: bool = Field(
         True,
         description="Listed people may sign up themselves; false: only passwords issued by "

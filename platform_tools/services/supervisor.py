@@ -152,7 +152,8 @@ def prepare(
         )
     new_secrets = {name for name, make in SECRETS.items() if state.secret(name, make)[1]}
     seed_archives(platform, options, state)
-    limits = enforcement(system_users=platform.local_spawner == "system-users")
+    spawner = platform.local_spawner  # decided once, here, for every service (runtime.json)
+    limits = enforcement(system_users=spawner == "system-users")
     if unenforced_warning(limits):
         log.warning("%s", unenforced_warning(limits))
     runtime = LocalRuntime(
@@ -166,7 +167,7 @@ def prepare(
         supervisor_pid=os.getpid(),
         started_at=time.time(),
         kernel_socket_dir=str(kernel_sockets),
-        spawner=platform.local_spawner,
+        spawner=spawner,
     )
     runtime.save(state.runtime_file)
     return runtime, new_secrets

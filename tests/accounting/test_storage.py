@@ -228,8 +228,9 @@ def storage_events(ledger, user="demo"):
 def test_thresholds_are_told_once_per_crossing_and_nothing_is_stopped(tmp_path, ledger):
     config = make_config()
     homes = tmp_path / "homes"
-    gauge = StorageGauge(lambda c: local_homes(c, homes), lambda: config)
-    assert local_homes(config, homes)["demo"] == homes / "demo"  # simple spawner: state homes
+    gauge = StorageGauge(lambda c: local_homes(c, homes, c.local_spawner), lambda: config)
+    # simple spawner: the state directory's homes
+    assert local_homes(config, homes, config.local_spawner)["demo"] == homes / "demo"
     stops = Stops()
     enforcer = Enforcer(ledger, stops.actions(), lambda: config, gauge)
 
@@ -259,7 +260,7 @@ def test_thresholds_are_told_once_per_crossing_and_nothing_is_stopped(tmp_path, 
 def test_a_new_server_is_refused_over_the_quota_and_allowed_once_files_are_deleted(tmp_path, ledger):
     config = make_config()
     homes = tmp_path / "homes"
-    gauge = StorageGauge(lambda c: local_homes(c, homes), lambda: config)
+    gauge = StorageGauge(lambda c: local_homes(c, homes, c.local_spawner), lambda: config)
 
     def verdict():
         return check_spawn(config, ledger, "demo", "small", NOW, None, gauge.for_check(config, "demo"))

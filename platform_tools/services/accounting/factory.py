@@ -168,9 +168,11 @@ class AccountingFactory:
     def kubernetes_sources(self, namespace: str) -> KubernetesSources:
         return KubernetesSources(namespace, self.catalog().current)
 
-    def storage_gauge(self, state_homes: Path, spawner: str | None = None) -> StorageGauge:
+    def storage_gauge(self, state_homes: Path, spawner_of: Callable[[PlatformConfig], str]) -> StorageGauge:
         """One machine's homes, wherever the running spawner puts them, against the storage quota."""
-        return StorageGauge(lambda config: local_homes(config, state_homes, spawner), self.live.current)
+        return StorageGauge(
+            lambda config: local_homes(config, state_homes, spawner_of(config)), self.live.current
+        )
 
     def create(
         self,
@@ -209,13 +211,13 @@ def local_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accountin
         await prewarm_local(state, name, Path(runtime.notebooks_dir))
 
     sessions = SessionScheduler(factory.live.current, prewarm)
-    spawner = runtime.spawner  # as `parhelion up` decided at start (older runtime.json: the config's)
 
-    def homes(config: PlatformConfig) -> dict[str, Path]:
-        return user_homes(config, spawner or config.local_spawner, state.homes)
+    def homes(config: PlatformConfig) -> dict[str, Path]:  # as `parhelion up` decided at start
+        return user_homes(config, runtime.spawner_of(config), state.homes)
 
     sources = factory.local_sources(homes)
-    return factory.create(sources, sessions, factory.storage_gauge(state.homes, spawner)), factory.settings
+    gauge = factory.storage_gauge(state.homes, runtime.spawner_of)
+    return factory.create(sources, sessions, gauge), factory.settings
 
 
 def kubernetes_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accounting, Settings]:
