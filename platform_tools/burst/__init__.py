@@ -2,10 +2,13 @@
 
 from platform_tools.burst.cluster import BurstCluster, BurstClusterError, burst_cluster
 from platform_tools.burst.cutout import Cutout, read_cutout
+from platform_tools.burst.price import BurstBudgetError, BurstPlan, burst_plan
 from platform_tools.burst.run import BurstReport, BurstResult, burst_map
 from platform_tools.burst.worker import DecodeError, decode_image
 
 __all__ = [
+    "BurstBudgetError",
+    "BurstPlan",
     "BurstCluster",
     "BurstClusterError",
     "BurstReport",
@@ -14,6 +17,7 @@ __all__ = [
     "DecodeError",
     "burst_cluster",
     "burst_map",
+    "burst_plan",
     "decode_image",
     "read_cutout",
 ]

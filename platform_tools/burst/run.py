@@ -14,8 +14,6 @@ Every input file is either in ``results`` or in ``failures``: none is dropped.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -26,8 +24,8 @@ from typing import Any
 import pandas as pd
 
 from platform_tools.burst.plan import plan_batches
+from platform_tools.burst.price import BurstPlan, cluster_cost_per_hour, plan_items
 from platform_tools.burst.worker import Reader, run_batch
-from platform_tools.contract.environment import NODE_VARIABLE
 
 RETRYABLE = {"fetch"}  # transient failures get a second round on another task
 
@@ -43,6 +41,7 @@ class BurstReport:
     threads: int
     tasks: int
     cost_usd: float | None
+    plan: BurstPlan | None = None  # the estimate made before the run, shown first
 
     @property
     def files_per_second(self) -> float:
@@ -58,7 +57,8 @@ class BurstReport:
 
     def __str__(self) -> str:
         cost = "unknown (no price for this cluster)" if self.cost_usd is None else f"${self.cost_usd:.4f}"
-        return (
+        first = "" if self.plan is None else f"{self.plan}\n"
+        return first + (
             f"{self.succeeded} of {self.files} files in {self.seconds:.1f} s on {self.workers} workers "
             f"({self.threads} threads, {self.tasks} tasks): {self.files_per_second:.1f} files/s, "
             f"{self.mb_per_second:.1f} MB/s, {self.files_per_second_per_core:.2f} files/s per core; "
@@ -82,7 +82,7 @@ class BurstResult:
         return xr.DataArray(values, dims=[dim, *[f"dim_{i}" for i in range(values.ndim - 1)]], coords=coords)
 
 
-def _items(files: pd.DataFrame | list[str]) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+def file_items(files: pd.DataFrame | list[str]) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
     frame = pd.DataFrame({"datakey": list(files)}) if not isinstance(files, pd.DataFrame) else files
     if "datakey" not in frame.columns:
         raise ValueError(
@@ -92,21 +92,6 @@ def _items(files: pd.DataFrame | list[str]) -> tuple[pd.DataFrame, list[tuple[st
     return frame.reset_index(drop=True), list(
         zip(frame["datakey"].astype(str), sizes.astype(int), strict=True)
     )
-
-
-def cluster_cost_per_hour(client: Any) -> float | None:
-    """$/hour of the client's workers by the cost rule, on the platform's node (PARHELION_NODE)."""
-    node_text = os.environ.get(NODE_VARIABLE)
-    if not node_text:
-        return None
-    from platform_tools.pricing.catalog import Node
-    from platform_tools.pricing.cost import hourly_cost
-
-    node = Node(**json.loads(node_text))
-    total = 0.0
-    for worker in client.scheduler_info()["workers"].values():
-        total += hourly_cost(worker["nthreads"], worker.get("memory_limit", 0) / 2**30, node)
-    return total
 
 
 def burst_map(
@@ -120,6 +105,8 @@ def burst_map(
     retries: int = 2,
     tasks_per_thread: int = 3,
     progress: bool = True,
+    plan: BurstPlan | None = None,
+    accept_cost: bool = False,
 ) -> BurstResult:
     """Apply ``func`` to every file; see the module docstring.
 
@@ -127,10 +114,15 @@ def burst_map(
     image HDU; "fits" the HDUList; "bytes" the object's bytes; "lazy" ``(fs, url)`` for
     functions that read only parts of a file (e.g. cutouts). ``storage_options`` default
     to the archive's (``platform_tools.archives``) for the files' bucket.
+
+    The run is priced first (``burst_plan``; or pass the ``plan`` you made): a pilot on a
+    sample of the files measures the rate, and a job whose estimate exceeds what is left of
+    the budget is refused with ``BurstBudgetError`` unless ``accept_cost=True``. The pilot's
+    files are not run again.
     """
     from distributed import as_completed, get_client
 
-    frame, items = _items(files)
+    frame, items = file_items(files)
     if not items:
         raise ValueError("no files to process")
     if storage_options is None:
@@ -141,13 +133,22 @@ def burst_map(
     threads = sum(client.nthreads().values())
     workers = len(client.nthreads())
     price = cluster_cost_per_hour(client)
+    if plan is None:
+        plan = plan_items(frame, items, func, client, None, reader, storage_options, concurrency, None)
+    plan.check(accept_cost)
     started = time.perf_counter()
     outcomes: dict[str, dict] = {}
     attempts: dict[str, int] = {}
-    pending = items
+    for outcome in plan.pilot_outcomes:
+        outcomes[outcome["datakey"]] = outcome
+        attempts[outcome["datakey"]] = 1
+    pending = [(u, s) for u, s in items if u not in outcomes or _retryable(outcomes[u])]
     bar = _progress(len(items), progress)
+    bar.update(len(items) - len(pending))
     tasks = 0
     for round_number in range(2):  # a second round for transient failures
+        if not pending:
+            break
         batches = plan_batches(pending, threads, tasks_per_thread=tasks_per_thread)
         tasks += len(batches)
         token = uuid.uuid4().hex[:8]
@@ -170,14 +171,16 @@ def burst_map(
                 attempts[outcome["datakey"]] = attempts.get(outcome["datakey"], 0) + 1
             bar.update(sum(1 for o in done if final or not o.get("error") or o["kind"] not in RETRYABLE))
             future.release()
-        pending = [
-            (u, s) for u, s in pending if outcomes[u].get("error") and outcomes[u]["kind"] in RETRYABLE
-        ]
+        pending = [(u, s) for u, s in pending if _retryable(outcomes[u])]
         if not pending:
             break
     bar.close()
-    seconds = time.perf_counter() - started
-    return _result(frame, outcomes, attempts, seconds, workers, threads, tasks, price)
+    seconds = plan.pilot_seconds + time.perf_counter() - started  # the pilot's files count too
+    return _result(frame, outcomes, attempts, seconds, workers, threads, tasks, price, plan)
+
+
+def _retryable(outcome: dict) -> bool:
+    return bool(outcome.get("error")) and outcome["kind"] in RETRYABLE
 
 
 def _outcomes(future: Any, batch: list[tuple[str, int]]) -> list[dict]:
@@ -189,7 +192,7 @@ def _outcomes(future: Any, batch: list[tuple[str, int]]) -> list[dict]:
     return [{"datakey": url, "error": reason, "kind": "task", "bytes": 0} for url, _ in batch]
 
 
-def _result(frame, outcomes, attempts, seconds, workers, threads, tasks, price) -> BurstResult:
+def _result(frame, outcomes, attempts, seconds, workers, threads, tasks, price, plan) -> BurstResult:
     ok = [o for o in (outcomes[k] for k in frame["datakey"]) if not o.get("error")]
     bad = [o for o in (outcomes[k] for k in frame["datakey"]) if o.get("error")]
     values = pd.DataFrame({"datakey": [o["datakey"] for o in ok], "value": [o["value"] for o in ok]})
@@ -215,6 +218,7 @@ def _result(frame, outcomes, attempts, seconds, workers, threads, tasks, price) 
         threads=threads,
         tasks=tasks,
         cost_usd=None if price is None else price * seconds / 3600,
+        plan=plan,
     )
     return BurstResult(results, failures, report)
 

@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # types only: kernels and Dask workers import this module at 
 ARCHIVE_VARIABLE = "PARHELION_ARCHIVE"
 ARCHIVES_VARIABLE = "PARHELION_ARCHIVES"
 NODE_VARIABLE = "PARHELION_NODE"
+# The origin at which kernels reach the accounting service (through the hub's proxy, as they
+# reach dask-gateway); ``contract.services.accounting_api`` adds its prefix. A kernel asks it
+# what is left of its user's budget with the server's own token (JUPYTERHUB_API_TOKEN).
+ACCOUNTING_ADDRESS_VARIABLE = "PARHELION_ACCOUNTING_ADDRESS"
 
 
 def archive_environment(
@@ -94,6 +98,11 @@ def gateway_client_environment(address: str, proxy_address: str, public_address:
         "DASK_GATEWAY__PUBLIC_ADDRESS": public_address,
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
     }
+
+
+def accounting_client_environment(origin: str) -> dict[str, str]:
+    """Where kernels ask the accounting service about their user's spend and budget."""
+    return {ACCOUNTING_ADDRESS_VARIABLE: origin}
 
 
 def default_archive(platform: PlatformConfig) -> Archive | None:

@@ -25,6 +25,7 @@ from platform_tools.config.live import LiveConfig
 from platform_tools.config.policy import resolve
 from platform_tools.contract import names
 from platform_tools.contract.environment import (
+    accounting_client_environment,
     archive_environment,
     default_archive,
     gateway_client_environment,
@@ -84,6 +85,10 @@ def user_environment(config: PlatformConfig, gateway: dict[str, str]) -> dict[st
         env |= archive_environment(archive)
     if config.dask_gateway.enabled:
         env |= gateway_client_environment(gateway["address"], gateway["proxy"], gateway["public"])
+    if config.accounting.enabled:  # through the hub's proxy, as users reach dask-gateway
+        env |= accounting_client_environment(
+            os.environ.get("PARHELION_ACCOUNTING_ADDRESS", "http://proxy-public")
+        )
     return env
 
 

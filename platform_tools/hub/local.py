@@ -18,7 +18,7 @@ from typing import Any
 from platform_tools.config import PlatformConfig
 from platform_tools.config.auth import PASSWORD_TYPES
 from platform_tools.config.live import LiveConfig
-from platform_tools.contract.environment import gateway_client_environment
+from platform_tools.contract.environment import accounting_client_environment, gateway_client_environment
 from platform_tools.contract.passwords import hub_database
 from platform_tools.contract.services import (
     ADMIN_SERVICE,
@@ -146,6 +146,8 @@ def _configure_spawner(
                 public_address=f"{GATEWAY_PREFIX}/",
             )
         )
+    if platform.accounting.enabled:  # through the hub's proxy, as a browser reaches it
+        environment.update(accounting_client_environment(runtime.hub_internal_url))
     c.Spawner.environment = environment
 
     notebooks = Path(runtime.notebooks_dir)

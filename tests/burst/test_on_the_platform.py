@@ -38,6 +38,8 @@ for url in files.datakey:
 burst = dict(zip(run.results.datakey, run.results.value))
 same = burst.keys() == serial.keys() and all(abs(burst[k] - serial[k]) < 1e-9 for k in serial)
 print(note, "|", workers, "|", len(files), "|", same, "|", run.report.cost_usd > 0, "|", len(run.failures))
+plan = run.report.plan
+print(plan.budget.describe(), "|", plan.cost_usd > 0, "|", str(run.report).startswith(str(plan)))
 """
 
 
@@ -67,5 +69,10 @@ def test_the_irradiance_notebook_runs_in_a_users_server(local_platform):
 
 def test_burst_on_the_gateway_equals_a_serial_loop_within_quota(local_platform):
     """Asked for 10 workers; the researchers' quota (4 Dask cores, a 1-core scheduler) fits 3."""
-    (output,) = run_in_a_users_kernel(local_platform, SERIAL_VS_BURST, timeout=300)
-    assert output["text"].strip() == "asked for 10 workers; your quota allows 3 | 3 | 36 | True | True | 0"
+    outputs = run_in_a_users_kernel(local_platform, SERIAL_VS_BURST, timeout=300)
+    lines = "".join(output.get("text", "") for output in outputs).strip().splitlines()
+    assert lines[0] == "asked for 10 workers; your quota allows 3 | 3 | 36 | True | True | 0"
+    # priced before it ran, against what the accounting service says is left of demo's budget
+    left, priced, heads = lines[1].split(" | ")
+    assert left.startswith("$") and left.endswith(" left of your $25.00 month budget"), left
+    assert 24.0 < float(left[1:].split()[0]) <= 25.0 and (priced, heads) == ("True", "True")

@@ -135,6 +135,8 @@ def test_servers_get_the_archive_and_the_gateway_with_no_arguments(platform, mon
     assert env["PARHELION_ARCHIVE"] == "s3://helio-sample"
     assert env["DASK_GATEWAY__ADDRESS"] == "http://proxy-public/services/dask-gateway"
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
+    # burst plans ask what is left of the budget through the proxy, as the gateway is reached
+    assert env["PARHELION_ACCOUNTING_ADDRESS"] == "http://proxy-public"
 
 
 def test_json_in_the_environment_reaches_the_pod_unchanged(platform, monkeypatch, tmp_path):

@@ -1,0 +1,77 @@
+"""What is left of a user's budget, as the accounting service says, asked from a kernel.
+
+A burst prices itself before it runs (``burst.price``); the dollars it may spend are what
+the accounting service would let it spend: the user's own budget and every group budget
+they draw on, whichever has least left. The kernel asks with its server's own token
+(``JUPYTERHUB_API_TOKEN``, whose role includes ``access:services!service=accounting``) at
+the origin the hub put in ``PARHELION_ACCOUNTING_ADDRESS``. It is a plain synchronous
+request on purpose: notebooks call it from a cell, where an event loop is already running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from platform_tools.contract.environment import ACCOUNTING_ADDRESS_VARIABLE
+from platform_tools.contract.services import AccountingPath, accounting_api
+from platform_tools.contract.tokens import authorization
+
+
+@dataclass(frozen=True)
+class BudgetLeft:
+    """Dollars left before a cap stops the user's work; ``None`` dollars: no cap applies."""
+
+    usd: float | None
+    scope: str  # "your budget", "group researchers's budget", or why it is not known
+    known: bool = True
+
+    def describe(self) -> str:
+        if not self.known:
+            return f"budget not known ({self.scope})"
+        if self.usd is None:
+            return "no budget caps your spend"
+        return f"${self.usd:.2f} left of {self.scope}"
+
+
+def budget_left_from_report(report: Mapping) -> BudgetLeft:
+    """The tightest of the user's own budget and their groups' (the accounting user report)."""
+    candidates: list[tuple[float, str]] = []
+    own = report.get("budget")
+    if own:
+        candidates.append(
+            (float(own["left_usd"]), f"your ${float(own['usd']):.2f} {own.get('period') or ''} budget")
+        )
+    for group in report.get("group_totals") or []:
+        left = max(0.0, float(group["usd"]) - float(group["spent_usd"]))
+        candidates.append((left, f"group {group['group']}'s ${float(group['usd']):.2f} budget"))
+    if not candidates:
+        return BudgetLeft(None, "no budget")
+    usd, scope = min(candidates)
+    return BudgetLeft(round(usd, 6), " ".join(scope.split()))
+
+
+def budget_left(environ: Mapping[str, str] | None = None, timeout: float = 10.0) -> BudgetLeft:
+    """What is left for this kernel's user; never raises (a plan must not fail over it)."""
+    environ = os.environ if environ is None else environ
+    origin = environ.get(ACCOUNTING_ADDRESS_VARIABLE)
+    user = environ.get("JUPYTERHUB_USER")
+    token = environ.get("JUPYTERHUB_API_TOKEN")
+    if not origin or not user or not token:
+        return BudgetLeft(
+            None, f"no accounting service here: {ACCOUNTING_ADDRESS_VARIABLE} is not set", False
+        )
+    url = accounting_api(origin, AccountingPath.user(user))
+    request = urllib.request.Request(url, headers=authorization(token))
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            report = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return BudgetLeft(None, f"the accounting service answered HTTP {exc.code} at {url}", False)
+    except (OSError, ValueError) as exc:
+        return BudgetLeft(None, f"the accounting service did not answer at {url}: {exc}", False)
+    return budget_left_from_report(report)
