@@ -176,3 +176,38 @@ def test_without_imagecodecs_astropy_decodes_silently(monkeypatch):
         monkeypatch.undo()
         rice.routines.cache_clear()
     assert fast_path_taken(data)
+
+
+def outcome(data: bytes, fast: bool):
+    try:
+        pixels, header = decode_image(data, fast=fast)
+    except DecodeError as exc:
+        return str(exc)
+    return pixels.dtype.str, pixels.tobytes(), header.tostring()
+
+
+@pytest.mark.parametrize("tile_shape", [(1, 60), (16, 32)], ids=["row-tiles", "2d-tiles"])
+def test_corrupt_heaps_and_descriptors_give_astropys_answer_or_its_error(tile_shape):
+    """Flipped heap bits, counts and offsets off by a few bytes: the same pixels or the same error."""
+    rng = np.random.default_rng(6)
+    data = rice_file(rng.poisson(200, (40, 60)).astype(np.int16), tile_shape)
+    with fits.open(io.BytesIO(data), disable_image_compression=True, memmap=False) as hdul:
+        table, tiles, heap_bytes = (
+            hdul[1].fileinfo()["datLoc"],
+            hdul[1].header["NAXIS2"],
+            hdul[1].header["PCOUNT"],
+        )
+    errors = 0
+    for case in range(36):
+        broken = bytearray(data)
+        if case % 3 == 0:
+            at = table + 8 * tiles + int(rng.integers(0, heap_bytes))
+            broken[at] ^= 1 << int(rng.integers(0, 8))
+        else:  # a descriptor's count (case % 3 == 1) or offset, a few bytes off
+            at = table + 8 * int(rng.integers(0, tiles)) + 4 * (case % 3 - 1)
+            value = int.from_bytes(broken[at : at + 4], "big") + int(rng.choice([-3, -1, 1, 2, 5]))
+            broken[at : at + 4] = max(value, 0).to_bytes(4, "big")
+        expected = outcome(bytes(broken), fast=False)
+        assert outcome(bytes(broken), fast=True) == expected
+        errors += isinstance(expected, str)
+    assert 3 < errors < 33  # both kinds of answer were exercised
