@@ -79,6 +79,10 @@ def check_fits(image: str) -> str:
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(out)
     image_data, read_header = decode_image(out.getvalue())
     assert (image_data == pixels).all() and read_header["EXPTIME"] == 2.9
+    from platform_tools.burst import rice
+
+    with fits.open(io.BytesIO(out.getvalue())) as hdul:  # AIA's files take the fast RICE decoder
+        assert rice.decode(hdul[1], out.getvalue()) is not None, "imagecodecs' Rice decoder is missing"
     if image == "helio":
         import sunpy.map
 
