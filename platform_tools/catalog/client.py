@@ -311,7 +311,10 @@ def _normalise(frame: pd.DataFrame, info: DatasetInfo | None, where: str) -> pd.
                 f"{where}: extra columns {columns[4:]} differ from those the info file declares {declared}"
             )
     for column in ("start", "stop"):
-        parsed = pd.to_datetime(frame[column], utc=True, errors="coerce", format="ISO8601")
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):  # read as times already (pyarrow)
+            parsed = frame[column].dt.tz_convert("UTC")
+        else:
+            parsed = pd.to_datetime(frame[column], utc=True, errors="coerce", format="ISO8601")
         bad = parsed.isna()
         if bad.any():
             row = _bad_row(bad)

@@ -77,8 +77,9 @@ def fast_csv(raw: bytes, indextype: str) -> pd.DataFrame | None:
                 column_types=types, null_values=NA_VALUES, strings_can_be_null=True
             ),
         )
+        spaced = b", " in raw  # else no cell after the first has a leading space to drop
         for position, field in enumerate(table.schema):
-            if pa.types.is_string(field.type):
+            if spaced and pa.types.is_string(field.type):
                 table = table.set_column(position, field, pc.utf8_ltrim(table.column(position), " "))
         return table.to_pandas()
     except (pa.ArrowException, UnicodeDecodeError, ValueError, zipfile.BadZipFile, StopIteration):
