@@ -65,6 +65,8 @@ def fast_csv(raw: bytes, indextype: str) -> pd.DataFrame | None:
                 if len(members) != 1:
                     return None
                 raw = archive.read(members[0])
+        if b', "' in raw:  # a quoted cell after a space: pandas reads it unquoted, pyarrow not
+            return None
         names = next(csv.reader([raw[: raw.find(b"\n")].decode("utf-8").rstrip("\r")]))
         if len(names) < 4 or len(set(names)) != len(names):
             return None

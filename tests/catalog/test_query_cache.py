@@ -130,6 +130,8 @@ def test_what_pyarrow_will_not_read_is_left_to_pandas():
     assert fast_csv(truncated.encode(), "csv") is None
     ragged = "start,stop,datakey,filesize\n2024-05-08T00:00Z,2024-05-09T00:00Z,s3://b/a.fits\n"
     assert fast_csv(ragged.encode(), "csv") is None
+    quoted = b'start,stop,datakey,filesize,note\n2024-05-08T00:00Z,2024-05-09T00:00Z,s3://b/a,1, "x, y"\n'
+    assert fast_csv(quoted, "csv") is None
     # pyarrow reads an empty time as a null; the check fails and pandas' reading names the row
     empty = (
         b"start,stop,datakey,filesize\n2024-05-08T00:00Z,2024-05-09T00:00Z,s3://b/a.fits,1\n,,s3://b/b,2\n"
