@@ -10,12 +10,14 @@ as UTC timestamps, ``datakey`` as full ``s3://`` URLs ready for ``fsspec.open`` 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from datetime import datetime
 from typing import Any, TypeVar
 
 import fsspec
+import fsspec.asyn
 import pandas as pd
 from pydantic import BaseModel
 
@@ -208,7 +210,7 @@ class CloudCatalog:
         the next query instead of being kept under the stamp of its older version.
         """
         what = f"the index of {entry.id}"
-        stamps = {key: _stamp(self.fs, key, what) for key in keys}
+        stamps = _stamps(self.fs, keys, what)
         found = {key: self._indices.current(key, stamps[key]) for key in keys if stamps[key] is not False}
         stale = [key for key, index in found.items() if index is None]
         info = self.info(entry.id) if stale else None
@@ -225,20 +227,41 @@ class CloudCatalog:
         return [found[key] for key in keys if key in found]
 
 
-def _stamp(fs, key: str, what: str) -> tuple | None | bool:
-    """The object's stamp (see yearindex.stamp), or False where there is no such object."""
-    try:
+def _stamps(fs, keys: list[str], what: str) -> dict[str, tuple | None | bool]:
+    """Each object's stamp (see yearindex.stamp), False where there is no such object.
+
+    On an async filesystem (s3fs) the HEADs go out together, as the GETs do: a query
+    over many years waits for one round trip, not one per year.
+    """
+    for key in keys:
         fs.invalidate_cache(key)  # a listing cached by fsspec would hide a change
-        return stamp(fs.info(key))
-    except FileNotFoundError:
-        return False
-    except PermissionError:
-        raise CatalogError(
-            f"{key}: access denied reading {what}: the bucket needs credentials, or anonymous "
-            "access for a public bucket (anon=True)"
-        ) from None
-    except Exception as exc:  # s3fs and http raise several kinds
-        raise CatalogError(f"{key}: could not read {what}: {exc}") from None
+    if getattr(fs, "async_impl", False) and len(keys) > 1:
+        infos = fsspec.asyn.sync(fs.loop, _gather_infos, fs, keys)
+    else:
+        infos = []
+        for key in keys:
+            try:
+                infos.append(fs.info(key))
+            except Exception as exc:  # sorted out below, as for the async path
+                infos.append(exc)
+    stamps: dict[str, tuple | None | bool] = {}
+    for key, info in zip(keys, infos, strict=True):
+        if isinstance(info, FileNotFoundError):
+            stamps[key] = False
+        elif isinstance(info, PermissionError):
+            raise CatalogError(
+                f"{key}: access denied reading {what}: the bucket needs credentials, or anonymous "
+                "access for a public bucket (anon=True)"
+            )
+        elif isinstance(info, Exception):  # s3fs and http raise several kinds
+            raise CatalogError(f"{key}: could not read {what}: {info}")
+        else:
+            stamps[key] = stamp(info)
+    return stamps
+
+
+async def _gather_infos(fs, keys: list[str]) -> list:
+    return await asyncio.gather(*(fs._info(key) for key in keys), return_exceptions=True)
 
 
 def _parse(raw: bytes, entry: CatalogEntry, key: str, info: DatasetInfo | None) -> pd.DataFrame:

@@ -75,6 +75,17 @@ def test_a_warm_query_reads_the_index_once_until_the_object_changes(bucket, s3_s
 
 
 @pytest.mark.integration
+def test_years_without_an_index_are_skipped_and_the_others_kept(bucket, s3_server, monkeypatch):
+    files = make_files(datetime(2022, 6, 1), 2, timedelta(days=2 * 366))  # 2022 and 2024, not 2023
+    catalog, gets = _counting_catalog(write_bucket(bucket, files), s3_server, monkeypatch)
+    for _ in range(2):
+        frame = catalog.query("series", "2022-01-01Z", "2025-01-01Z")
+        assert list(frame.datakey) == ["s3://bkt/data/f00000.fits", "s3://bkt/data/f00001.fits"]
+    indices = [key for key in gets if "/index/series_" in key]
+    assert sorted(indices) == [f"s3://{bucket[0]}/index/series_{year}.csv" for year in (2022, 2024)]
+
+
+@pytest.mark.integration
 def test_a_long_file_that_starts_before_the_range_is_found(bucket, s3_server):
     """The binary search starts the longest file's length before the range."""
     hourly = make_files(datetime(2024, 3, 1), 72, timedelta(hours=1))
