@@ -17,6 +17,8 @@ index of each (dataset, year) and asks S3 for the object's ETag before every que
 ``CloudCatalog`` with its default ``cache=False`` keeps only catalog.json and GETs
 and parses the year's CSV on every query; its ``cache=True`` (shown on its own line)
 keeps the CSV on local disk, never checks it against S3, and re-parses it every query.
+Parhelion's HEAD is dearer here than on S3: rclone makes the ETag by hashing the whole
+16 MB file on each HEAD, where S3 keeps it stored.
 
 Both must return the same files (datakeys and start times). Targets: Parhelion's warm
 query <= 0.2 s and >= 5x faster than cloudcatalog's.
