@@ -1,7 +1,8 @@
 """Read CloudCatalogs over any fsspec filesystem (S3 first of all).
 
 Only the per-year index files a query needs are fetched, all at once (s3fs fetches a
-list of keys concurrently). Rows come back as a pandas DataFrame with ``start``/``stop``
+list of keys concurrently), and each is kept parsed for the next query, re-read only when
+its object changed (see yearindex). Rows come back as a pandas DataFrame with ``start``/``stop``
 as UTC timestamps, ``datakey`` as full ``s3://`` URLs ready for ``fsspec.open`` or
 ``platform_tools.burst``, ``filesize`` in bytes, and the extra columns the dataset's
 ``<id>.json`` declares, typed.
@@ -9,12 +10,14 @@ as UTC timestamps, ``datakey`` as full ``s3://`` URLs ready for ``fsspec.open`` 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from datetime import datetime
 from typing import Any, TypeVar
 
 import fsspec
+import fsspec.asyn
 import pandas as pd
 from pydantic import BaseModel
 
@@ -28,6 +31,7 @@ from platform_tools.catalog.spec import (
     info_name,
     parse_time,
 )
+from platform_tools.catalog.yearindex import IndexCache, YearIndex, fast_csv, stamp
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -117,6 +121,7 @@ class CloudCatalog:
         self.fs, _ = fsspec.core.url_to_fs(self.url, **storage_options)
         self._catalog: BucketCatalog | None = None
         self._infos: dict[str, DatasetInfo | None] = {}
+        self._indices = IndexCache()
 
     @property
     def catalog(self) -> BucketCatalog:
@@ -187,22 +192,94 @@ class CloudCatalog:
         first_year = max(begin.year, entry.start_time.year)
         last_year = min(end.year, entry.stop_time.year)
         keys = [entry.index_key(year) for year in range(first_year, last_year + 1)]
-        info = self.info(entry.id)
-        frames = []
-        for key, raw in _fetch(self.fs, keys, f"the index of {entry.id}").items():
-            if raw is not None:  # a year with no files has no index file
-                frames.append(_normalise(_decode(raw, entry, key), info, f"{entry.id} index {key}"))
+        lo = pd.Timestamp(begin, tz="UTC")
+        hi = pd.Timestamp(end, tz="UTC")
+        frames = [index.overlapping(lo, hi) for index in self._year_indices(entry, keys)]
         frames = [frame for frame in frames if len(frame)]
         if not frames:
             return pd.DataFrame(columns=list(INDEX_COLUMNS))
         files = pd.concat(frames, ignore_index=True)
-        lo = pd.Timestamp(begin, tz="UTC")
-        hi = pd.Timestamp(end, tz="UTC")
-        overlapping = (files["stop"] >= lo) & (files["start"] < hi)
-        return files[overlapping].sort_values("start", kind="stable").reset_index(drop=True)
+        if not files["start"].is_monotonic_increasing:  # an index holding rows of other years
+            files = files.sort_values("start", kind="stable").reset_index(drop=True)
+        return files
+
+    def _year_indices(self, entry: CatalogEntry, keys: list[str]) -> list[YearIndex]:
+        """The parsed index of each year that has one, read again only if its object changed.
+
+        Stamps are taken before the GET, so an index rewritten in between is re-read on
+        the next query instead of being kept under the stamp of its older version.
+        """
+        what = f"the index of {entry.id}"
+        stamps = _stamps(self.fs, keys, what)
+        found = {key: self._indices.current(key, stamps[key]) for key in keys if stamps[key] is not False}
+        stale = [key for key, index in found.items() if index is None]
+        info = self.info(entry.id) if stale else None
+        for key, raw in _fetch(self.fs, stale, what).items():
+            if raw is None:  # deleted since its stamp was taken
+                found.pop(key)
+                continue
+            found[key] = YearIndex.of(stamps[key], _parse(raw, entry, key, info))
+            if stamps[key] is not None:
+                self._indices.keep(key, found[key])
+        for key in keys:
+            if stamps[key] is False:  # a year with no files has no index file
+                self._indices.forget(key)
+        return [found[key] for key in keys if key in found]
+
+
+def _stamps(fs, keys: list[str], what: str) -> dict[str, tuple | None | bool]:
+    """Each object's stamp (see yearindex.stamp), False where there is no such object.
+
+    On an async filesystem (s3fs) the HEADs go out together, as the GETs do: a query
+    over many years waits for one round trip, not one per year.
+    """
+    for key in keys:
+        fs.invalidate_cache(key)  # a listing cached by fsspec would hide a change
+    if getattr(fs, "async_impl", False) and len(keys) > 1:
+        infos = fsspec.asyn.sync(fs.loop, _gather_infos, fs, keys)
+    else:
+        infos = []
+        for key in keys:
+            try:
+                infos.append(fs.info(key))
+            except Exception as exc:  # sorted out below, as for the async path
+                infos.append(exc)
+    stamps: dict[str, tuple | None | bool] = {}
+    for key, info in zip(keys, infos, strict=True):
+        if isinstance(info, FileNotFoundError):
+            stamps[key] = False
+        elif isinstance(info, PermissionError):
+            raise CatalogError(
+                f"{key}: access denied reading {what}: the bucket needs credentials, or anonymous "
+                "access for a public bucket (anon=True)"
+            )
+        elif isinstance(info, Exception):  # s3fs and http raise several kinds
+            raise CatalogError(f"{key}: could not read {what}: {info}")
+        else:
+            stamps[key] = stamp(info)
+    return stamps
+
+
+async def _gather_infos(fs, keys: list[str]) -> list:
+    return await asyncio.gather(*(fs._info(key) for key in keys), return_exceptions=True)
+
+
+def _parse(raw: bytes, entry: CatalogEntry, key: str, info: DatasetInfo | None) -> pd.DataFrame:
+    """An index file checked and typed: by pyarrow where it reads it (see yearindex.fast_csv),
+    else, or if that frame fails a check, by pandas, whose frame and errors are the reference.
+    """
+    where = f"{entry.id} index {key}"
+    fast = fast_csv(raw, entry.indextype) if entry.indextype != "parquet" else None
+    if fast is not None:
+        try:
+            return _normalise(fast, info, where)
+        except CatalogError:
+            pass  # pandas' reading below names the problem (or reads what pyarrow did not)
+    return _normalise(_decode(raw, entry, key), info, where)
 
 
 def _decode(raw: bytes, entry: CatalogEntry, key: str) -> pd.DataFrame:
+    """The index as read, every CSV cell a string (``catalog validate`` checks their text)."""
     try:
         if entry.indextype == "parquet":
             return pd.read_parquet(io.BytesIO(raw))
@@ -257,7 +334,10 @@ def _normalise(frame: pd.DataFrame, info: DatasetInfo | None, where: str) -> pd.
                 f"{where}: extra columns {columns[4:]} differ from those the info file declares {declared}"
             )
     for column in ("start", "stop"):
-        parsed = pd.to_datetime(frame[column], utc=True, errors="coerce", format="ISO8601")
+        if isinstance(frame[column].dtype, pd.DatetimeTZDtype):  # read as times already (pyarrow)
+            parsed = frame[column].dt.tz_convert("UTC")
+        else:
+            parsed = pd.to_datetime(frame[column], utc=True, errors="coerce", format="ISO8601")
         bad = parsed.isna()
         if bad.any():
             row = _bad_row(bad)
