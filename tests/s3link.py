@@ -80,7 +80,8 @@ class S3Link:
         return times.user + times.system
 
     def stats(self, timeout: float = 5.0) -> dict:
-        """Counters since the last call: connections opened, most open at once, bytes each way."""
+        """Counters since the last call: connections opened, most open at once, HTTP requests,
+        bytes each way (up: to the server)."""
         self.process.send_signal(signal.SIGUSR1)
         return json.loads(_readline(self.process, timeout))
 
@@ -129,11 +130,17 @@ class _Counters:
         self.open = 0
 
     def reset(self):
-        self.connections = self.peak_open = self.up = self.down = 0
+        self.connections = self.peak_open = self.requests = self.up = self.down = 0
 
     def report(self) -> str:
         line = json.dumps(
-            {"connections": self.connections, "peak_open": self.peak_open, "up": self.up, "down": self.down}
+            {
+                "connections": self.connections,
+                "peak_open": self.peak_open,
+                "requests": self.requests,
+                "up": self.up,
+                "down": self.down,
+            }
         )
         self.reset()
         self.peak_open = self.open
@@ -157,7 +164,9 @@ class _Pacer:
         self.free_at = start + size / self.rate
 
 
-async def _delayed(source: socket.socket, sink: socket.socket, latency: float, rate: float, count) -> None:
+async def _delayed(
+    source: socket.socket, sink: socket.socket, latency: float, rate: float, count, turn
+) -> None:
     """Client to server: each chunk forwarded ``latency`` after it arrived (a delay line)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
@@ -165,6 +174,7 @@ async def _delayed(source: socket.socket, sink: socket.socket, latency: float, r
     async def receive():
         while True:
             data = await loop.sock_recv(source, CHUNK)
+            turn(data)
             queue.put_nowait((loop.time() + latency, data))
             if not data:
                 return
@@ -214,6 +224,19 @@ async def _serve(upstream: str, latency: float, rate: float) -> None:
         counters.down += n
 
     async def connection(client: socket.socket):
+        # HTTP/1.1 clients do not pipeline: a request starts when the client speaks first on a
+        # connection, or again after the server has answered.
+        answered = [True]
+
+        def request(data: bytes) -> None:
+            if data and answered[0]:
+                counters.requests += 1
+                answered[0] = False
+
+        def response(n: int) -> None:
+            answered[0] = True
+            down(n)
+
         counters.connections += 1
         counters.open += 1
         counters.peak_open = max(counters.peak_open, counters.open)
@@ -224,7 +247,7 @@ async def _serve(upstream: str, latency: float, rate: float) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await loop.sock_connect(server, (host, int(port)))
             await asyncio.gather(
-                _delayed(client, server, latency, rate, up), _paced(server, client, rate, down)
+                _delayed(client, server, latency, rate, up, request), _paced(server, client, rate, response)
             )
         except OSError:
             pass  # a peer went away: close both ends, as a network would

@@ -64,7 +64,7 @@ def test_every_request_on_a_connection_waits_the_latency(public_s3_server, objec
         assert min(firsts) >= 0.25, firsts
         assert max(firsts) < 0.25 + 2.0, firsts  # a delay, not a stall
         stats = link.stats()
-        assert (stats["connections"], stats["peak_open"]) == (1, 1)
+        assert (stats["connections"], stats["peak_open"], stats["requests"]) == (1, 1, 3)
 
 
 def test_each_connection_is_held_to_the_bandwidth(public_s3_server, objects):
