@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from platform_tools.burst.s3options import options_for_concurrency
 from platform_tools.burst.worker import Item, Reader, run_batch
 from platform_tools.clients.spend import BudgetLeft, budget_left
 from platform_tools.contract.environment import NODE_VARIABLE
@@ -122,6 +123,7 @@ def burst_plan(
 
     frame, items = file_items(files)
     client, storage_options = _client_and_options(client, storage_options, items)
+    storage_options = options_for_concurrency(items[0][0], storage_options, concurrency)  # as burst_map
     return plan_items(frame, items, func, client, workers, reader, storage_options, concurrency, budget)
 
 

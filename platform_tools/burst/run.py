@@ -25,6 +25,7 @@ import pandas as pd
 
 from platform_tools.burst.plan import plan_batches
 from platform_tools.burst.price import BurstPlan, cluster_cost_per_hour, plan_items
+from platform_tools.burst.s3options import options_for_concurrency
 from platform_tools.burst.worker import Reader, run_batch
 
 RETRYABLE = {"fetch"}  # transient failures get a second round on another task
@@ -129,6 +130,7 @@ def burst_map(
         from platform_tools.archives import storage_options as archive_options
 
         storage_options = archive_options(items[0][0])
+    storage_options = options_for_concurrency(items[0][0], storage_options, concurrency)
     client = client or get_client()
     threads = sum(client.nthreads().values())
     workers = len(client.nthreads())

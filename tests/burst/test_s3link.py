@@ -1,6 +1,7 @@
 """The emulated S3 link (tests/s3link.py) against the real rclone S3 server: every request
 waits the latency, every connection is held to the bandwidth, bytes pass unchanged, and
-the proxy is gone by pid when its ``with`` ends, also when the block failed."""
+the proxy is gone by pid when its ``with`` ends, also when the block failed. And burst
+through it: one GET per file, ``concurrency`` of them in flight."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 import pytest
 import s3fs
 
+from platform_tools.burst import burst_map
 from platform_tools.services.processes import pid_alive
 from tests.s3link import S3Link
 
@@ -100,3 +102,35 @@ def test_the_proxy_is_stopped_by_pid_even_when_the_block_fails(public_s3_server)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     link.stop()  # stopping twice is harmless
+
+
+def test_burst_sends_one_get_per_file_and_keeps_concurrency_in_flight(public_s3_server):
+    """Over S3 a worker hides the first-byte wait only with GETs in flight: burst's 16, not
+    botocore's pool of 10, and no HEAD before each GET (s3fs's default: two round trips)."""
+    from distributed import Client, LocalCluster
+
+    folder = public_s3_server.root / BUCKET / "many"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(32):
+        (folder / f"{i:02d}.bin").write_bytes(bytes([i]) * 20_000)
+    urls = [f"s3://{BUCKET}/many/{i:02d}.bin" for i in range(32)]
+    with (
+        S3Link(public_s3_server.url, latency=0.05, bandwidth=0) as link,
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        link.stats()
+        run = burst_map(
+            len,
+            urls,
+            client=client,
+            reader="bytes",
+            storage_options=link.storage_options(public_s3_server.storage_options),
+            concurrency=16,
+            tasks_per_thread=1,
+            progress=False,
+        )
+        stats = link.stats()
+    assert run.failures.empty and list(run.results["value"]) == [20_000] * 32
+    assert stats["requests"] == 32  # one GET per file, no HEAD
+    assert stats["peak_open"] == 16  # all 16 of a group in flight at once
