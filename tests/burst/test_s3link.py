@@ -116,7 +116,13 @@ def test_burst_sends_one_get_per_file_and_keeps_concurrency_in_flight(public_s3_
     urls = [f"s3://{BUCKET}/many/{i:02d}.bin" for i in range(32)]
     with (
         S3Link(public_s3_server.url, latency=0.05, bandwidth=0) as link,
-        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=None,
+            worker_dashboard_address=None,
+        ) as cluster,
         Client(cluster) as client,
     ):
         link.stats()
