@@ -15,7 +15,14 @@ Every run computes the same thing: each image's mean count rate. Targets: b/a >=
 b/c >= 0.8. The archive is made from a few distinct images (generating a 4096x4096
 image takes ~1.5 s), hard-linked to N keys, and kept in benchmarks/.cache for reuse.
 
-    .venv/bin/python benchmarks/burst.py [--files 120] [--workers 2]
+With ``--link 30ms,90MBps`` (a) and (b) also run, in the same run, through an emulated S3
+link (tests/s3link.py: every request's first byte waits the latency, every connection is
+paced to the bandwidth), as S3 would serve them. Target: b on the link >= 0.8 of b over
+loopback; b/a on the link is reported as measured. The link proxy is a process of its own:
+its CPU seconds are measured and printed (with ``--link-core K`` it is pinned to core K and
+the Dask workers to the other cores, for machines with a core to spare).
+
+    .venv/bin/python benchmarks/burst.py [--files 120] [--workers 2] [--link 30ms,90MBps]
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import argparse
 import io
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -38,6 +46,7 @@ from platform_tools.burst import burst_map  # noqa: E402
 from platform_tools.burst.worker import decode_image  # noqa: E402
 from platform_tools.local.aia_synthetic import SyntheticAIA  # noqa: E402
 from tests.platform import RcloneS3  # noqa: E402
+from tests.s3link import S3Link  # noqa: E402
 
 CACHE = REPO / "benchmarks" / ".cache" / "aia-4096"
 BUCKET = "bench-aia"
@@ -105,10 +114,35 @@ def timed(label: str, func) -> tuple[str, float, object]:
     return label, seconds, value
 
 
+def rounded(values) -> list[float]:
+    """A run's values (a list, or a burst_map result's value column), to compare runs."""
+    column = values.results["value"] if hasattr(values, "results") else values
+    return [round(v, 9) for v in column]
+
+
+def link_shape(text: str) -> tuple[float, float]:
+    """'30ms,90MBps' -> (0.030 s of first-byte latency, 90e6 bytes/s per connection)."""
+    found = re.fullmatch(r"\s*([\d.]+)\s*ms\s*,\s*([\d.]+)\s*MB/?ps\s*", text, re.IGNORECASE)
+    if not found:
+        raise argparse.ArgumentTypeError(f"expected e.g. 30ms,90MBps, not {text!r}")
+    return float(found[1]) / 1e3, float(found[2]) * 1e6
+
+
+def pin_workers(client, cores: set[int]) -> None:
+    """Every Dask worker process on ``cores`` only (so a pinned link proxy has its own core)."""
+    client.run(os.sched_setaffinity, 0, cores)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=120)
     parser.add_argument("--workers", type=int, default=2, help="single-threaded Dask worker processes")
+    parser.add_argument(
+        "--link", type=link_shape, help="also run (a) and (b) through an emulated S3 link, e.g. 30ms,90MBps"
+    )
+    parser.add_argument(
+        "--link-core", type=int, help="pin the link proxy to this core and the Dask workers to the others"
+    )
     args = parser.parse_args()
 
     from distributed import Client, LocalCluster
@@ -117,8 +151,12 @@ def main() -> None:
     root = archive(args.files)
     server = RcloneS3(root)
     server.start()
+    link = None
     try:
         options = server.storage_options
+        if args.link:
+            cpus = {args.link_core} if args.link_core is not None else None
+            link = S3Link(server.url, *args.link, cpus=cpus).start()
         import s3fs
 
         fs = s3fs.S3FileSystem(**options)
@@ -138,35 +176,61 @@ def main() -> None:
             ) as cluster,
             Client(cluster) as client,
         ):
+            if args.link_core is not None:
+                pin_workers(client, (os.sched_getaffinity(0) - {args.link_core}) or {args.link_core})
             cores = sum(client.nthreads().values())
-            warm = burst_map(
-                mean_rate, urls[: 2 * cores], client=client, storage_options=options, progress=False
-            )
-            assert warm.failures.empty, warm.failures
-            recipe_task = partial(
-                heliocloud_recipe,
-                endpoint=server.url,
-                access_key=server.ACCESS_KEY,
-                secret_key=server.SECRET_KEY,
-            )
-            client.gather(client.map(recipe_task, urls[:cores], pure=False))
 
+            def recipe_task(endpoint):
+                return partial(
+                    heliocloud_recipe,
+                    endpoint=endpoint,
+                    access_key=server.ACCESS_KEY,
+                    secret_key=server.SECRET_KEY,
+                )
+
+            def warm(store_options, endpoint):
+                run = burst_map(
+                    mean_rate, urls[: 2 * cores], client=client, storage_options=store_options, progress=False
+                )
+                assert run.failures.empty, run.failures
+                client.gather(client.map(recipe_task(endpoint), urls[:cores], pure=False))
+
+            def recipe(endpoint):
+                return lambda: client.gather(client.map(recipe_task(endpoint), urls, pure=False))
+
+            def burst(store_options):
+                def run_it():
+                    run = burst_map(
+                        mean_rate, urls, client=client, storage_options=store_options, progress=False
+                    )
+                    assert run.failures.empty, run.failures
+                    return run
+
+                return run_it
+
+            warm(options, server.url)
+            linked = {}
+
+            def through_link(label: str, run) -> None:
+                """``run`` through the link, timed, with the proxy's CPU seconds and counters."""
+                cpu = link.cpu_seconds()
+                _, seconds, value = timed(f"{label} through the link", run)
+                linked[label] = (seconds, link.cpu_seconds() - cpu, link.stats())
+                assert rounded(value) == rounded(a_values)
+
+            if link:
+                link_options = link.storage_options(options)
+                warm(link_options, link.url)
+                link.stats()
             print("runs:", flush=True)
             rows = []
-
-            def recipe():
-                return client.gather(client.map(recipe_task, urls, pure=False))
-
-            rows.append(timed("(a) HelioCloud recipe", recipe))
-
-            def burst():
-                run = burst_map(mean_rate, urls, client=client, storage_options=options, progress=False)
-                assert run.failures.empty, run.failures
-                return run
-
-            rows.append(timed("(b) Parhelion burst", burst))
-            a_values, b_run = rows[0][2], rows[1][2]
-            assert [round(v, 9) for v in a_values] == [round(v, 9) for v in b_run.results["value"]]
+            rows.append(timed("(a) HelioCloud recipe", recipe(server.url)))
+            a_values = rows[0][2]
+            rows.append(timed("(b) Parhelion burst", burst(options)))
+            assert rounded(rows[1][2]) == rounded(a_values)
+            if link:  # next to their loopback runs, so a busy machine skews both alike
+                through_link("(b) Parhelion burst", burst(link_options))
+                through_link("(a) HelioCloud recipe", recipe(link.url))
 
             def fetch_only():
                 run = burst_map(
@@ -190,6 +254,8 @@ def main() -> None:
 
             rows.append(timed("decode only", decode_only))
     finally:
+        if link:
+            link.stop()
         server.stop()
 
     n = len(urls)
@@ -214,7 +280,43 @@ def main() -> None:
         f"b per core vs HelioCloud's published {HELIOCLOUD_FILES_PER_S_PER_CORE} files/s per core: "
         f"{b / cores / HELIOCLOUD_FILES_PER_S_PER_CORE:.1f}x"
     )
-    print(json.dumps({k: round(v, 3) for k, v in rate.items()}))
+    summary = {k: round(v, 3) for k, v in rate.items()}
+    if linked:
+        summary["link"] = link_table(n, cores, rate, linked, link, args.link_core)
+    print(json.dumps(summary))
+
+
+def link_table(n: int, cores: int, rate: dict, linked: dict, link: S3Link, core: int | None) -> dict:
+    """Prints (a) and (b) over loopback and through the link side by side; returns the figures."""
+    shape = f"link ({link.latency * 1e3:g} ms, {link.bandwidth / 1e6:g} MB/s)"
+    over = {label: n / linked[label][0] for label in ("(a) HelioCloud recipe", "(b) Parhelion burst")}
+    print()
+    print(f"| files/s | loopback | {shape} | link/loopback |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, value in over.items():
+        print(f"| {label} | {rate[label]:.2f} | {value:.2f} | {value / rate[label]:.2f} |")
+    a, b = over["(a) HelioCloud recipe"], over["(b) Parhelion burst"]
+    print()
+    print(f"on the link: b/a = {b / a:.2f}")
+    print(f"b(link)/b(loopback) = {b / rate['(b) Parhelion burst']:.2f} (target >= 0.8)")
+    placement = (
+        f"pinned to core {core}, the Dask workers on the others"
+        if core is not None
+        else "not pinned: it shares the cores with the workers and the S3 server"
+    )
+    print(f"link proxy ({placement}):")
+    for label in over:
+        seconds, cpu, stats = linked[label]
+        print(
+            f"  {label}: {cpu:.2f} CPU s over {seconds:.1f} s = {cpu / seconds / cores:.1%} of the "
+            f"{cores} cores; {stats['requests']} requests on {stats['connections']} connections, "
+            f"at most {stats['peak_open']} open"
+        )
+    return {
+        "a": round(a, 3),
+        "b": round(b, 3),
+        "proxy_cpu_s": {label: round(cpu, 2) for label, (_, cpu, _) in linked.items()},
+    }
 
 
 if __name__ == "__main__":
