@@ -138,5 +138,6 @@ def test_burst_sends_one_get_per_file_and_keeps_concurrency_in_flight(public_s3_
         )
         stats = link.stats()
     assert run.failures.empty and list(run.results["value"]) == [20_000] * 32
-    assert stats["requests"] == 32  # one GET per file, no HEAD
+    # one GET per file (and the plan's warm-up GET on each worker), not a HEAD and a GET (64 and up)
+    assert 32 <= stats["requests"] <= 32 + 2
     assert stats["peak_open"] == 16  # all 16 of a group in flight at once
