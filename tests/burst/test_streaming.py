@@ -75,8 +75,10 @@ def test_streamed_results_equal_the_in_memory_ones(aia_bucket, local_client, s3_
         k for k in files["datakey"] if k not in set(streamed.failures["datakey"])
     ]
     assert (streamed.report.succeeded, streamed.report.failed) == (len(files) - 3, 3)
-    # the bar: every batch moved it, up to every file
-    assert seen[-1] == (len(files), len(files)) and len(seen) == streamed.report.tasks
+    # the callback bar: the pilot's files, then every batch moved it, up to every file
+    counts = [done for done, _ in seen]
+    assert seen[-1] == (len(files), len(files)) and counts == sorted(set(counts))
+    assert len(seen) == streamed.report.tasks + 1
     # the folder is a parquet dataset of its own, catalog columns and values
     on_disk = pd.read_parquet(tmp_path / "run.parquet")
     assert {"start", "filesize", "rate", "date_obs"} <= set(on_disk.columns) and len(on_disk) == len(results)
