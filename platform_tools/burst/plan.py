@@ -2,7 +2,7 @@
 
 Too small a task and the scheduler's per-task overhead and per-task fetch start-up
 dominate; too large and the last tasks leave most of the cluster idle, and the progress
-bar jumps. The plan aims at ``tasks_per_thread`` tasks for every worker thread and, for a
+bar jumps or stalls. The plan aims at ``tasks_per_thread`` tasks for every worker thread and, for a
 big job, at least ``min_tasks`` tasks (the bar then moves in steps of at most
 1/``min_tasks`` of the files), but never below ``min_batch_files`` files a task (so each
 task still fetches ``concurrency`` files at a time) nor above ``max_batch_files`` files or
@@ -28,15 +28,26 @@ def batch_starts(
     min_batch_files: int = 32,
     max_batch_bytes: int = 512 * MiB,
     max_batch_files: int = 2000,
+    seconds_per_file: float | None = None,
+    update_seconds: float = 1.0,
 ) -> list[int]:
-    """Where each batch starts in ``sizes`` (the files' bytes, in order); the first is 0."""
+    """Where each batch starts in ``sizes`` (the files' bytes, in order); the first is 0.
+
+    ``seconds_per_file`` (one core's, e.g. the pricing pilot's measure) bounds a task's
+    length too: with tasks of ``threads * update_seconds`` seconds ending staggered, one
+    ends about every ``update_seconds``, so the bar does not stall (never below
+    ``min_batch_files`` files a task, so a slow function's tasks stay whole groups).
+    """
     n = len(sizes)
     if not n:
         return []
     tasks = max(threads * tasks_per_thread, min(min_tasks, math.ceil(n / min_batch_files)), 1)
     files_cap = max(1, min(max_batch_files, math.ceil(n / tasks)))
+    if seconds_per_file:
+        files_cap = min(files_cap, max(min_batch_files, int(threads * update_seconds / seconds_per_file)))
     sizes = [max(int(size), 1) for size in sizes]
-    bytes_cap = min(max(sum(sizes) / tasks, max(sizes)), max_batch_bytes)
+    # as many bytes as files_cap files of the mean size (so uniform files split by count)
+    bytes_cap = min(max(files_cap * sum(sizes) / n, max(sizes)), max_batch_bytes)
     starts = [0]
     count = used = 0
     for index, size in enumerate(sizes):

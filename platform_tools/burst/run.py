@@ -193,7 +193,12 @@ def burst_map(
         if not len(pending):
             break
         planned = time.perf_counter()
-        starts = batch_starts(sizes[pending].tolist(), threads, tasks_per_thread=tasks_per_thread)
+        starts = batch_starts(
+            sizes[pending].tolist(),
+            threads,
+            tasks_per_thread=tasks_per_thread,
+            seconds_per_file=plan.core_seconds_per_file,
+        )
         rows = [pending[lo:hi] for lo, hi in batch_bounds(starts, len(pending))]
         batches = [keys[r].tolist() for r in rows]
         token = uuid.uuid4().hex[:8]

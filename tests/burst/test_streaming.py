@@ -95,3 +95,14 @@ def test_output_must_be_a_new_folder(aia_bucket, local_client, s3_server, tmp_pa
             storage_options=s3_server.storage_options,
             output=tmp_path / "run.parquet",
         )
+
+
+@pytest.mark.unit
+def test_slow_files_make_short_tasks_so_the_bar_keeps_moving():
+    """At 10 ms a file on 2 threads, a task of about 2 s: one ends about every second."""
+    items = [(f"s3://b/aia/{i:06d}.fits", 2880) for i in range(129_758)]
+    quick = plan_batches(items, threads=2)
+    slow = plan_batches(items, threads=2, seconds_per_file=0.01)
+    assert max(len(batch) for batch in slow) == 200 < max(len(batch) for batch in quick)
+    heavy = plan_batches(items[:1000], threads=2, seconds_per_file=1.0)  # AIA decode: whole groups still
+    assert min(len(batch) for batch in heavy[:-1]) >= 32
