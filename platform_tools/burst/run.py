@@ -188,9 +188,9 @@ def burst_map(
         _run_columns, func=func, reader=reader, storage_options=storage_options, concurrency=concurrency
     )
     started = time.perf_counter()
-    pending = run.take_pilot(keys, plan.pilot_outcomes)
+    pending, lost = run.take_pilot(keys, plan.pilot_outcomes), np.arange(0)
     for round_number in (1, 2):  # a second round for transient failures and lost tasks
-        if not len(pending):
+        if not len(pending) and not len(lost):
             break
         planned = time.perf_counter()
         starts = batch_starts(
@@ -200,6 +200,7 @@ def burst_map(
             seconds_per_file=plan.core_seconds_per_file,
         )
         rows = [pending[lo:hi] for lo, hi in batch_bounds(starts, len(pending))]
+        rows += [np.array([row]) for row in lost]  # one a task: a file that kills workers fails alone
         batches = [keys[r].tolist() for r in rows]
         token = uuid.uuid4().hex[:8]
         names = [f"burst-{token}-{i}" for i in range(len(batches))]
@@ -214,9 +215,7 @@ def burst_map(
             i = number[future.key]
             run.finish(rows[i], _columns(future), f"{round_number}-{i:06d}", final=round_number == 2)
             future.release()
-        pending = run.take_retries()
-        if not len(pending):
-            break
+        pending, lost = run.take_retries()
     run.bar.close()
     seconds = plan.pilot_seconds + time.perf_counter() - started  # the pilot's files count too
     report = BurstReport(
@@ -267,7 +266,8 @@ class _Run:
         self.attempts = np.zeros(files, dtype=np.int16)
         self.failed_rows: list[int] = []
         self.reasons: list[tuple[str, str]] = []
-        self.retry: list[np.ndarray] = []
+        self.retry: list[np.ndarray] = []  # transient fetch failures
+        self.lost: list[np.ndarray] = []  # files of a task Dask gave up on (e.g. KilledWorker)
         self.succeeded = self.bytes = self.tasks = 0
         self.plan_seconds = self.submit_seconds = 0.0
 
@@ -279,7 +279,7 @@ class _Run:
         fresh = ~self.done[rows]
         self.attempts[rows] += 1
         ok = fresh.copy()
-        retry = []
+        retry, lost = [], []
         for position, reason, kind in errors:
             ok[position] = False
             if not fresh[position]:
@@ -289,9 +289,11 @@ class _Run:
                 self.reasons.append((reason, kind))
                 self.done[rows[position]] = True
             else:
-                retry.append(rows[position])
+                (lost if kind == "task" else retry).append(rows[position])
         if retry:
             self.retry.append(np.asarray(retry))
+        if lost:
+            self.lost.append(np.asarray(lost))
         if ok.any():
             kept = np.flatnonzero(ok)
             self.store.add(
@@ -315,13 +317,16 @@ class _Run:
                 [_bytes(o) for o in ran],
             )
             self.finish(rows, columns, "0-000000", final=False)
-        self.retry = []  # the pilot's transient failures are simply not done yet
+        self.retry, self.lost = [], []  # the pilot's failed files are simply not done yet
         return np.flatnonzero(~self.done)
 
-    def take_retries(self) -> np.ndarray:
-        pending = np.unique(np.concatenate(self.retry)) if self.retry else np.arange(0)
-        self.retry = []
-        return pending[~self.done[pending]]
+    def take_retries(self) -> tuple[np.ndarray, np.ndarray]:
+        """The second round's files: transient failures, and the files of lost tasks."""
+        retry, lost = (
+            np.unique(np.concatenate(part)) if part else np.arange(0) for part in (self.retry, self.lost)
+        )
+        self.retry, self.lost = [], []
+        return retry[~self.done[retry]], lost[~self.done[lost]]
 
     def failures(self, frame: pd.DataFrame) -> pd.DataFrame:
         rows = np.asarray(self.failed_rows, dtype=int)

@@ -41,6 +41,7 @@ def nanny_client():
 def test_a_worker_killed_mid_run_loses_no_file_and_repeats_none(aia_bucket, nanny_client, s3_server):
     files = aia_bucket.query("aia_94")
     client = nanny_client
+    client.wait_for_workers(2)  # a worker killed by the test before is back
     killed = []
 
     def kill_a_busy_worker(done, total):
@@ -88,9 +89,10 @@ def crash_on_one(image, header):
 
 def test_a_file_that_kills_its_worker_fails_alone(aia_bucket, nanny_client, s3_server):
     """Dask gives up on a task whose workers keep dying (KilledWorker); its batch-mates must not fail
-    with it: the lost task's files get the second round, planned afresh one file a task."""
+    with it: the lost task's files get the second round, one file a task."""
     files = aia_bucket.query("aia_94")
     client = nanny_client
+    client.wait_for_workers(2)  # a worker killed by the test before is back
     # Dask gives up at the first death (by default at the fourth: four worker restarts), and a
     # worker holds only the task it runs (by default ~10% more, which that death would take too)
     before = client.run_on_scheduler(_strict_scheduler, allowed_failures=0, saturation=1.0)
