@@ -223,9 +223,10 @@ class RcloneS3:
     ACCESS_KEY = "testaccesskey"
     SECRET_KEY = "testsecretkey123"
 
-    def __init__(self, root: Path, keyed: bool = True):
+    def __init__(self, root: Path, keyed: bool = True, dir_cache_time: str = "1ms"):
         from platform_tools.services.processes import free_tcp_ports
 
+        self.dir_cache_time = dir_cache_time  # longer only for a static archive (benchmarks)
         self.keyed = keyed  # without keys it serves anyone, like a public AWS Open Data bucket
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
@@ -245,7 +246,7 @@ class RcloneS3:
                 "--addr",
                 f"127.0.0.1:{self.port}",
                 "--dir-cache-time",
-                "1ms",  # not 0s: with 0s rclone spins a core once directories are cached
+                self.dir_cache_time,  # not 0s: with 0s rclone spins a core once directories are cached
                 str(self.root),
             ],
             env=env,

@@ -14,6 +14,7 @@ Every input file is either in ``results`` or in ``failures``: none is dropped.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -21,14 +22,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from platform_tools.burst.plan import plan_batches
+from platform_tools.burst.output import results_store
+from platform_tools.burst.plan import batch_bounds, batch_starts
 from platform_tools.burst.price import BurstPlan, cluster_cost_per_hour, plan_items
 from platform_tools.burst.s3options import options_for_concurrency
 from platform_tools.burst.worker import Reader, run_batch
 
-RETRYABLE = {"fetch"}  # transient failures get a second round on another task
+RETRYABLE = {"fetch", "task"}  # transient fetch failures and lost tasks get a second round
 
 
 @dataclass
@@ -43,6 +46,8 @@ class BurstReport:
     tasks: int
     cost_usd: float | None
     plan: BurstPlan | None = None  # the estimate made before the run, shown first
+    plan_seconds: float = 0.0  # planning the batches, both rounds
+    submit_seconds: float = 0.0  # handing the tasks to the scheduler, both rounds
 
     @property
     def files_per_second(self) -> float:
@@ -67,32 +72,67 @@ class BurstReport:
         )
 
 
-@dataclass
 class BurstResult:
-    results: pd.DataFrame
-    failures: pd.DataFrame
-    report: BurstReport
+    """The run's ``results``, ``failures`` and ``report``.
+
+    With ``burst_map(..., output=...)`` the results are on disk, not in memory:
+    ``results`` reads them back when first asked (and keeps them); ``output`` is the
+    parquet folder, readable without loading it all (e.g. ``pd.read_parquet(output,
+    columns=[...])`` or dask.dataframe).
+    """
+
+    def __init__(
+        self, results: pd.DataFrame | None, failures: pd.DataFrame, report: BurstReport, store: Any = None
+    ):
+        self._results = results
+        self.failures = failures
+        self.report = report
+        self._store = store
+
+    @property
+    def results(self) -> pd.DataFrame:
+        if self._results is None:
+            self._results = self._store.results()
+            if getattr(self._store, "url", None) is None:
+                self._store = None  # in memory: the frame is built once, the batches let go
+        return self._results
+
+    @property
+    def output(self) -> str | None:
+        return getattr(self._store, "url", None)
+
+    def __repr__(self) -> str:
+        where = f"results in {self.output}" if self.output else "results in memory"
+        return f"BurstResult({where}; {self.report})"
 
     def to_xarray(self, column: str = "value", dim: str = "start"):
         """Array results (``column``) stacked along ``dim`` (a column, e.g. the time)."""
-        import numpy as np
         import xarray as xr
 
-        values = np.stack([np.asarray(v) for v in self.results[column]])
-        coords = {dim: self.results[dim].to_numpy(), "datakey": (dim, self.results["datakey"].to_numpy())}
+        results = self.results
+        values = np.stack([np.asarray(v) for v in results[column]])
+        coords = {dim: results[dim].to_numpy(), "datakey": (dim, results["datakey"].to_numpy())}
         return xr.DataArray(values, dims=[dim, *[f"dim_{i}" for i in range(values.ndim - 1)]], coords=coords)
 
 
 def file_items(files: pd.DataFrame | list[str]) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+    """The catalog frame (positions as its index) and its (url, bytes) items (1 each without sizes)."""
     frame = pd.DataFrame({"datakey": list(files)}) if not isinstance(files, pd.DataFrame) else files
     if "datakey" not in frame.columns:
         raise ValueError(
             "files must be a catalog query (a DataFrame with a datakey column) or a list of URLs"
         )
-    sizes = frame["filesize"] if "filesize" in frame.columns else pd.Series(1, index=frame.index)
-    return frame.reset_index(drop=True), list(
-        zip(frame["datakey"].astype(str), sizes.astype(int), strict=True)
-    )
+    frame = frame.reset_index(drop=True)
+    keys, sizes = _arrays(frame)
+    return frame, list(zip(keys.tolist(), sizes.tolist(), strict=True))
+
+
+def _arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The frame's keys and sizes as arrays: a batch is then a slice, not a list of tuples."""
+    keys = frame["datakey"].astype(str).to_numpy(dtype=object)
+    if "filesize" not in frame.columns:
+        return keys, np.ones(len(frame), np.int64)
+    return keys, frame["filesize"].to_numpy(dtype=np.int64)
 
 
 def burst_map(
@@ -105,16 +145,20 @@ def burst_map(
     concurrency: int = 16,
     retries: int = 2,
     tasks_per_thread: int = 3,
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
     plan: BurstPlan | None = None,
     accept_cost: bool = False,
+    output: str | os.PathLike | None = None,
 ) -> BurstResult:
     """Apply ``func`` to every file; see the module docstring.
 
     ``reader`` decides what ``func`` receives: "image" ``(pixels, header)`` of the first
     image HDU; "fits" the HDUList; "bytes" the object's bytes; "lazy" ``(fs, url)`` for
     functions that read only parts of a file (e.g. cutouts). ``storage_options`` default
-    to the archive's (``platform_tools.archives``) for the files' bucket.
+    to the archive's (``platform_tools.archives``) for the files' bucket. ``progress``:
+    a tqdm bar, none (False), or a callable given ``(files done, files)`` as batches end.
+    ``output``: a folder (local or fsspec URL) to stream results to as parquet parts
+    instead of holding them (``platform_tools.burst.output``), for jobs of 100k files.
 
     The run is priced first (``burst_plan``; or pass the ``plan`` you made): a pilot on a
     sample of the files measures the rate, and a job whose estimate exceeds what is left of
@@ -135,94 +179,168 @@ def burst_map(
     threads = sum(client.nthreads().values())
     workers = len(client.nthreads())
     price = cluster_cost_per_hour(client)
+    store = results_store(frame, output)
     if plan is None:
         plan = plan_items(frame, items, func, client, None, reader, storage_options, concurrency, None)
     plan.check(accept_cost)
-    started = time.perf_counter()
-    outcomes: dict[str, dict] = {}
-    attempts: dict[str, int] = {}
-    for outcome in plan.pilot_outcomes:
-        outcomes[outcome["datakey"]] = outcome
-        attempts[outcome["datakey"]] = 1
-    pending = [(u, s) for u, s in items if u not in outcomes or _retryable(outcomes[u])]
-    bar = _progress(len(items), progress)
-    bar.update(len(items) - len(pending))
-    tasks = 0
-    for round_number in range(2):  # a second round for transient failures
-        if not pending:
-            break
-        batches = plan_batches(pending, threads, tasks_per_thread=tasks_per_thread)
-        tasks += len(batches)
-        token = uuid.uuid4().hex[:8]
-        task = partial(
-            run_batch, func=func, reader=reader, storage_options=storage_options, concurrency=concurrency
-        )
-        futures = client.map(
-            task,
-            batches,
-            key=[f"burst-{token}-{i}" for i in range(len(batches))],
-            retries=retries,
-            pure=False,
-        )
-        batch_of = {future.key: batch for future, batch in zip(futures, batches, strict=True)}
-        final = round_number == 1
-        for future in as_completed(futures):
-            done = _outcomes(future, batch_of[future.key])
-            for outcome in done:
-                outcomes[outcome["datakey"]] = outcome
-                attempts[outcome["datakey"]] = attempts.get(outcome["datakey"], 0) + 1
-            bar.update(sum(1 for o in done if final or not o.get("error") or o["kind"] not in RETRYABLE))
-            future.release()
-        pending = [(u, s) for u, s in pending if _retryable(outcomes[u])]
-        if not pending:
-            break
-    bar.close()
-    seconds = plan.pilot_seconds + time.perf_counter() - started  # the pilot's files count too
-    return _result(frame, outcomes, attempts, seconds, workers, threads, tasks, price, plan)
-
-
-def _retryable(outcome: dict) -> bool:
-    return bool(outcome.get("error")) and outcome["kind"] in RETRYABLE
-
-
-def _outcomes(future: Any, batch: list[tuple[str, int]]) -> list[dict]:
-    """The task's outcomes; a task that failed (after Dask's retries) fails its files."""
-    if future.status != "error":
-        return future.result()
-    error = future.exception()
-    reason = f"task failed: {type(error).__name__}: {error}"
-    return [{"datakey": url, "error": reason, "kind": "task", "bytes": 0} for url, _ in batch]
-
-
-def _result(frame, outcomes, attempts, seconds, workers, threads, tasks, price, plan) -> BurstResult:
-    ok = [o for o in (outcomes[k] for k in frame["datakey"]) if not o.get("error")]
-    bad = [o for o in (outcomes[k] for k in frame["datakey"]) if o.get("error")]
-    values = pd.DataFrame({"datakey": [o["datakey"] for o in ok], "value": [o["value"] for o in ok]})
-    if ok and all(isinstance(o["value"], dict) for o in ok):
-        expanded = pd.DataFrame([o["value"] for o in ok])
-        values = pd.concat([values[["datakey"]], expanded], axis=1)
-    results = frame.merge(values, on="datakey", how="inner")
-    failures = pd.DataFrame(
-        {
-            "datakey": [o["datakey"] for o in bad],
-            "reason": [o["error"] for o in bad],
-            "kind": [o["kind"] for o in bad],
-            "attempts": [attempts[o["datakey"]] for o in bad],
-        }
+    del items  # the run works on arrays
+    keys, sizes = _arrays(frame)
+    run = _Run(len(keys), store, _progress(len(keys), progress))
+    task = partial(
+        _run_columns, func=func, reader=reader, storage_options=storage_options, concurrency=concurrency
     )
+    started = time.perf_counter()
+    pending, lost = run.take_pilot(keys, plan.pilot_outcomes), np.arange(0)
+    for round_number in (1, 2):  # a second round for transient failures and lost tasks
+        if not len(pending) and not len(lost):
+            break
+        planned = time.perf_counter()
+        starts = batch_starts(
+            sizes[pending].tolist(),
+            threads,
+            tasks_per_thread=tasks_per_thread,
+            seconds_per_file=plan.core_seconds_per_file,
+        )
+        rows = [pending[lo:hi] for lo, hi in batch_bounds(starts, len(pending))]
+        rows += [np.array([row]) for row in lost]  # one a task: a file that kills workers fails alone
+        batches = [keys[r].tolist() for r in rows]
+        token = uuid.uuid4().hex[:8]
+        names = [f"burst-{token}-{i}" for i in range(len(batches))]
+        run.plan_seconds += time.perf_counter() - planned
+        submitted = time.perf_counter()
+        futures = client.map(task, batches, key=names, retries=retries, pure=False)
+        run.submit_seconds += time.perf_counter() - submitted
+        run.tasks += len(futures)
+        del batches
+        number = {name: i for i, name in enumerate(names)}
+        for future in as_completed(futures):
+            i = number[future.key]
+            run.finish(rows[i], _columns(future), f"{round_number}-{i:06d}", final=round_number == 2)
+            future.release()
+        pending, lost = run.take_retries()
+    run.bar.close()
+    seconds = plan.pilot_seconds + time.perf_counter() - started  # the pilot's files count too
     report = BurstReport(
-        files=len(frame),
-        succeeded=len(ok),
-        failed=len(bad),
-        bytes=sum(_bytes(o) for o in outcomes.values()),
+        files=len(keys),
+        succeeded=run.succeeded,
+        failed=len(run.failed_rows),
+        bytes=run.bytes,
         seconds=seconds,
         workers=workers,
         threads=threads,
-        tasks=tasks,
+        tasks=run.tasks,
         cost_usd=None if price is None else price * seconds / 3600,
         plan=plan,
+        plan_seconds=run.plan_seconds,
+        submit_seconds=run.submit_seconds,
     )
-    return BurstResult(results, failures, report)
+    return BurstResult(None, run.failures(frame), report, store=store)
+
+
+Columns = tuple[list, list[tuple[int, str, str]], list[int]]  # values, (position, reason, kind), bytes
+
+
+def _run_columns(urls: list[str], **options: Any) -> Columns:
+    """``run_batch`` on the worker, its outcomes sent back as columns: fewer, smaller objects."""
+    outcomes = run_batch([(url, 0) for url in urls], **options)
+    errors = [(i, o["error"], o["kind"]) for i, o in enumerate(outcomes) if o.get("error")]
+    return [o["value"] for o in outcomes], errors, [_bytes(o) for o in outcomes]
+
+
+def _columns(future: Any) -> Columns | BaseException:
+    """The task's columns, or the error of a task that failed (after Dask's retries)."""
+    if future.status == "error":
+        return future.exception()
+    return future.result()
+
+
+class _Run:
+    """The client's state during a run: a flag and a count per file, the failures, counters.
+
+    Every file ends exactly once: the first final outcome of a file counts, any later one
+    (a batch recomputed after its worker was lost) is dropped. Values go straight to the
+    results store; only failures are kept here.
+    """
+
+    def __init__(self, files: int, store: Any, bar: Any):
+        self.store, self.bar = store, bar
+        self.done = np.zeros(files, dtype=bool)
+        self.attempts = np.zeros(files, dtype=np.int16)
+        self.failed_rows: list[int] = []
+        self.reasons: list[tuple[str, str]] = []
+        self.retry: list[np.ndarray] = []  # transient fetch failures
+        self.lost: list[np.ndarray] = []  # files of a task Dask gave up on (e.g. KilledWorker)
+        self.succeeded = self.bytes = self.tasks = 0
+        self.plan_seconds = self.submit_seconds = 0.0
+
+    def finish(self, rows: np.ndarray, columns: Columns | BaseException, label: str, final: bool) -> None:
+        if isinstance(columns, BaseException):  # the whole task was lost: every file fails alike
+            reason = f"task failed: {type(columns).__name__}: {columns}"
+            columns = [None] * len(rows), [(i, reason, "task") for i in range(len(rows))], [0] * len(rows)
+        values, errors, nbytes = columns
+        fresh = ~self.done[rows]
+        self.attempts[rows] += 1
+        ok = fresh.copy()
+        retry, lost = [], []
+        for position, reason, kind in errors:
+            ok[position] = False
+            if not fresh[position]:
+                continue
+            if final or kind not in RETRYABLE:
+                self.failed_rows.append(int(rows[position]))
+                self.reasons.append((reason, kind))
+                self.done[rows[position]] = True
+            else:
+                (lost if kind == "task" else retry).append(rows[position])
+        if retry:
+            self.retry.append(np.asarray(retry))
+        if lost:
+            self.lost.append(np.asarray(lost))
+        if ok.any():
+            kept = np.flatnonzero(ok)
+            self.store.add(
+                rows[kept], values if len(kept) == len(values) else [values[i] for i in kept], label
+            )
+            self.done[rows[kept]] = True
+            self.succeeded += len(kept)
+        ended = fresh & self.done[rows]
+        self.bytes += int(np.asarray(nbytes)[ended].sum()) if ended.any() else 0
+        self.bar.update(int(ended.sum()))
+
+    def take_pilot(self, keys: np.ndarray, outcomes: list[dict]) -> np.ndarray:
+        """End the files the pilot ran (``burst_plan``); the rows the run still has to do."""
+        if outcomes:
+            by_key = {o["datakey"]: o for o in outcomes}
+            rows = np.flatnonzero(pd.Series(keys).isin(list(by_key)).to_numpy())
+            ran = [by_key[keys[row]] for row in rows]
+            columns = (
+                [o.get("value") for o in ran],
+                [(i, o["error"], o["kind"]) for i, o in enumerate(ran) if o.get("error")],
+                [_bytes(o) for o in ran],
+            )
+            self.finish(rows, columns, "0-000000", final=False)
+        self.retry, self.lost = [], []  # the pilot's failed files are simply not done yet
+        return np.flatnonzero(~self.done)
+
+    def take_retries(self) -> tuple[np.ndarray, np.ndarray]:
+        """The second round's files: transient failures, and the files of lost tasks."""
+        retry, lost = (
+            np.unique(np.concatenate(part)) if part else np.arange(0) for part in (self.retry, self.lost)
+        )
+        self.retry, self.lost = [], []
+        return retry[~self.done[retry]], lost[~self.done[lost]]
+
+    def failures(self, frame: pd.DataFrame) -> pd.DataFrame:
+        rows = np.asarray(self.failed_rows, dtype=int)
+        order = np.argsort(rows, kind="stable")
+        return pd.DataFrame(
+            {
+                "datakey": frame["datakey"].to_numpy()[rows[order]].astype(str) if len(rows) else [],
+                "reason": [self.reasons[i][0] for i in order],
+                "kind": [self.reasons[i][1] for i in order],
+                "attempts": self.attempts[rows[order]].astype(int) if len(rows) else [],
+            }
+        )
 
 
 def _bytes(outcome: dict) -> int:
@@ -239,8 +357,22 @@ class _NoBar:
         return None
 
 
-def _progress(total: int, enabled: bool):
-    if not enabled:
+class _CallbackBar(_NoBar):
+    """``progress=callable``: told ``(files done, files)`` each time a batch's files end."""
+
+    def __init__(self, total: int, callback: Callable[[int, int], None]):
+        self.total, self.callback, self.count = total, callback, 0
+
+    def update(self, n: int) -> None:
+        if n:
+            self.count += n
+            self.callback(self.count, self.total)
+
+
+def _progress(total: int, progress: bool | Callable[[int, int], None]):
+    if callable(progress):
+        return _CallbackBar(total, progress)
+    if not progress:
         return _NoBar()
     from tqdm.auto import tqdm
 

@@ -1,0 +1,99 @@
+"""Where ``burst_map`` keeps its results: in memory for a small job, or streamed to parquet.
+
+In memory, every finished batch's values stay on the client until the run ends and the
+results frame is built once. With ``output="run.parquet"`` (a local folder or any fsspec
+URL) each finished batch's rows (the catalog's columns and the function's values) are
+written at once as one part, ``part-<round>-<batch>.parquet``, and dropped: the client
+then holds only counters and the failures, however many files the job has.
+``BurstResult.results`` reads the parts back when first asked, in catalog order (each
+part keeps the rows' catalog positions as its index), equal to what the in-memory run
+returns. The folder is also a parquet dataset of its own: ``pd.read_parquet(output)``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def value_columns(values: list) -> pd.DataFrame:
+    """The function's values as columns: a dict's keys when every value is a dict, else ``value``."""
+    if values and all(isinstance(v, dict) for v in values):
+        return pd.DataFrame(values)
+    column = np.empty(len(values), dtype=object)
+    column[:] = values  # arrays stay whole objects, one per row
+    return pd.DataFrame({"value": pd.Series(column).infer_objects()})
+
+
+def result_rows(frame: pd.DataFrame, rows: np.ndarray, values: list) -> pd.DataFrame:
+    """Catalog rows ``rows`` (positions) with their values, indexed by those positions."""
+    columns = value_columns(values)
+    columns.index = rows
+    catalog = frame.iloc[rows]
+    catalog.index = rows
+    columns = columns.rename(columns={c: f"{c}_value" for c in columns if c in catalog})
+    return pd.concat([catalog, columns], axis=1)
+
+
+def in_catalog_order(parts: list[pd.DataFrame], frame: pd.DataFrame) -> pd.DataFrame:
+    if not parts:
+        return frame.iloc[:0].reset_index(drop=True)
+    return pd.concat(parts).sort_index(kind="stable").reset_index(drop=True)
+
+
+class MemoryResults:
+    """Values held on the client until the run ends (the default; fine for thousands of files)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.rows: list[np.ndarray] = []
+        self.values: list = []
+
+    def add(self, rows: np.ndarray, values: list, label: str) -> None:
+        self.rows.append(rows)
+        self.values.extend(values)
+
+    def results(self) -> pd.DataFrame:
+        if not self.rows:
+            return self.frame.iloc[:0].reset_index(drop=True)
+        return in_catalog_order([result_rows(self.frame, np.concatenate(self.rows), self.values)], self.frame)
+
+
+class ParquetResults:
+    """Each batch's rows written as one parquet part as soon as it finishes, nothing held."""
+
+    def __init__(self, frame: pd.DataFrame, output: str | os.PathLike):
+        import fsspec
+
+        self.frame = frame
+        self.url = os.fspath(output)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        if self.fs.exists(self.root) and self.fs.ls(self.root):
+            raise ValueError(f"output {self.url} already has files: give a new or empty folder")
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def add(self, rows: np.ndarray, values: list, label: str) -> None:
+        part = result_rows(self.frame, rows, values)
+        try:
+            with self.fs.open(f"{self.root}/part-{label}.parquet", "wb") as out:
+                part.to_parquet(out, index=True)
+        except Exception as exc:  # pyarrow raises many kinds for values it cannot store
+            raise ValueError(
+                f"output={self.url!r}: the function's values cannot be stored in parquet "
+                f"({type(exc).__name__}: {exc}); return numbers, strings, 1-D arrays or dicts of them, "
+                "or run without output="
+            ) from None
+
+    def results(self) -> pd.DataFrame:
+        parts = []
+        for path in sorted(self.fs.glob(f"{self.root}/part-*.parquet")):
+            with self.fs.open(path, "rb") as part:
+                parts.append(pd.read_parquet(part))
+        return in_catalog_order(parts, self.frame)
+
+
+def results_store(frame: pd.DataFrame, output: Any) -> MemoryResults | ParquetResults:
+    return MemoryResults(frame) if output is None else ParquetResults(frame, output)
