@@ -219,6 +219,7 @@ def burst_map(
             future.release()
         pending, lost = run.take_retries()
     run.bar.close()
+    store.flush()
     seconds = plan.pilot_seconds + time.perf_counter() - started  # the pilot's files count too
     report = BurstReport(
         files=len(keys),

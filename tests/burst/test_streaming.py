@@ -58,8 +58,9 @@ def test_streamed_results_equal_the_in_memory_ones(aia_bucket, local_client, s3_
 
     assert streamed.output == str(tmp_path / "run.parquet") and in_memory.output is None
     parts = sorted(p.name for p in (tmp_path / "run.parquet").iterdir())
-    # one part per batch: the pricing pilot's (0) and the run's (1); no retry round was needed
-    assert parts and all(p.startswith(("part-0-", "part-1-")) for p in parts)
+    # the first batch's rows written at once (values parquet cannot hold stop the run there),
+    # the rest gathered into parts of up to PART_ROWS rows: one more for this small job
+    assert parts == ["part-00000.parquet", "part-00001.parquet"]
     results = streamed.results
     pd.testing.assert_frame_equal(results, in_memory.results)
     pd.testing.assert_frame_equal(streamed.failures, in_memory.failures)
@@ -86,7 +87,7 @@ def test_streamed_results_equal_the_in_memory_ones(aia_bucket, local_client, s3_
 
 def test_output_must_be_a_new_folder(aia_bucket, local_client, s3_server, tmp_path):
     (tmp_path / "run.parquet").mkdir()
-    (tmp_path / "run.parquet" / "part-1-000000.parquet").write_bytes(b"an earlier run")
+    (tmp_path / "run.parquet" / "part-00000.parquet").write_bytes(b"an earlier run")
     with pytest.raises(ValueError, match="already has files"):
         burst_map(
             picky,
