@@ -94,13 +94,9 @@ class S3Link:
         process, self.process = self.process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        from tests.platform import stop_process  # here: the proxy itself runs with the stdlib only
+
+        stop_process(process)
         if process.stdout:
             process.stdout.close()
 
