@@ -210,12 +210,15 @@ def main() -> None:
 
             warm(options, server.url)
             linked = {}
+            estimates = []  # (run, its BurstReport): the plan's estimate against the run
 
             def through_link(label: str, run) -> None:
                 """``run`` through the link, timed, with the proxy's CPU seconds and counters."""
                 cpu = link.cpu_seconds()
                 _, seconds, value = timed(f"{label} through the link", run)
                 linked[label] = (seconds, link.cpu_seconds() - cpu, link.stats())
+                if hasattr(value, "report"):
+                    estimates.append((f"{label}, through the link", value.report))
                 assert rounded(value) == rounded(a_values)
 
             if link:
@@ -228,6 +231,7 @@ def main() -> None:
             a_values = rows[0][2]
             rows.append(timed("(b) Parhelion burst", burst(options)))
             assert rounded(rows[1][2]) == rounded(a_values)
+            estimates.append(("(b) Parhelion burst, loopback", rows[1][2].report))
             if link:  # next to their loopback runs, so a busy machine skews both alike
                 through_link("(b) Parhelion burst", burst(link_options))
                 through_link("(a) HelioCloud recipe", recipe(link.url))
@@ -280,6 +284,13 @@ def main() -> None:
         f"b per core vs HelioCloud's published {HELIOCLOUD_FILES_PER_S_PER_CORE} files/s per core: "
         f"{b / cores / HELIOCLOUD_FILES_PER_S_PER_CORE:.1f}x"
     )
+    print()
+    print("| burst_map's plan (made inside the run) | estimated s | actual s | estimated/actual |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, report in estimates:
+        estimated = report.plan.seconds
+        print(f"| {label} | {estimated:.1f} | {report.seconds:.1f} | {estimated / report.seconds:.2f} |")
+    print("(target: within 30%; the actual includes the pilot, whose files the run does not repeat)")
     summary = {k: round(v, 3) for k, v in rate.items()}
     if linked:
         summary["link"] = link_table(n, cores, rate, linked, link, args.link_core)

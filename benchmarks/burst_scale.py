@@ -221,6 +221,7 @@ def one_size(client, catalog: CloudCatalog, options: dict, files: int, sample: i
         "files": files,
         "query_s": query_seconds,
         "pilot_s": run.report.plan.pilot_seconds,
+        "estimated_s": run.report.plan.seconds,
         "plan_s": run.report.plan_seconds,
         "submit_s": run.report.submit_seconds,
         "total_s": total,
@@ -326,6 +327,12 @@ def main() -> None:
             f"{r['largest_gap_s']:.2f}",
         ]
         print("| " + " | ".join(cells) + " |")
+    print()
+    print("| files | burst_map's plan: estimated s | actual s | estimated/actual |")
+    print("| ---: | ---: | ---: | ---: |")
+    for r in rows:
+        estimate = f"{r['estimated_s']:.1f} | {r['total_s']:.1f} | {r['estimated_s'] / r['total_s']:.2f}"
+        print(f"| {r['files']:,} | {estimate} |")
     first, last = rows[0], rows[-1]
     ratio = last["idle_ms_per_file"] / first["idle_ms_per_file"]
     print()

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from platform_tools.burst.plan import batch_starts
 from platform_tools.burst.s3options import options_for_concurrency
 from platform_tools.burst.worker import Item, Reader, run_batch
 from platform_tools.clients.spend import BudgetLeft, budget_left
@@ -166,7 +167,7 @@ def plan_items(
         bytes_measured=sizes_known,
         workers=workers,
         threads=threads,
-        seconds=pilot_seconds + overhead + _work_seconds(len(items) - len(sample), per_file, threads),
+        seconds=pilot_seconds + overhead + _work_seconds(_rest(items, sample), per_file, threads),
         core_seconds_per_file=per_file,
         sample=len(sample),
         price_per_hour=price,
@@ -178,12 +179,21 @@ def plan_items(
     )
 
 
-def _work_seconds(files: int, core_seconds_per_file: float, threads: int) -> float:
-    """Every core busy for its share of the files, plus the last task's tail (burst plans
-    about three tasks per thread, so the slowest thread finishes about a sixth of a task
-    share later than the average)."""
-    even = files * core_seconds_per_file / threads
-    return even * (1 + 1 / 18)
+def _rest(items: list[Item], sample: list[Item]) -> list[int]:
+    """The sizes of the files the run will do after the pilot."""
+    done = {url for url, _ in sample}
+    return [size for url, size in items if url not in done]
+
+
+def _work_seconds(sizes: list[int], core_seconds_per_file: float, threads: int) -> float:
+    """Every core busy for its share of the files, plus the tail: the run's tasks (planned
+    as the run will plan them) end staggered, so the last thread finishes about half a
+    task after the average."""
+    if not sizes:
+        return 0.0
+    tasks = len(batch_starts(sizes, threads, seconds_per_file=core_seconds_per_file))
+    even = len(sizes) * core_seconds_per_file / threads
+    return even + len(sizes) / tasks * core_seconds_per_file / 2
 
 
 def _sample(items: list[Item], threads: int) -> list[Item]:
