@@ -55,11 +55,11 @@ class MemoryResults:
         self.rows: list[np.ndarray] = []
         self.values: list = []
 
-    def add(self, rows: np.ndarray, values: list, label: str) -> None:
+    def add(self, rows: np.ndarray, values: list) -> None:
         self.rows.append(rows)
         self.values.extend(values)
 
-    def flush(self) -> None:
+    def close(self) -> None:
         return None
 
     def results(self) -> pd.DataFrame:
@@ -87,8 +87,8 @@ class ParquetResults:
         self.buffered = 0
         self.parts = 0
 
-    def add(self, rows: np.ndarray, values: list, label: str) -> None:
-        self.buffer.add(rows, values, label)
+    def add(self, rows: np.ndarray, values: list) -> None:
+        self.buffer.add(rows, values)
         self.buffered += len(rows)
         if self.buffered >= PART_ROWS or not self.parts:  # the first at once: values parquet
             self.flush()  # cannot store stop the run at its first batch, not at its end
@@ -110,6 +110,37 @@ class ParquetResults:
                 "or run without output="
             ) from None
         self.parts += 1
+
+    def close(self) -> None:
+        """The last part, then one schema for all parts: a value column that is integer in one
+        part and float (or null) in another would make ``pd.read_parquet(output)`` refuse the
+        folder, so such parts are rewritten with the types promoted as pandas would."""
+        self.flush()
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        paths = sorted(self.fs.glob(f"{self.root}/part-*.parquet"))
+        schemas = {}
+        for path in paths:
+            with self.fs.open(path, "rb") as part:
+                schemas[path] = pq.read_schema(part)
+        if len({schema.remove_metadata() for schema in schemas.values()}) <= 1:
+            return
+        try:
+            unified = pa.unify_schemas(list(schemas.values()), promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ValueError(
+                f"output={self.url!r}: the function returned values of types that cannot share a "
+                f"column ({exc}); its parts are readable one by one"
+            ) from None
+        for path, schema in schemas.items():
+            if schema.remove_metadata() != unified.remove_metadata():
+                with self.fs.open(path, "rb") as part:
+                    table = pq.read_table(part)
+                with self.fs.open(path, "wb") as part:
+                    pq.write_table(
+                        table.cast(unified.remove_metadata()).replace_schema_metadata(schema.metadata), part
+                    )
 
     def results(self) -> pd.DataFrame:
         parts = []

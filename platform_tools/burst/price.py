@@ -32,12 +32,13 @@ from typing import Any
 
 from platform_tools.burst.plan import batch_starts
 from platform_tools.burst.s3options import options_for_concurrency
-from platform_tools.burst.worker import Item, Reader, run_batch
+from platform_tools.burst.worker import Item, Reader, outcome_bytes, run_batch
 from platform_tools.clients.spend import BudgetLeft, budget_left
 from platform_tools.contract.environment import NODE_VARIABLE
 
 PILOT_FILES_PER_THREAD = (2, 8)  # at least, at most; about 2% of the job in between
 PILOT_SHARE = 0.02
+PILOT_MAX_SHARE = 0.1
 
 
 class BurstBudgetError(RuntimeError):
@@ -46,9 +47,11 @@ class BurstBudgetError(RuntimeError):
     def __init__(self, plan: BurstPlan):
         self.plan = plan
         super().__init__(
-            f"{plan}\nThis burst would cost about ${plan.cost_usd:.4f}, more than is left; run it anyway "
-            "with burst_map(..., accept_cost=True) (your budget's cap still stops it when the money "
-            "runs out), or run fewer files or fewer workers."
+            f"{plan}\nThis burst would cost about ${plan.cost_usd:.4f}, more than is left; only the "
+            f"pilot's {plan.sample} files ran. Run it anyway with burst_map(..., plan=error.plan, "
+            "accept_cost=True) (the pilot's results are kept; your budget's cap still stops it when "
+            "the money runs out), or run fewer files (fewer workers take longer for about the same "
+            "dollars)."
         )
 
 
@@ -70,6 +73,9 @@ class BurstPlan:
     pilot_seconds: float = 0.0  # the pilot's time, part of ``seconds`` (its files are done)
     overhead_seconds: float = 0.0  # a round of tasks beside their work, measured by the pilot
     pilot_outcomes: list[dict] = field(default_factory=list, repr=False)
+    # what the pilot ran: burst_map keeps its outcomes only for the same function and reader
+    func: Callable | None = field(default=None, repr=False, compare=False)
+    reader: str | None = None
 
     @property
     def files_per_second_per_core(self) -> float:
@@ -99,8 +105,11 @@ class BurstPlan:
         )
 
     def check(self, accept_cost: bool = False) -> None:
-        """Raise ``BurstBudgetError`` if the estimate exceeds the budget and was not accepted."""
-        if not accept_cost and not self.fits_budget:
+        """Raise ``BurstBudgetError`` if the estimate exceeds the budget and was not accepted.
+
+        A pilot that ran every file leaves nothing to refuse: its money is spent and its
+        results are the run's."""
+        if not accept_cost and not self.fits_budget and self.sample < self.files:
             raise BurstBudgetError(self)
 
 
@@ -154,11 +163,10 @@ def plan_items(
     # what a round of tasks costs beside the work (submitting, scheduling, gathering)
     overhead = max(0.0, pilot_seconds - longest)
     threads = max(1, round(workers * per_worker))
-    sizes_known = "filesize" in frame.columns
-    if sizes_known:
-        total_bytes = int(sum(size for _, size in items))
-    else:
-        measured = [o.get("bytes", 0) for o in outcomes if not o.get("error")]
+    total_bytes = int(sum(size for _, size in items)) if "filesize" in frame.columns else 0
+    sizes_known = total_bytes > 0  # a catalog's sizes; zeros (or none) say nothing
+    if not sizes_known:  # the pilot's mean, counting what lazy readers fetched themselves
+        measured = [outcome_bytes(o) for o in outcomes if not o.get("error")]
         total_bytes = int(sum(measured) / len(measured) * len(items)) if measured else 0
     price, node = _price(client, workers)
     return BurstPlan(
@@ -176,6 +184,8 @@ def plan_items(
         pilot_seconds=pilot_seconds,
         overhead_seconds=overhead,
         pilot_outcomes=outcomes,
+        func=func,
+        reader=reader,
     )
 
 
@@ -197,10 +207,12 @@ def _work_seconds(sizes: list[int], core_seconds_per_file: float, threads: int) 
 
 
 def _sample(items: list[Item], threads: int) -> list[Item]:
-    """A few files per thread, spread evenly over the whole list (not just its start)."""
+    """A few files per thread, spread evenly over the whole list (not just its start); on a
+    big cluster for a small job, at most a tenth of the files (but one for every thread, so
+    the rate is measured with all of them busy), as the pilot runs before any refusal."""
     low, high = PILOT_FILES_PER_THREAD
     per_thread = min(high, max(low, math.ceil(PILOT_SHARE * len(items) / threads)))
-    count = min(len(items), per_thread * threads)
+    count = min(len(items), per_thread * threads, max(threads, math.ceil(PILOT_MAX_SHARE * len(items))))
     step = len(items) / count
     return [items[int(i * step)] for i in range(count)]
 
@@ -237,7 +249,11 @@ def _pilot(
     futures = client.map(
         task, groups, key=[f"burst-pilot-{token}-{i}" for i in range(len(groups))], pure=False
     )
-    answers = client.gather(futures, errors="skip")
+    try:
+        answers = client.gather(futures, errors="skip")
+    except BaseException:  # an interrupted cell: the pilot's tasks stop too (see run.py)
+        client.cancel(futures)
+        raise
     outcomes = [outcome for answer, _ in answers for outcome in answer]
     busy = sum(seconds for _, seconds in answers)
     done = {o["datakey"] for o in outcomes}

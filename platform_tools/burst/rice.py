@@ -37,6 +37,12 @@ RCOMP_WARN_UNUSED = -4
 _DTYPES = {8: np.dtype(np.uint8), 16: np.dtype(np.int16), 32: np.dtype(np.int32)}
 _ROUTINES = {1: "rdecomp_byte", 2: "rdecomp_short", 4: "rdecomp_int"}
 _TFORM = re.compile(r"1?([PQ])B(\(\d+\))?")
+# cfitsio's decoder checks for the end of a tile's bytes only after each block: within one
+# it reads on (a run of zero bytes as long as it lasts). The heap is therefore decoded from
+# a copy followed by this many 0xFF bytes, which end any zero run at once: a block of at
+# most 32 pixels then reads at most ~5 bytes a pixel (~170 bytes) past the heap's end before
+# the check stops it. Without it a tile ending in zeros read past the file's bytes (SIGSEGV).
+GUARD_BYTES = 1024
 # keywords that mean quantisation, dithering or blanking that this path does not reproduce
 _REFUSED = ("ZQUANTIZ", "ZDITHER0", "ZSCALE", "ZZERO", "ZBLANK", "TSCAL1", "TZERO1", "ZMASKCMP")
 
@@ -147,11 +153,17 @@ def raw_pixels(spec: dict, data: bytes, data_offset: int) -> np.ndarray | None:
     tiles = across * -(-height // tile_height)
     descriptors = np.frombuffer(data, spec["descriptor"], count=2 * tiles, offset=data_offset)
     counts, offsets = descriptors[0::2].astype(np.int64), descriptors[1::2].astype(np.int64)
-    # a tile of fewer than 2 bytes makes astropy fall to fallback columns or raise
-    if counts.min() < 2 or offsets.min() < 0 or (offsets + counts).max() > min(spec["heap_bytes"], 2**31 - 1):
+    # a tile of fewer than 2 bytes makes astropy fall to fallback columns or raise; each
+    # bound alone before the sum, which two 64-bit (Q) descriptors could wrap past 2**63
+    limit = min(spec["heap_bytes"], 2**31 - 1)  # the routine takes the count as a C int
+    if counts.min() < 2 or offsets.min() < 0 or counts.max() > limit or offsets.max() > limit:
         return None
-    source = np.frombuffer(data, np.uint8)
-    starts = (source.ctypes.data + heap + offsets).tolist()
+    if (offsets + counts).max() > limit:
+        return None
+    source = np.empty(spec["heap_bytes"] + GUARD_BYTES, np.uint8)
+    source[: spec["heap_bytes"]] = np.frombuffer(data, np.uint8, count=spec["heap_bytes"], offset=heap)
+    source[spec["heap_bytes"] :] = 0xFF
+    starts = (source.ctypes.data + offsets).tolist()
     counts = counts.tolist()
     routine = decoders[dtype.itemsize]
     out = np.empty((height, width), dtype)

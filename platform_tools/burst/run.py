@@ -14,6 +14,7 @@ Every input file is either in ``results`` or in ``failures``: none is dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
@@ -29,7 +30,7 @@ from platform_tools.burst.output import results_store
 from platform_tools.burst.plan import batch_bounds, batch_starts
 from platform_tools.burst.price import BurstPlan, cluster_cost_per_hour, plan_items
 from platform_tools.burst.s3options import options_for_concurrency
-from platform_tools.burst.worker import Reader, run_batch
+from platform_tools.burst.worker import Reader, outcome_bytes, run_batch
 
 RETRYABLE = {"fetch", "task"}  # transient fetch failures and lost tasks get a second round
 
@@ -183,6 +184,9 @@ def burst_map(
     if plan is None:
         plan = plan_items(frame, items, func, client, None, reader, storage_options, concurrency, None)
     plan.check(accept_cost)
+    if plan.func not in (None, func) or plan.reader not in (None, reader):
+        plan = dataclasses.replace(plan, pilot_outcomes=[], pilot_seconds=0.0)  # another function's values
+    _stop_if_every_pilot_file_failed(plan.pilot_outcomes)
     del items  # the run works on arrays
     keys, sizes = _arrays(frame)
     run = _Run(len(keys), store, _progress(len(keys), progress))
@@ -213,13 +217,19 @@ def burst_map(
         run.tasks += len(futures)
         del batches
         number = {name: i for i, name in enumerate(names)}
-        for future in as_completed(futures):
-            i = number[future.key]
-            run.finish(rows[i], _columns(future), f"{round_number}-{i:06d}", final=round_number == 2)
-            future.release()
+        try:
+            for future in as_completed(futures):
+                i = number[future.key]
+                run.finish(rows[i], _columns(future), final=round_number == 2)
+                future.release()
+        except BaseException:
+            # An interrupted cell or an error here: without this the futures stay referenced
+            # (by the traceback IPython keeps) and the cluster runs, and bills, the whole job.
+            client.cancel(futures)
+            raise
         pending, lost = run.take_retries()
     run.bar.close()
-    store.flush()
+    store.close()
     seconds = plan.pilot_seconds + time.perf_counter() - started  # the pilot's files count too
     report = BurstReport(
         files=len(keys),
@@ -245,14 +255,30 @@ def _run_columns(urls: list[str], **options: Any) -> Columns:
     """``run_batch`` on the worker, its outcomes sent back as columns: fewer, smaller objects."""
     outcomes = run_batch([(url, 0) for url in urls], **options)
     errors = [(i, o["error"], o["kind"]) for i, o in enumerate(outcomes) if o.get("error")]
-    return [o["value"] for o in outcomes], errors, [_bytes(o) for o in outcomes]
+    return [o["value"] for o in outcomes], errors, [outcome_bytes(o) for o in outcomes]
 
 
 def _columns(future: Any) -> Columns | BaseException:
-    """The task's columns, or the error of a task that failed (after Dask's retries)."""
+    """The task's columns, or the error of a task that failed (after Dask's retries) or was
+    cancelled (e.g. a restarted cluster): its files are then retried like a lost task's."""
     if future.status == "error":
         return future.exception()
+    if future.status != "finished":
+        return RuntimeError(f"task {future.status}")
     return future.result()
+
+
+def _stop_if_every_pilot_file_failed(outcomes: list[dict]) -> None:
+    """A function that fails on every file of the pilot (a typo, a wrong reader) would fail
+    on all the others too, after fetching and decoding them all: say so before the run."""
+    failed = [o for o in outcomes if o.get("error")]
+    systematic = {"function", "decode", "denied"}  # not "missing": a few absent files say nothing
+    if outcomes and len(failed) == len(outcomes) and all(o["kind"] in systematic for o in failed):
+        first = failed[0]
+        raise RuntimeError(
+            f"every one of the pilot's {len(outcomes)} files failed, so the other files were not "
+            f"run; e.g. {first['datakey']}: {first['error']} ({first['kind']})"
+        )
 
 
 class _Run:
@@ -274,7 +300,7 @@ class _Run:
         self.succeeded = self.bytes = self.tasks = 0
         self.plan_seconds = self.submit_seconds = 0.0
 
-    def finish(self, rows: np.ndarray, columns: Columns | BaseException, label: str, final: bool) -> None:
+    def finish(self, rows: np.ndarray, columns: Columns | BaseException, final: bool) -> None:
         if isinstance(columns, BaseException):  # the whole task was lost: every file fails alike
             reason = f"task failed: {type(columns).__name__}: {columns}"
             columns = [None] * len(rows), [(i, reason, "task") for i in range(len(rows))], [0] * len(rows)
@@ -299,9 +325,7 @@ class _Run:
             self.lost.append(np.asarray(lost))
         if ok.any():
             kept = np.flatnonzero(ok)
-            self.store.add(
-                rows[kept], values if len(kept) == len(values) else [values[i] for i in kept], label
-            )
+            self.store.add(rows[kept], values if len(kept) == len(values) else [values[i] for i in kept])
             self.done[rows[kept]] = True
             self.succeeded += len(kept)
         ended = fresh & self.done[rows]
@@ -317,9 +341,9 @@ class _Run:
             columns = (
                 [o.get("value") for o in ran],
                 [(i, o["error"], o["kind"]) for i, o in enumerate(ran) if o.get("error")],
-                [_bytes(o) for o in ran],
+                [outcome_bytes(o) for o in ran],
             )
-            self.finish(rows, columns, "0-000000", final=False)
+            self.finish(rows, columns, final=False)
         self.retry, self.lost = [], []  # the pilot's failed files are simply not done yet
         return np.flatnonzero(~self.done)
 
@@ -342,12 +366,6 @@ class _Run:
                 "attempts": self.attempts[rows[order]].astype(int) if len(rows) else [],
             }
         )
-
-
-def _bytes(outcome: dict) -> int:
-    """Bytes fetched for a file: counted by the task, or by a lazy reader (``bytes_read``)."""
-    value = outcome.get("value")
-    return outcome.get("bytes", 0) + (value.get("bytes_read", 0) if isinstance(value, dict) else 0)
 
 
 class _NoBar:

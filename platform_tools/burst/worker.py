@@ -124,6 +124,12 @@ def _fetch(fs, urls: list[str], retries: int) -> dict[str, bytes | Exception]:
     return got
 
 
+def outcome_bytes(outcome: dict) -> int:
+    """Bytes fetched for a file: counted by the task, or by a lazy reader (``bytes_read``)."""
+    value = outcome.get("value")
+    return outcome.get("bytes", 0) + (value.get("bytes_read", 0) if isinstance(value, dict) else 0)
+
+
 def _reason(error: Exception) -> tuple[str, str]:
     if isinstance(error, FileNotFoundError):
         return "missing", "no such object"

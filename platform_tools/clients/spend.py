@@ -55,6 +55,18 @@ def budget_left_from_report(report: Mapping) -> BudgetLeft:
     return BudgetLeft(round(usd, 6), " ".join(scope.split()))
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as an HTTP error: urllib would re-send the Authorization header
+    to wherever it points (any host), and an answer from elsewhere is not the budget."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+# no proxies from the environment either: the token goes to the hub's proxy and nowhere else
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+
 def budget_left(environ: Mapping[str, str] | None = None, timeout: float = 10.0) -> BudgetLeft:
     """What is left for this kernel's user; never raises (a plan must not fail over it)."""
     environ = os.environ if environ is None else environ
@@ -68,10 +80,15 @@ def budget_left(environ: Mapping[str, str] | None = None, timeout: float = 10.0)
     url = accounting_api(origin, AccountingPath.user(user))
     request = urllib.request.Request(url, headers=authorization(token))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+        with _OPENER.open(request, timeout=timeout) as answer:
             report = json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         return BudgetLeft(None, f"the accounting service answered HTTP {exc.code} at {url}", False)
     except (OSError, ValueError) as exc:
         return BudgetLeft(None, f"the accounting service did not answer at {url}: {exc}", False)
-    return budget_left_from_report(report)
+    if not isinstance(report, dict) or report.get("user") != user or "budget" not in report:
+        return BudgetLeft(None, f"the answer at {url} is not {user}'s spend report", False)
+    try:
+        return budget_left_from_report(report)
+    except (KeyError, TypeError, ValueError) as exc:
+        return BudgetLeft(None, f"the spend report at {url} has no usable budget: {exc!r}", False)

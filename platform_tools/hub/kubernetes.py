@@ -25,6 +25,7 @@ from platform_tools.config.live import LiveConfig
 from platform_tools.config.policy import resolve
 from platform_tools.contract import names
 from platform_tools.contract.environment import (
+    ACCOUNTING_ADDRESS_VARIABLE,
     accounting_client_environment,
     archive_environment,
     default_archive,
@@ -87,7 +88,7 @@ def user_environment(config: PlatformConfig, gateway: dict[str, str]) -> dict[st
         env |= gateway_client_environment(gateway["address"], gateway["proxy"], gateway["public"])
     if config.accounting.enabled:  # through the hub's proxy, as users reach dask-gateway
         env |= accounting_client_environment(
-            os.environ.get("PARHELION_ACCOUNTING_ADDRESS", "http://proxy-public")
+            os.environ.get(ACCOUNTING_ADDRESS_VARIABLE, "http://proxy-public")
         )
     return env
 

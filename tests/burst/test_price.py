@@ -100,7 +100,12 @@ def test_the_estimate_is_within_30_percent_of_the_run(aia_bucket, local_client, 
     files = aia_bucket.query("aia_94")
     options = s3_server.storage_options
     plan = burst_plan(files, steady, client=local_client, storage_options=options)
-    assert (plan.files, plan.workers, plan.threads, plan.sample) == (COUNT, 2, 2, 4)
+    assert (plan.files, plan.workers, plan.threads, plan.sample) == (
+        COUNT,
+        2,
+        2,
+        3,
+    )  # a tenth, one a thread at least
     assert plan.bytes == int(files["filesize"].sum()) and plan.bytes_measured
     run = burst_map(steady, files, client=local_client, storage_options=options, plan=plan, progress=False)
     assert run.failures.empty and list(run.results["datakey"]) == list(files["datakey"])
@@ -138,3 +143,91 @@ def test_a_burst_over_budget_is_refused_and_runs_when_accepted(aia_bucket, local
     # every file exactly once; the pilot's four are kept, not fetched again
     assert sorted(run.results["datakey"]) == sorted(files["datakey"]) and run.failures.empty
     assert run.report.bytes == int(files["filesize"].sum())
+
+
+@pytest.mark.unit
+def test_the_token_is_never_sent_where_a_redirect_points():
+    """urllib re-sends the Authorization header to wherever a redirect points; the budget
+    query refuses redirects (and an answer that is not the user's own report)."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            return None
+
+    elsewhere = http.server.HTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirecting(Elsewhere):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{elsewhere.server_port}/steal")
+            self.end_headers()
+
+    redirecting = http.server.HTTPServer(("127.0.0.1", 0), Redirecting)
+    servers = [elsewhere, redirecting]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        environ = {"JUPYTERHUB_USER": "ana", "JUPYTERHUB_API_TOKEN": "secret"}
+        moved = budget_left(
+            {**environ, ACCOUNTING_ADDRESS_VARIABLE: f"http://127.0.0.1:{redirecting.server_port}"}
+        )
+        assert not moved.known and "HTTP 302" in moved.describe() and seen == []
+        other = budget_left(
+            {**environ, ACCOUNTING_ADDRESS_VARIABLE: f"http://127.0.0.1:{elsewhere.server_port}"}
+        )
+        assert not other.known and "is not ana's spend report" in other.describe()
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def failing(image, header):
+    raise KeyError("EXPTIM")  # a typo: every file fails the same way
+
+
+@pytest.mark.integration
+def test_a_function_that_fails_every_pilot_file_stops_before_the_run(aia_bucket, local_client, s3_server):
+    files = aia_bucket.query("aia_94")
+    with pytest.raises(RuntimeError, match=r"every one of the pilot's \d+ files failed.*KeyError: 'EXPTIM'"):
+        burst_map(
+            failing, files, client=local_client, storage_options=s3_server.storage_options, progress=False
+        )
+
+
+@pytest.mark.integration
+def test_a_plan_for_another_function_gives_none_of_its_values(aia_bucket, local_client, s3_server):
+    files = aia_bucket.query("aia_94").head(8)
+    options = s3_server.storage_options
+    plan = burst_plan(files, steady, client=local_client, storage_options=options)
+    run = burst_map(
+        lambda image, header: -1.0,
+        files,
+        client=local_client,
+        storage_options=options,
+        plan=plan,
+        progress=False,
+    )
+    assert run.results["value"].tolist() == [-1.0] * 8
+
+
+@pytest.mark.integration
+def test_a_job_the_pilot_finished_is_not_refused(aia_bucket, local_client, s3_server, priced):
+    files = aia_bucket.query("aia_94").head(2)  # one file a thread: the pilot is the whole job
+    options = s3_server.storage_options
+    plan = burst_plan(
+        files, steady, client=local_client, storage_options=options, budget=BudgetLeft(1e-9, "x")
+    )
+    assert plan.sample == 2 and not plan.fits_budget
+    run = burst_map(steady, files, client=local_client, storage_options=options, plan=plan, progress=False)
+    assert len(run.results) == 2  # its money is spent and its results are the run's

@@ -211,3 +211,52 @@ def test_corrupt_heaps_and_descriptors_give_astropys_answer_or_its_error(tile_sh
         assert outcome(bytes(broken), fast=True) == expected
         errors += isinstance(expected, str)
     assert 3 < errors < 33  # both kinds of answer were exercised
+
+
+def _q_descriptors(data: bytes, count: int | None = None, offset: int | None = None) -> bytes:
+    """The same RICE file with 64-bit (1QB) descriptors; the first tile's may be replaced."""
+    with fits.open(io.BytesIO(data), disable_image_compression=True, memmap=False) as hdul:
+        header, start, at = hdul[1].header.copy(), hdul[1].fileinfo()["datLoc"], hdul[1].fileinfo()["hdrLoc"]
+    rows, pcount = header["NAXIS2"], header["PCOUNT"]
+    descriptors = np.frombuffer(data, ">i4", count=2 * rows, offset=start).astype(">i8")
+    if count is not None:
+        descriptors[0], descriptors[1] = count, offset
+    header["NAXIS1"], header["TFORM1"] = 16, header["TFORM1"].replace("P", "Q")
+    body = descriptors.tobytes() + data[start + 8 * rows : start + 8 * rows + pcount]
+    return data[:at] + header.tostring().encode() + body + b"\0" * (-len(body) % 2880)
+
+
+def _outcome_in_a_subprocess(data: bytes, fast: bool) -> str:
+    """decode_image's error text or "ok", from a separate process: a crash fails this test only."""
+    import subprocess
+
+    code = (
+        "import sys; from platform_tools.burst.worker import decode_image, DecodeError\n"
+        "try: decode_image(sys.stdin.buffer.read(), fast=" + repr(fast) + "); print('ok')\n"
+        "except DecodeError as exc: print(exc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, timeout=60)
+    assert done.returncode == 0, f"the decoder crashed (exit {done.returncode}): {done.stderr[-500:]!r}"
+    return done.stdout.decode().strip()
+
+
+def test_64_bit_descriptors_whose_count_and_offset_wrap_are_refused_not_followed():
+    data = rice_file(RNG.integers(0, 3000, (40, 60)).astype(np.int16), (1, 60))
+    assert fast_path_taken(_q_descriptors(data))  # plain 1QB files do take the fast path
+    evil = _q_descriptors(data, count=2**62 + 100, offset=2**62)  # count + offset wraps below 0
+    assert _outcome_in_a_subprocess(evil, fast=True) == _outcome_in_a_subprocess(evil, fast=False)
+
+
+def test_a_last_tile_running_into_zeros_never_reads_past_the_file():
+    """cfitsio reads a block to its end before checking the tile's length; zeros keep it going."""
+    data = bytearray(rice_file(RNG.integers(0, 16_000, (512, 4096), dtype=np.int16), (1, 4096)))
+    with fits.open(io.BytesIO(bytes(data)), disable_image_compression=True, memmap=False) as hdul:
+        start, rows = hdul[1].fileinfo()["datLoc"], hdul[1].header["NAXIS2"]
+    count, offset = (
+        int(v) for v in np.frombuffer(bytes(data), ">i4", count=2, offset=start + 8 * (rows - 1))
+    )
+    tile = start + 8 * rows + offset
+    data[tile + 3 : tile + count] = bytes(count - 3)
+    expected = _outcome_in_a_subprocess(bytes(data), fast=False)
+    assert "end of compressed byte stream" in expected
+    assert _outcome_in_a_subprocess(bytes(data), fast=True) == expected

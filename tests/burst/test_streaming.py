@@ -107,3 +107,24 @@ def test_slow_files_make_short_tasks_so_the_bar_keeps_moving():
     assert max(len(batch) for batch in slow) == 200 < max(len(batch) for batch in quick)
     heavy = plan_batches(items[:1000], threads=2, seconds_per_file=1.0)  # AIA decode: whole groups still
     assert min(len(batch) for batch in heavy[:-1]) >= 32
+
+
+@pytest.mark.unit
+def test_parts_whose_value_types_differ_are_one_readable_dataset(tmp_path, monkeypatch):
+    """Integers in one part and floats or nulls in another: pandas' read of the folder refused
+    it (ArrowInvalid) until the parts were given one schema at the run's end."""
+    import numpy as np
+
+    from platform_tools.burst import output
+
+    monkeypatch.setattr(output, "PART_ROWS", 3)
+    frame = pd.DataFrame({"datakey": [f"s3://b/{i}" for i in range(8)], "filesize": range(8)})
+    store = output.ParquetResults(frame, tmp_path / "run.parquet")
+    store.add(np.array([0, 1]), [1, 2])  # the first batch: written at once, integers
+    store.add(np.array([2, 3, 4]), [3, 4.5, None])
+    store.add(np.array([5, 6, 7]), [6, 7, 8])
+    store.close()
+    assert len(list((tmp_path / "run.parquet").iterdir())) == 3
+    on_disk = pd.read_parquet(tmp_path / "run.parquet").sort_index()
+    assert on_disk["value"].tolist()[:4] == [1.0, 2.0, 3.0, 4.5] and on_disk["value"].isna().sum() == 1
+    pd.testing.assert_frame_equal(store.results(), on_disk.reset_index(drop=True))
