@@ -50,3 +50,38 @@ def gateway_traefik(release: str) -> str:
 def release_of(environ) -> str:
     """The release a hub pod belongs to: zero-to-jupyterhub gives the hub HELM_RELEASE_NAME."""
     return environ.get("HELM_RELEASE_NAME") or CHART
+
+
+def proxy_origin(proxy: dict) -> str:
+    """Where pods inside the cluster reach the hub's proxy (zero-to-jupyterhub's ``proxy`` values).
+
+    Users' servers reach dask-gateway and the accounting service through it, as daskhub's
+    do. ``http://proxy-public`` is right only without HTTPS: the chart requires HTTPS, and
+    each of zero-to-jupyterhub's ways of serving it changes the in-cluster path (its
+    service and proxy templates, and the users' NetworkPolicy, which lets servers reach the
+    proxy pod on port 8000 only):
+
+    * ``offload`` (TLS ended at the load balancer, the chart's default): the Service's port
+      443 carries plain HTTP to the proxy; its port 80 may be disabled (``disableHttpPort``);
+    * ``letsencrypt``: ``proxy-public`` is traefik, which redirects HTTP to HTTPS (a POST
+      would come back as a GET); ``proxy-http`` is the proxy's own plain port;
+    * ``manual`` and ``secret``: the proxy itself serves TLS, for its public name, and its
+      HTTP port only redirects: servers go out by the public name, as a browser does.
+    """
+    https = proxy.get("https") or {}
+    kind = https.get("type") or "letsencrypt"
+    hosts = https.get("hosts") or []
+    if not https.get("enabled"):
+        return "http://proxy-public"
+    if kind == "offload":
+        return "http://proxy-public:443"
+    if kind == "letsencrypt":  # without hosts zero-to-jupyterhub serves plain HTTP
+        return "http://proxy-http:8000" if hosts else "http://proxy-public"
+    if kind in ("manual", "secret"):
+        if not hosts:
+            raise ValueError(
+                f"jupyterhub.proxy.https.type is {kind!r} but proxy.https.hosts is empty: users' "
+                "servers reach the hub's proxy by its public name"
+            )
+        return f"https://{hosts[0]}"
+    raise ValueError(f"jupyterhub.proxy.https.type {kind!r} is not one of zero-to-jupyterhub's")

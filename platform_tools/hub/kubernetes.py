@@ -78,8 +78,9 @@ def profile_list(config: PlatformConfig, username: str) -> list[dict]:
     return profiles
 
 
-def user_environment(config: PlatformConfig, gateway: dict[str, str]) -> dict[str, str]:
-    """What servers (and, through the gateway, their Dask pods) need in their environment."""
+def user_environment(config: PlatformConfig, gateway: dict[str, str], proxy: str) -> dict[str, str]:
+    """What servers (and, through the gateway, their Dask pods) need in their environment;
+    ``proxy`` is where they reach the hub's proxy inside the cluster (``names.proxy_origin``)."""
     env = {}
     archive = default_archive(config)
     if archive is not None:
@@ -87,9 +88,7 @@ def user_environment(config: PlatformConfig, gateway: dict[str, str]) -> dict[st
     if config.dask_gateway.enabled:
         env |= gateway_client_environment(gateway["address"], gateway["proxy"], gateway["public"])
     if config.accounting.enabled:  # through the hub's proxy, as users reach dask-gateway
-        env |= accounting_client_environment(
-            os.environ.get(ACCOUNTING_ADDRESS_VARIABLE, "http://proxy-public")
-        )
+        env |= accounting_client_environment(os.environ.get(ACCOUNTING_ADDRESS_VARIABLE, proxy))
     return env
 
 
@@ -100,11 +99,22 @@ def literal(value: str) -> str:
     return value.replace("{", "{{").replace("}", "}}")
 
 
-def gateway_addresses(release: str) -> dict[str, str]:
-    """Where users reach dask-gateway: through the hub's proxy, as in a daskhub; its traefik for
-    the scheduler connections, named from the release (each overridable by the environment)."""
+def zero_to_jupyterhub_proxy() -> dict:
+    """zero-to-jupyterhub's ``proxy`` values, as its hub reads them (z2jh.get_config, in the
+    hub pod only; elsewhere none: a proxy without HTTPS)."""
+    try:
+        from z2jh import get_config
+    except ImportError:
+        return {}
+    return get_config("proxy", {}) or {}
+
+
+def gateway_addresses(release: str, proxy: str) -> dict[str, str]:
+    """Where users reach dask-gateway: through the hub's proxy at ``proxy`` (its in-cluster
+    origin), as in a daskhub; its traefik for the scheduler connections, named from the
+    release (each overridable by the environment)."""
     return {
-        "address": os.environ.get("PARHELION_GATEWAY_ADDRESS", f"http://proxy-public{GATEWAY_PREFIX}"),
+        "address": os.environ.get("PARHELION_GATEWAY_ADDRESS", f"{proxy}{GATEWAY_PREFIX}"),
         "proxy": os.environ.get(
             "PARHELION_GATEWAY_PROXY_ADDRESS", f"gateway://{names.gateway_traefik(release)}:80"
         ),
@@ -180,7 +190,8 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     # through its NetworkPolicy; its singleuser.extraEnv and nodeSelector stay too.
     merge_into(c.KubeSpawner, "node_selector", USERS_POOL)
     merge_into(c.KubeSpawner, "extra_labels", metering_metadata("", "server")[0])
-    environment = user_environment(config, gateway_addresses(release))
+    proxy = names.proxy_origin(zero_to_jupyterhub_proxy())
+    environment = user_environment(config, gateway_addresses(release, proxy), proxy)
     merge_into(c.KubeSpawner, "environment", {k: literal(v) for k, v in environment.items()})
     c.KubeSpawner.uid = 1000
     c.KubeSpawner.gid = 1000

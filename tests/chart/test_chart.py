@@ -289,6 +289,37 @@ def _named(objects: list[dict], kind: str) -> dict[str, dict]:
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
 
+@pytest.mark.parametrize("values", VALUES)
+def test_servers_reach_the_hubs_proxy_where_zero_to_jupyterhub_serves_plain_http(helm, chart, values):
+    """Users' servers reach dask-gateway and the accounting service through the hub's proxy. The
+    chart requires HTTPS, and http://proxy-public was wrong for every way of serving it: port 80
+    disabled (offload), traefik's redirect to HTTPS (letsencrypt), the proxy's own TLS with an
+    HTTP port that only redirects (secret). The origin the hub derives from zero-to-jupyterhub's
+    values (as its hub pod reads them) must be a plain-HTTP port of the proxy pod, or its TLS
+    name."""
+    from platform_tools.contract.names import proxy_origin
+
+    objects = render(helm, chart, values)
+    secret = _named(objects, "Secret")["hub"]
+    proxy = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))["proxy"]
+    origin = proxy_origin(proxy)
+    services = _named(objects, "Service")
+    pod_ports = {
+        p["name"]: p["containerPort"]
+        for p in _named(objects, "Deployment")["proxy"]["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    command = _named(objects, "Deployment")["proxy"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    if origin.startswith("https://"):  # the proxy's TLS, for the name its certificate is for
+        assert any(a.startswith("--ssl-cert=") for a in command)
+        assert origin == f"https://{proxy['https']['hosts'][0]}"
+        return
+    host, _, port = origin.removeprefix("http://").partition(":")
+    service = services[host]
+    assert service["spec"]["selector"]["component"] == "proxy", "not the proxy pod (traefik redirects)"
+    (target,) = [p["targetPort"] for p in service["spec"]["ports"] if p["port"] == int(port or 80)]
+    assert pod_ports[target] == 8000 and "--port=8000" in command  # plain HTTP, no redirect there
+
+
 def test_the_gateway_and_hub_values_name_what_the_chart_renders(helm, chart):
     """The upstream charts' values cannot be templated, so they name Parhelion's objects by
     their rendered names (release "parhelion"): those names must exist, and the dask-gateway

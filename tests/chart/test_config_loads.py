@@ -88,6 +88,7 @@ print("CONFIG " + json.dumps({
     "oauth": {k: c.OAuthenticator[k] for k in ("client_id", "oauth_callback_url", "allow_existing_users")},
     "client_secret_set": c.OAuthenticator.client_secret == "test-client-secret",
     "platform_config_path": c.LivePlatformAccess.platform_config_path,
+    "environment": {k: v for k, v in c.KubeSpawner.environment.items() if "ADDRESS" in k},
 }))
 """
 
@@ -121,6 +122,11 @@ def test_the_hub_loads_zero_to_jupyterhubs_configuration_and_parhelions(rendered
     }
     assert config["client_secret_set"] is True
     assert config["platform_config_path"] == "/etc/parhelion/platform/platform.yaml"
+    # servers reach the hub's proxy where it serves plain HTTP: these values end TLS at the load
+    # balancer (offload) with port 80 disabled, so the Service's port 443 (zero-to-jupyterhub's
+    # values, read in the hub as its own config reads them)
+    assert config["environment"]["DASK_GATEWAY__ADDRESS"] == "http://proxy-public:443/services/dask-gateway"
+    assert config["environment"]["PARHELION_ACCOUNTING_ADDRESS"] == "http://proxy-public:443"
 
 
 GATEWAY_PROBE = """

@@ -145,6 +145,7 @@ REQUIRED = [
     ("server", "hub", 8081, "servers call the hub's API (activity, auth)"),
     ("proxy", "traefik", 8000, "/services/dask-gateway/ goes to the gateway's traefik"),
     ("server", "traefik", 8000, "a notebook's Gateway() and its scheduler connection"),
+    ("server", "proxy", 8000, "a kernel's Gateway() and budget query, through the hub's proxy"),
     ("traefik", "api", 8000, "traefik routes the gateway's API"),
     ("traefik", "scheduler", 8786, "clients' TLS connection to their scheduler"),
     ("traefik", "scheduler", 8787, "the dashboard, through the gateway's proxy"),

@@ -501,3 +501,30 @@ def test_an_external_services_oauth_is_what_the_hub_registers_for_it(monkeypatch
     assert auth.oauth_client_id == "service-accounting"
     assert auth.oauth_redirect_uri == ACCOUNTING_PREFIX + "oauth_callback"
     assert auth.access_scopes == {"access:services!service=accounting"}
+
+
+@pytest.mark.parametrize(
+    ("https", "origin"),
+    [
+        ({}, "http://proxy-public"),
+        ({"enabled": True, "type": "offload"}, "http://proxy-public:443"),
+        ({"enabled": True, "type": "letsencrypt", "hosts": ["hub.example.org"]}, "http://proxy-http:8000"),
+        ({"enabled": True, "hosts": ["hub.example.org"]}, "http://proxy-http:8000"),  # its default type
+        ({"enabled": True, "type": "letsencrypt"}, "http://proxy-public"),  # no hosts: no HTTPS at all
+        ({"enabled": True, "type": "secret", "hosts": ["hub.example.org"]}, "https://hub.example.org"),
+        ({"enabled": True, "type": "manual", "hosts": ["a.example.org", "b"]}, "https://a.example.org"),
+    ],
+)
+def test_servers_reach_the_proxy_where_it_serves_them(https, origin):
+    from platform_tools.contract.names import proxy_origin
+
+    assert proxy_origin({"https": https}) == origin
+
+
+def test_a_proxy_origin_that_cannot_be_known_is_named():
+    from platform_tools.contract.names import proxy_origin
+
+    with pytest.raises(ValueError, match=r"type is 'secret' but proxy.https.hosts is empty"):
+        proxy_origin({"https": {"enabled": True, "type": "secret"}})
+    with pytest.raises(ValueError, match=r"'tls' is not one of zero-to-jupyterhub's"):
+        proxy_origin({"https": {"enabled": True, "type": "tls"}})
