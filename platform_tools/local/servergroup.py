@@ -24,7 +24,6 @@ and per worker, under one folder per cluster.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -218,7 +217,7 @@ class ServerGroup:
         platform's) once they are empty."""
         for group in self._dirs():
             try:
-                _rmdir_when_empty(group)
+                group.rmdir()
             except FileNotFoundError:
                 pass
             except OSError as error:
@@ -231,23 +230,6 @@ class ServerGroup:
                     parent.rmdir()
                 except OSError:
                     break
-
-
-def _rmdir_when_empty(group: Path, seconds: float = 3.0) -> None:
-    """rmdir a group its killed processes are still leaving: a killed process leaves its
-    cgroup only once the kernel has finished its exit (freeing a large memory takes a
-    moment), after it stopped counting as alive; until then rmdir answers EBUSY, and the
-    group was left behind (seen once in CI). Any other error, or EBUSY past ``seconds``,
-    is raised."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            group.rmdir()
-            return
-        except OSError as error:
-            if error.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 def _mkdir(group: Path) -> Path | None:
