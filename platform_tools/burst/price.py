@@ -132,8 +132,7 @@ def burst_plan(
     from platform_tools.burst.run import file_items
 
     frame, items = file_items(files)
-    client, storage_options = _client_and_options(client, storage_options, items)
-    storage_options = options_for_concurrency(items[0][0], storage_options, concurrency)  # as burst_map
+    client, storage_options = run_inputs(client, storage_options, items, concurrency)
     return plan_items(frame, items, func, client, workers, reader, storage_options, concurrency, budget)
 
 
@@ -303,7 +302,12 @@ def _node_price(client: Any) -> tuple[float | None, str | None]:
     return total, f"{node.instance_type} ({node.capacity_type}, {node.region})"
 
 
-def _client_and_options(client: Any, storage_options: dict | None, items: list[Item]) -> tuple[Any, dict]:
+def run_inputs(
+    client: Any, storage_options: dict | None, items: list[Item], concurrency: int
+) -> tuple[Any, dict]:
+    """The client (default: the current one) and the storage options (default: the files'
+    archive's) a burst and its plan use, with room for ``concurrency`` GETs on S3: one rule
+    for both, so the pilot measures what the run does."""
     if not items:
         raise ValueError("no files to process")
     if storage_options is None:
@@ -314,7 +318,7 @@ def _client_and_options(client: Any, storage_options: dict | None, items: list[I
         from distributed import get_client
 
         client = get_client()
-    return client, storage_options
+    return client, options_for_concurrency(items[0][0], storage_options, concurrency)
 
 
 def _size(nbytes: int) -> str:

@@ -28,8 +28,7 @@ import pandas as pd
 
 from platform_tools.burst.output import results_store
 from platform_tools.burst.plan import batch_bounds, batch_starts
-from platform_tools.burst.price import BurstPlan, cluster_cost_per_hour, plan_items
-from platform_tools.burst.s3options import options_for_concurrency
+from platform_tools.burst.price import BurstPlan, cluster_cost_per_hour, plan_items, run_inputs
 from platform_tools.burst.worker import Reader, outcome_bytes, run_batch
 
 RETRYABLE = {"fetch", "task"}  # transient fetch failures and lost tasks get a second round
@@ -166,17 +165,10 @@ def burst_map(
     the budget is refused with ``BurstBudgetError`` unless ``accept_cost=True``. The pilot's
     files are not run again.
     """
-    from distributed import as_completed, get_client
+    from distributed import as_completed
 
     frame, items = file_items(files)
-    if not items:
-        raise ValueError("no files to process")
-    if storage_options is None:
-        from platform_tools.archives import storage_options as archive_options
-
-        storage_options = archive_options(items[0][0])
-    storage_options = options_for_concurrency(items[0][0], storage_options, concurrency)
-    client = client or get_client()
+    client, storage_options = run_inputs(client, storage_options, items, concurrency)
     threads = sum(client.nthreads().values())
     workers = len(client.nthreads())
     price = cluster_cost_per_hour(client)
