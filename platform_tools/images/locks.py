@@ -13,6 +13,7 @@ from that requirements.in (a digest in its header).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -103,7 +104,8 @@ def compile_lock(images: ImagesFile, name: str) -> Path:
         "compile",
         "requirements.in",
         "--constraint",
-        str(PROJECT_LOCK),
+        # relative, so the lock's "via -c" notes do not carry the path of whoever locked it
+        os.path.relpath(PROJECT_LOCK, folder),
         "--generate-hashes",
         "--python-version",
         images.python,
