@@ -29,6 +29,7 @@ import logging
 import os
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -214,22 +215,42 @@ class ServerGroup:
 
     def remove(self) -> None:
         """The group's folder in every hierarchy, then its parents (the cluster's, the
-        platform's) once they are empty."""
-        for group in self._dirs():
+        platform's) once they are empty.
+
+        The kernel may still hold a group whose last process has just died (rmdir answers
+        EBUSY for a few milliseconds): such a group is removed by a background retry, so the
+        stop itself never waits for it (a stop held there once let a quota check see a
+        cluster's old processes beside its new ones)."""
+        busy = [group for group in self._dirs() if not self._remove_one(group)]
+        if busy:
+            threading.Thread(target=self._remove_later, args=(busy,), daemon=True).start()
+
+    def _remove_later(self, groups: list[Path], seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        while groups and time.monotonic() < deadline:
+            time.sleep(0.2)
+            groups = [group for group in groups if not self._remove_one(group, quiet=True)]
+        for group in groups:
+            log.warning("%s not removed: it still holds processes after %g s", group, seconds)
+
+    def _remove_one(self, group: Path, quiet: bool = False) -> bool:
+        """Remove one folder and its empty parents; False if the kernel refused (busy)."""
+        try:
+            group.rmdir()
+        except FileNotFoundError:
+            return True
+        except OSError as error:
+            if not quiet:
+                log.info("%s not removed yet (%s): retrying in the background", group, error)
+            return False
+        parent = group
+        for _ in range(self.identity.count("/")):
+            parent = parent.parent
             try:
-                group.rmdir()
-            except FileNotFoundError:
-                pass
-            except OSError as error:
-                log.warning("%s not removed: %s", group, error)
-                continue
-            parent = group
-            for _ in range(self.identity.count("/")):
-                parent = parent.parent
-                try:
-                    parent.rmdir()
-                except OSError:
-                    break
+                parent.rmdir()
+            except OSError:
+                break
+        return True
 
 
 def _mkdir(group: Path) -> Path | None:

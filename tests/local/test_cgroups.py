@@ -189,3 +189,23 @@ def test_threads_that_probe_at_once_all_find_the_hierarchies(tmp_path):
     with ThreadPoolExecutor(16) as pool:
         found = list(pool.map(lambda _: limit_roots(fs), range(400)))
     assert all(roots == expected for roots in found)
+
+
+def test_a_group_the_kernel_still_holds_is_removed_in_the_background_without_holding_the_stop(
+    tmp_path,
+):
+    """rmdir of a cgroup whose last process has just died can answer EBUSY for a moment: the
+    stop goes on at once, and the folder (with its empty parents) goes as soon as it can."""
+    import time
+
+    group = ServerGroup.make("parhelion-x/cluster-1/worker-1", root=tmp_path)
+    held = group.cgroup / "cgroup.procs"  # a plain folder with a file stands in for a busy group
+    held.write_text("4242\n")
+    started = time.monotonic()
+    group.remove()
+    assert time.monotonic() - started < 0.1 and group.cgroup.exists()
+    held.unlink()  # the kernel lets go
+    deadline = time.monotonic() + 5
+    while (tmp_path / "parhelion-x").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (tmp_path / "parhelion-x").exists()
