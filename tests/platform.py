@@ -419,6 +419,19 @@ def headless_chromium(profile_dir: Path):
     return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
 
 
+def keep_screenshot(driver, name: str, fallback: Path) -> Path:
+    """Save what the browser shows as ``name``.png among the run's artefacts.
+
+    `make test` sets PARHELION_TEST_ARTIFACTS (test-artifacts/ in the tree: CI keeps it);
+    a bare pytest run keeps them in ``fallback`` (the test's tmp_path).
+    """
+    folder = Path(os.environ.get("PARHELION_TEST_ARTIFACTS") or fallback)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
 START_CLUSTER = (
     "from dask_gateway import Gateway\n"
     "cluster = Gateway().new_cluster()\n"
