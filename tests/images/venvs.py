@@ -9,6 +9,7 @@ so a pod harness can bind one at the image's own path, /opt/parhelion.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -45,6 +46,16 @@ def image_venv(name: str, scratch: Path) -> Path:
     venv = CACHE / f"{name}-{key}"
     if (venv / ".complete").exists():
         return venv
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # the suite runs in several pytest workers: one makes the venv, the others wait for it
+    with open(CACHE / f"{name}.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if not (venv / ".complete").exists():
+            _make_venv(name, lock, venv, scratch)
+    return venv
+
+
+def _make_venv(name: str, lock: Path, venv: Path, scratch: Path) -> None:
     for stale in CACHE.glob(f"{name}-*"):
         shutil.rmtree(stale, ignore_errors=True)
     env = _clean_env()
@@ -57,4 +68,3 @@ def image_venv(name: str, scratch: Path) -> Path:
     wheel = build_wheel(scratch)
     subprocess.run([*install, str(wheel)], check=True, env=env)
     (venv / ".complete").touch()
-    return venv
