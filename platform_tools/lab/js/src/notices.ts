@@ -16,11 +16,12 @@ export class Notices {
   update(report: IReport, now: Date = new Date()): void {
     const budget = report.budget;
     if (budget) {
+      // a cap reached in the same answer says more than the thresholds under it
       const fresh = budget.warnings_reached.filter(mark => {
         const key = `${budget.period_start}:user:${mark}`;
         const isNew = !this.told.has(key);
         this.told.add(key);
-        return isNew && mark < 100; // 100% is the cap's own notification
+        return isNew && mark < 100 && !budget.capped; // 100% is the cap's own notification
       });
       const mark = fresh.length ? Math.max(...fresh) : null;
       if (mark !== null) {

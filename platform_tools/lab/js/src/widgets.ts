@@ -66,6 +66,10 @@ export class SpendStatus extends Widget {
   private readonly ticker: number;
 }
 
+function capitalised(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 function element<K extends keyof HTMLElementTagNameMap>(
   tag: K,
   text = '',
@@ -126,7 +130,7 @@ export class SpendPanel extends Widget {
       node.appendChild(
         element(
           'p',
-          `${stop.whose} is used up: what runs stops at ${clock(stop.stopsAt!)} ` +
+          `${capitalised(stop.whose)} is used up: what runs stops at ${clock(stop.stopsAt!)} ` +
             `(in ${timeLeft(stop.stopsAt!)}). New servers and clusters are refused.`,
           'parhelion-error'
         )
@@ -138,21 +142,22 @@ export class SpendPanel extends Widget {
     const table = element('table', '', 'parhelion-running');
     table.id = 'parhelion-running';
     const head = table.createTHead().insertRow();
-    for (const title of ['What', 'Since', 'Rate', 'So far']) {
+    for (const title of ['What', 'Rate', 'So far']) {
       head.appendChild(element('th', title));
     }
     const body = table.createTBody();
     for (const item of report.running) {
       const row = body.insertRow();
-      row.appendChild(element('td', item.description || item.kind));
-      row.appendChild(element('td', item.since.slice(11, 16) + ' UTC'));
+      const what = element('td', item.description || item.kind);
+      what.appendChild(element('div', `since ${item.since.slice(11, 16)} UTC`, 'parhelion-since'));
+      row.appendChild(what);
       row.appendChild(element('td', rate(item.rate_per_hour_usd)));
       row.appendChild(element('td', usd(item.cost_so_far_usd, 0)));
     }
     if (!report.running.length) {
       const row = body.insertRow();
       const cell = element('td', 'Nothing runs.');
-      cell.colSpan = 4;
+      cell.colSpan = 3;
       row.appendChild(cell);
     }
     node.appendChild(table);
