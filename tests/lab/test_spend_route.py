@@ -211,3 +211,13 @@ def test_accounting_down_is_an_error_sentence_not_a_traceback(tmp_path):
     assert body["user"] == "ana" and "report" not in body
     assert "Traceback" not in json.dumps(body) and HUB_TOKEN not in json.dumps(body)
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_without_an_accounting_service_the_answer_says_so():
+    """A server started outside Parhelion's hub (no address, user or token): a 503 sentence,
+    and no request made anywhere."""
+    from platform_tools.clients.spend import fetch_user_report
+
+    answer = fetch_user_report({"JUPYTERHUB_USER": "ana", "JUPYTERHUB_API_TOKEN": HUB_TOKEN})
+    assert (answer.report, answer.status) == (None, 503)
+    assert answer.problem == "no accounting service here: PARHELION_ACCOUNTING_ADDRESS is not set"

@@ -81,8 +81,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       standby: 'when-hidden',
       factory: async () => {
         const answer = await fetchSpend(serverSettings);
-        status.show_(answer);
-        panel.show_(answer);
+        status.setAnswer(answer);
+        panel.setAnswer(answer);
         if (!answer.report) {
           throw new Error(answer.error ?? 'no report'); // the poll backs off
         }

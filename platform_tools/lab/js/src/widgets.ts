@@ -33,7 +33,7 @@ export class SpendStatus extends Widget {
     this.ticker = window.setInterval(() => this.draw(), 1000);
   }
 
-  show_(answer: ISpendAnswer): void {
+  setAnswer(answer: ISpendAnswer): void {
     this.answer = answer;
     this.draw();
   }
@@ -94,7 +94,7 @@ export class SpendPanel extends Widget {
     this.node.appendChild(element('p', 'Asking the accounting service …'));
   }
 
-  show_(answer: ISpendAnswer): void {
+  setAnswer(answer: ISpendAnswer): void {
     const node = this.node;
     node.replaceChildren();
     const report = answer.report;
