@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from platform_tools.clients.hubclient import HubUser
-from tests.platform import headless_chromium, platform_config_text, running_platform
+from platform_tools.lab import LABEXTENSION
+from tests.platform import REPO_ROOT, headless_chromium, platform_config_text, running_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -36,8 +37,23 @@ FAST_METER = {
 STATUS = re.compile(r"^\$(\d+\.\d{4}) / \$(\d+\.\d{4}) · \$(\d+\.\d{4}) left$")
 
 
+def installed_extension() -> Path | None:
+    """Where the servers' JupyterLab finds ``@parhelion/lab`` (``make install`` links it)."""
+    from jupyter_core.paths import jupyter_path
+
+    for where in jupyter_path("labextensions"):
+        if (Path(where) / LABEXTENSION / "package.json").exists():
+            return (Path(where) / LABEXTENSION).resolve()
+    return None
+
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
+    built = (REPO_ROOT / "platform_tools" / "lab" / "labextension").resolve()
+    assert installed_extension() == built, (
+        f"JupyterLab finds {LABEXTENSION} at {installed_extension()}, not this tree's build {built}: "
+        "run `make install` (it builds the extension and links it into .venv)"
+    )
     text = platform_config_text(sample_files=4, **FAST_METER, **{"      usd: 25  ": f"      usd: {BUDGET}  "})
     root = tmp_path_factory.mktemp("lab")
     # the user's JupyterLab setting, as they would set it: poll every few seconds
