@@ -1,17 +1,19 @@
 """Parhelion's JupyterLab extension on the real local platform, in headless Chromium.
 
 A user with a small budget logs in at the hub's form; JupyterLab opens with their spend in
-the status bar, the same figures the accounting API gives them; as their server runs, the
-spend crosses 50% and a JupyterLab notification says so within one sampling interval plus
-the page's poll; the panel lists the running server and its $/hour; a lowered budget (the
-live platform.yaml) caps them and a notification gives the time the enforcer will stop
-their work. Screenshots of each step are kept ($PARHELION_TEST_ARTIFACTS, else tmp_path).
+the status bar, the same figures the accounting API gives them; their budget is lowered
+(the live platform.yaml, as the quotas play changes it) to twice what they will have spent
+ten seconds later, so that their running server's spend crosses 50% soon whatever the
+machine's load, and a JupyterLab notification says so within one sampling interval plus
+the page's poll; the panel lists the running server and its $/hour; a budget lowered under
+the spend caps them and a notification gives the time the enforcer will stop their work. Screenshots of each step are kept ($PARHELION_TEST_ARTIFACTS, else tmp_path).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import time
@@ -27,7 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 SAMPLE_SECONDS = 1
 POLL_SECONDS = 3
-BUDGET = 0.0016  # the medium server ($0.072/h) reaches 50% in about 40 s
+BUDGET = 0.01  # the medium server ($0.072/h) would take 4 min to half of it: lowered below
+HALF_IN_SECONDS = 10  # then lowered so that 50% comes this long after the status bar was read
 FAST_METER = {
     "  sample_interval_seconds: 15\n": (
         f"  sample_interval_seconds: {SAMPLE_SECONDS}\n  enforce_interval_seconds: 1\n"
@@ -138,7 +141,11 @@ def test_spend_in_the_status_bar_a_notification_at_50_percent_and_the_panel(plat
         assert left == pytest.approx(round(max(0.0, BUDGET - spent), 4), abs=0.00011)
         assert not any("%" in toast for toast in toasts()), toasts()
 
-        # 50%: the API says so first, the page within a sample and a poll
+        # 50%: a budget (live platform.yaml, as the quotas play changes it) whose half the spend
+        # reaches a few seconds from now; the API says so first, the page within a sample and a poll
+        per_second = report["running_rate_per_hour_usd"] / 3600
+        lowered = math.ceil(2 * (budget["spent_usd"] + per_second * HALF_IN_SECONDS) * 10_000) / 10_000
+        rewrite(platform.state / "platform.yaml", f"      usd: {BUDGET}  ", f"      usd: {lowered:.4f}  ")
         crossed = told = None
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and told is None:
@@ -147,12 +154,13 @@ def test_spend_in_the_status_bar_a_notification_at_50_percent_and_the_panel(plat
                 and loop.run_until_complete(accounting_report(user))["budget"]["percent"] >= 50
             ):
                 crossed = time.monotonic()
-            if any("50% of your $0.0016 month budget spent" in toast for toast in toasts()):
+            if any(f"50% of your ${lowered:.4f} month budget spent" in toast for toast in toasts()):
                 told = time.monotonic()
             time.sleep(0.25)
         shot("02-notification-50-percent")
         assert crossed is not None and told is not None, toasts()
         assert told - crossed <= SAMPLE_SECONDS + POLL_SECONDS + 2, (crossed - started, told - started)
+        assert loop.run_until_complete(accounting_report(user))["budget"]["usd"] == lowered
         status = browser.find_element(By.ID, "parhelion-spend-status")
         assert "parhelion-mod-warn" in status.get_attribute("class")
 
@@ -169,7 +177,7 @@ def test_spend_in_the_status_bar_a_notification_at_50_percent_and_the_panel(plat
         assert rate == f"In all: ${report['running_rate_per_hour_usd']:.4f}/h"
 
         # the budget lowered under the spend: capped; the enforcer's stop time is told
-        rewrite(platform.state / "platform.yaml", f"      usd: {BUDGET}  ", "      usd: 0.0001  ")
+        rewrite(platform.state / "platform.yaml", f"      usd: {lowered:.4f}  ", "      usd: 0.0001  ")
         WebDriverWait(browser, 30).until(lambda b: any("is used up" in toast for toast in toasts()))
         shot("04-notification-cap")
         report = loop.run_until_complete(accounting_report(user))
