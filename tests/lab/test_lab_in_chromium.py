@@ -6,7 +6,8 @@ the status bar, the same figures the accounting API gives them; their budget is 
 ten seconds later, so that their running server's spend crosses 50% soon whatever the
 machine's load, and a JupyterLab notification says so within one sampling interval plus
 the page's poll; the panel lists the running server and its $/hour; a budget lowered under
-the spend caps them and a notification gives the time the enforcer will stop their work. Screenshots of each step are kept ($PARHELION_TEST_ARTIFACTS, else tmp_path).
+the spend caps them and a notification gives the time the enforcer will stop their work.
+Screenshots of each step are kept (``keep_screenshot``: lab-*.png).
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ import pytest
 
 from platform_tools.clients.hubclient import HubUser
 from platform_tools.lab import LABEXTENSION
-from tests.platform import REPO_ROOT, headless_chromium, platform_config_text, running_platform
+from tests.platform import (
+    REPO_ROOT,
+    headless_chromium,
+    keep_screenshot,
+    platform_config_text,
+    running_platform,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -67,21 +74,6 @@ def platform(tmp_path_factory):
         yield running
 
 
-class Shots:
-    """Screenshots named after the steps, kept as the test's artefacts."""
-
-    def __init__(self, browser, tmp_path: Path, test: str):
-        where = os.environ.get("PARHELION_TEST_ARTIFACTS")
-        self.dir = Path(where) / test if where else tmp_path / "screenshots"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.browser = browser
-
-    def __call__(self, step: str) -> Path:
-        path = self.dir / f"{step}.png"
-        self.browser.save_screenshot(str(path))
-        return path
-
-
 async def accounting_report(user: HubUser) -> dict:
     """The user's report from the accounting API, asked as the user (their hub login)."""
     url = f"{user.hub_url}/services/accounting/api/v1/users/{user.username}"
@@ -107,7 +99,9 @@ def test_spend_in_the_status_bar_a_notification_at_50_percent_and_the_panel(plat
     user = HubUser(platform.url, "demo", platform.password())
     loop.run_until_complete(user.__aenter__())
     browser = headless_chromium(tmp_path / "chromium")
-    shot = Shots(browser, tmp_path, "test_spend_in_the_status_bar")
+
+    def shot(step: str) -> Path:
+        return keep_screenshot(browser, f"lab-{step}", tmp_path)
 
     def toasts() -> list[str]:
         return [t.text for t in browser.find_elements(By.CSS_SELECTOR, ".Toastify__toast")]
