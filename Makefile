@@ -18,6 +18,13 @@ PYTEST_ARGS ?=
 
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# JupyterLab's extension (platform_tools/lab): npm packages, the prebuilt output, and its link
+# into the venv (as `jupyter labextension develop` does; the wheel carries it as data files)
+LAB_JS     := platform_tools/lab/js
+LAB_NODE   := $(LAB_JS)/node_modules/.installed
+LAB_BUILT  := platform_tools/lab/labextension/package.json
+LAB_LINKED := $(VENV)/.lab-linked
+LAB_SOURCES := $(LAB_JS)/tsconfig.json $(wildcard $(LAB_JS)/src/*.ts $(LAB_JS)/style/* $(LAB_JS)/schema/*.json)
 # Debian packages the tests need: Chromium for the browser tier, bubblewrap to run rendered
 # pods' processes with their files where the pods mount them (configload and rehearsal tiers),
 # iproute2 and util-linux (nsenter, setpriv) for the rehearsal's pod network and users.
@@ -40,9 +47,9 @@ help:
 	@echo "make images-test  build the images (docker, podman or buildah) and smoke-test inside them"
 	@echo "make lock    re-resolve requirements/lock.txt from pyproject.toml"
 	@echo "make schema  regenerate platform_tools/config/platform.schema.json"
-	@echo "make clean   remove .venv and node_modules (not the platform's state)"
+	@echo "make clean   remove .venv, node_modules and the built JupyterLab extension (not the platform's state)"
 
-install: $(PY_STAMP) $(NODE_STAMP)
+install: $(PY_STAMP) $(NODE_STAMP) $(LAB_LINKED)
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parhelion needs Python >= 3.11; set PYTHON=python3.11")'
@@ -57,6 +64,24 @@ $(NODE_STAMP): package.json package-lock.json
 	@command -v node >/dev/null || { echo "Node.js is needed for the hub's proxy: apt-get install nodejs npm"; exit 1; }
 	@command -v npm >/dev/null || { echo "npm is needed to install the hub's proxy: apt-get install npm"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The extension is built with JupyterLab's own builder (jupyter-builder, as `jupyter labextension
+# build` is since JupyterLab 4.6, with @jupyter/builder from npm); a few seconds once installed.
+$(LAB_NODE): $(LAB_JS)/package.json $(LAB_JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed to build the JupyterLab extension: apt-get install npm"; exit 1; }
+	cd $(LAB_JS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(LAB_BUILT): $(LAB_NODE) $(PY_STAMP) $(LAB_SOURCES)
+	cd $(LAB_JS) && node_modules/.bin/tsc && $(abspath $(BIN))/jupyter-builder build .
+	@touch $@
+
+$(LAB_LINKED): $(LAB_BUILT) $(PY_STAMP) platform_tools/lab/jupyter-config/parhelion-lab.json
+	rm -rf $(VENV)/share/jupyter/labextensions/@parhelion/lab
+	mkdir -p $(VENV)/share/jupyter/labextensions/@parhelion $(VENV)/etc/jupyter/jupyter_server_config.d
+	ln -s $(CURDIR)/platform_tools/lab/labextension $(VENV)/share/jupyter/labextensions/@parhelion/lab
+	cp platform_tools/lab/jupyter-config/parhelion-lab.json $(VENV)/etc/jupyter/jupyter_server_config.d/
 	@touch $@
 
 up: install
@@ -123,4 +148,4 @@ schema: $(PY_STAMP)
 	$(BIN)/parhelion config schema --write
 
 clean:
-	rm -rf $(VENV) $(TOOLS) node_modules
+	rm -rf $(VENV) $(TOOLS) node_modules $(LAB_JS)/node_modules $(LAB_JS)/lib platform_tools/lab/labextension

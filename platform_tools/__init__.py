@@ -6,7 +6,8 @@ layers below it (tests/test_architecture.py checks every import):
 4. ``cli`` — the ``parhelion`` command: parses arguments and calls the layers below.
 3. Processes: ``hub`` and ``gateway`` (what hub_config/ calls to configure JupyterHub and
    dask-gateway, both backends), ``services`` (the local supervisor and its services, the
-   accounting service assembled by one factory).
+   accounting service assembled by one factory), ``lab`` (Parhelion in each user's
+   JupyterLab: the server extension's spend route and the prebuilt JupyterLab extension).
 2. Domain: ``accounting`` (budgets, checks, meter sources, enforcer, reports), ``classes``
    (class mode: rosters, sessions, prewarm, close, plans, load tests), ``burst`` (Dask maps
    over S3 objects), ``images`` (the science images), ``chart`` (the Helm chart's values).

@@ -40,6 +40,7 @@ LAYERS = {
     "hub": 3,
     "gateway": 3,
     "services": 3,
+    "lab": 3,
     "cli": 4,
 }
 TOP = "platform_tools"  # the package itself: its __version__ only

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from platform_tools.accounting.budgets import standings, user_standing
+from platform_tools.accounting.budgets import Standing, standings, user_standing
+from platform_tools.accounting.enforcer import CAP
 from platform_tools.accounting.storage import StorageStanding
 from platform_tools.config.models import PlatformConfig
 from platform_tools.contract.exports import csv_text
@@ -31,6 +32,7 @@ def user_report(
     now = now or datetime.now(UTC)
     standing = user_standing(config, ledger, username, now)
     own = standing.own
+    stops = _stops_at(ledger, username, standing.standings)
     running = [
         {
             "kind": row.kind,
@@ -75,6 +77,8 @@ def user_report(
             "percent": round(own.percent, 2),
             "warnings_reached": own.thresholds_reached,
             "capped": own.capped,
+            # when the enforcer stops what runs (None: not capped, or no stop, or not yet claimed)
+            "stops_at": stops.get(own.scope),
         },
         "group_totals": [
             {
@@ -83,6 +87,7 @@ def user_report(
                 "spent_usd": round(s.spend_usd, 6),
                 "percent": round(s.percent, 2),
                 "capped": s.capped,
+                "stops_at": stops.get(s.scope),
             }
             for s in standing.standings
             if s.scope.startswith("group:")
@@ -107,6 +112,24 @@ def user_report(
         # the id to ask ``events_before`` for the page before this one (None: no older events)
         "events_older": events[0]["id"] if len(events) == EVENTS_PER_PAGE else None,
     }
+
+
+def _stops_at(ledger: Ledger, username: str, items: list[Standing]) -> dict[str, str]:
+    """When each capped scope's grace ends, as the enforcer decides it: the time its cap notice
+    was claimed plus ``grace_minutes`` (``enforcer.Enforcer.decide``). A page shows the time
+    left; only caps that stop work (``refuse-new-and-stop``) and whose notice is claimed have one."""
+    stopping = {
+        f"{s.period.key}:{s.scope}": s for s in items if s.capped and s.on_hard_cap == "refuse-new-and-stop"
+    }
+    if not stopping:
+        return {}
+    claimed = ledger.notices_claimed(stopping)
+    found = {}
+    for key, item in stopping.items():
+        capped_at = claimed.get((username, key, CAP))
+        if capped_at is not None:
+            found[item.scope] = datetime.fromtimestamp(capped_at + 60 * item.grace_minutes, UTC).isoformat()
+    return found
 
 
 def all_users_rows(

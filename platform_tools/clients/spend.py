@@ -1,4 +1,4 @@
-"""What is left of a user's budget, as the accounting service says, asked from a kernel.
+"""A user's spend report and what is left of their budget, as the accounting service says.
 
 A burst prices itself before it runs (``burst.price``); the dollars it may spend are what
 the accounting service would let it spend: the user's own budget and every group budget
@@ -6,6 +6,8 @@ they draw on, whichever has least left. The kernel asks with its server's own to
 (``JUPYTERHUB_API_TOKEN``, whose role includes ``access:services!service=accounting``) at
 the origin the hub put in ``PARHELION_ACCOUNTING_ADDRESS``. It is a plain synchronous
 request on purpose: notebooks call it from a cell, where an event loop is already running.
+JupyterLab's spend item asks through the server's extension (``platform_tools.lab``), which
+calls ``fetch_user_report`` in a thread: the same request, the same refusals.
 """
 
 from __future__ import annotations
@@ -67,15 +69,27 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
 
-def budget_left(environ: Mapping[str, str] | None = None, timeout: float = 10.0) -> BudgetLeft:
-    """What is left for this kernel's user; never raises (a plan must not fail over it)."""
+@dataclass(frozen=True)
+class ReportAnswer:
+    """The user's report, or why there is none: ``problem`` is the sentence to show, ``status``
+    the HTTP status a web handler answers with (503: no accounting here; 502: it failed)."""
+
+    report: dict | None
+    problem: str | None = None
+    status: int = 200
+
+
+def fetch_user_report(environ: Mapping[str, str] | None = None, timeout: float = 10.0) -> ReportAnswer:
+    """This server's user's report (``accounting.report.user_report``), asked with the server's
+    own token for ``JUPYTERHUB_USER`` only; never raises. No redirect is followed and no proxy
+    used (``_OPENER``), and an answer about anyone else is refused."""
     environ = os.environ if environ is None else environ
     origin = environ.get(ACCOUNTING_ADDRESS_VARIABLE)
     user = environ.get("JUPYTERHUB_USER")
     token = environ.get("JUPYTERHUB_API_TOKEN")
     if not origin or not user or not token:
-        return BudgetLeft(
-            None, f"no accounting service here: {ACCOUNTING_ADDRESS_VARIABLE} is not set", False
+        return ReportAnswer(
+            None, f"no accounting service here: {ACCOUNTING_ADDRESS_VARIABLE} is not set", 503
         )
     url = accounting_api(origin, AccountingPath.user(user))
     request = urllib.request.Request(url, headers=authorization(token))
@@ -83,12 +97,20 @@ def budget_left(environ: Mapping[str, str] | None = None, timeout: float = 10.0)
         with _OPENER.open(request, timeout=timeout) as answer:
             report = json.loads(answer.read())
     except urllib.error.HTTPError as exc:
-        return BudgetLeft(None, f"the accounting service answered HTTP {exc.code} at {url}", False)
+        return ReportAnswer(None, f"the accounting service answered HTTP {exc.code} at {url}", 502)
     except (OSError, ValueError) as exc:
-        return BudgetLeft(None, f"the accounting service did not answer at {url}: {exc}", False)
+        return ReportAnswer(None, f"the accounting service did not answer at {url}: {exc}", 502)
     if not isinstance(report, dict) or report.get("user") != user or "budget" not in report:
-        return BudgetLeft(None, f"the answer at {url} is not {user}'s spend report", False)
+        return ReportAnswer(None, f"the answer at {url} is not {user}'s spend report", 502)
+    return ReportAnswer(report)
+
+
+def budget_left(environ: Mapping[str, str] | None = None, timeout: float = 10.0) -> BudgetLeft:
+    """What is left for this kernel's user; never raises (a plan must not fail over it)."""
+    answer = fetch_user_report(environ, timeout)
+    if answer.report is None:
+        return BudgetLeft(None, answer.problem or "no report", False)
     try:
-        return budget_left_from_report(report)
+        return budget_left_from_report(answer.report)
     except (KeyError, TypeError, ValueError) as exc:
-        return BudgetLeft(None, f"the spend report at {url} has no usable budget: {exc!r}", False)
+        return BudgetLeft(None, f"the spend report has no usable budget: {exc!r}", False)

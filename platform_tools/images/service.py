@@ -88,8 +88,16 @@ def check(images: ImagesFile, names: list[str] | None = None) -> list[str]:
     return problems + consistency_problems(images)
 
 
+#: The JupyterLab extension's build output (platform_tools/lab), which the wheel carries.
+LABEXTENSION_BUILT = "platform_tools/lab/labextension/package.json"
+
+
 def build_wheel(out_dir: Path = WHEELS) -> Path:
-    """platform_tools as a wheel (in images/.build/, for the Dockerfiles to install)."""
+    """platform_tools as a wheel (in images/.build/, for the Dockerfiles to install), with the
+    JupyterLab extension prebuilt (pyproject.toml's data-files): a wheel without it would
+    give every notebook image a JupyterLab with no spend in its status bar."""
+    if not (REPO_ROOT / LABEXTENSION_BUILT).exists():
+        raise ImagesError(f"{LABEXTENSION_BUILT} is not built: run `make install` (npm ci, jupyter-builder)")
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("parhelion-*.whl"):
         old.unlink()

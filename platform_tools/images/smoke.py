@@ -5,7 +5,9 @@
 Checks, as each image needs: its key imports; a tile-compressed FITS file written and read
 back from memory (and as a sunpy Map in helio); a Dask LocalCluster computing; and the
 versions that must agree across images (dask, distributed, dask-gateway with the gateway
-server's, jupyterhub with the hub's) equal to those expected. Prints one line per check and
+server's, jupyterhub with the hub's) equal to those expected; in the notebook images, that
+JupyterLab finds Parhelion's extension (the wheel's prebuilt ``@parhelion/lab``) enabled and
+the server extension behind it enabled and loadable. Prints one line per check and
 exits 1 if any failed.
 """
 
@@ -16,6 +18,7 @@ import importlib
 import importlib.metadata
 import io
 import json
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable
@@ -110,6 +113,30 @@ def check_dask(image: str) -> str:
     return "a LocalCluster computed a 16-chunk sum"
 
 
+def check_lab(image: str) -> str:
+    """JupyterLab lists ``@parhelion/lab`` enabled and OK, and jupyter_server enables and can
+    load ``platform_tools.lab`` (its spend route), from where the wheel put them."""
+    from jupyter_core.paths import jupyter_config_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+    from jupyter_server.extension.manager import ExtensionPackage
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    line = next((x for x in (listed.stdout + listed.stderr).splitlines() if "@parhelion/lab" in x), "")
+    assert "enabled" in line and "OK" in line, f"jupyter labextension list: {line or 'no @parhelion/lab'}"
+    enabled = ExtensionConfigManager(read_config_path=jupyter_config_path()).get_jpserver_extensions()
+    assert enabled.get("platform_tools.lab"), f"platform_tools.lab is not enabled: {enabled}"
+    assert ExtensionPackage(name="platform_tools.lab", enabled=True).validate(), (
+        "platform_tools.lab does not load"
+    )
+    return f"{' '.join(line.split()[:2])} enabled; server extension platform_tools.lab enabled"
+
+
 def check_versions(expected: dict[str, str]) -> str:
     found = {}
     wrong = []
@@ -129,6 +156,7 @@ def run(image: str, expected: dict[str, str]) -> int:
     checks: list[tuple[str, Callable[[], str]]] = [("imports", lambda: check_imports(image))]
     if image != "hub":
         checks += [("fits", lambda: check_fits(image)), ("dask", lambda: check_dask(image))]
+        checks.append(("lab", lambda: check_lab(image)))
     checks.append(("versions", lambda: check_versions(expected)))
     failed = 0
     for name, check in checks:

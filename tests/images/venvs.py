@@ -32,7 +32,8 @@ def _clean_env() -> dict[str, str]:
 def _source_digest() -> str:
     digest = hashlib.sha256()
     for path in sorted((REPO_ROOT / "platform_tools").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        # the JupyterLab extension's npm packages are not in the wheel (its build output is)
+        if path.is_file() and "__pycache__" not in path.parts and "node_modules" not in path.parts:
             digest.update(str(path.relative_to(REPO_ROOT)).encode())
             digest.update(path.read_bytes())
     digest.update((REPO_ROOT / "pyproject.toml").read_bytes())
