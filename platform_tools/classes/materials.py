@@ -100,9 +100,32 @@ def _form_encode(value: str) -> str:
     return quote_plus(value, safe="*").replace("~", "%7E")
 
 
+#: Run as the student: nbgitpuller's own command (``gitpuller``). A repository on this
+#: machine belongs to its instructor, and git (2.36 and later) refuses to read another
+#: account's repository ("dubious ownership") unless its ``safe.directory`` is set in a
+#: protected configuration, which is not the command line in git 2.39: so for that one folder
+#: (argv[1], empty for https) a global configuration of the pull's own, in a private temporary
+#: file of the student's, says so. Nothing of the student's own ~/.gitconfig is read.
+PULL_AS_STUDENT = """
+import os, sys, tempfile
+trusted, arguments = sys.argv[1], sys.argv[2:]
+fd, path = tempfile.mkstemp(prefix="parhelion-materials-", suffix=".gitconfig")
+with os.fdopen(fd, "w") as handle:
+    handle.write(f"[safe]\\n\\tdirectory = {trusted}\\n" if trusted else "")
+os.environ["GIT_CONFIG_GLOBAL"] = path
+try:
+    from nbgitpuller.pull import main
+    sys.argv = ["gitpuller", *arguments]
+    main()
+finally:
+    os.unlink(path)
+"""
+
+
 def pull_command(materials: CourseMaterials, target: Path, python: str = sys.executable) -> list[str]:
     """nbgitpuller's own command line (its ``gitpuller``), options ended before the values."""
-    return [python, "-m", "nbgitpuller.pull", "--", materials.repo, materials.branch, str(target)]
+    trusted = materials.local_path or ""
+    return [python, "-c", PULL_AS_STUDENT, trusted, "--", materials.repo, materials.branch, str(target)]
 
 
 def git_environment(home: Home, materials: CourseMaterials) -> dict[str, str]:

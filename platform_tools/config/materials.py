@@ -156,6 +156,13 @@ class CourseMaterials(StrictModel):
         """A repository on this machine (file:// or a path): meaningless inside a pod."""
         return self.repo.startswith("/") or self.repo.lower().startswith("file:")
 
+    @property
+    def local_path(self) -> str | None:
+        """The repository's folder on this machine, for a local one."""
+        if not self.local:
+            return None
+        return self.repo if self.repo.startswith("/") else urlsplit(self.repo).path
+
 
 def materials_of(config: PlatformConfig, username: str) -> list[tuple[str, CourseMaterials]]:
     """(class, materials) of every open class ``username`` is a member of, in file order; when
