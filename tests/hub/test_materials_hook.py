@@ -58,11 +58,8 @@ def test_a_students_pod_pulls_the_materials_at_start(example_text, monkeypatch, 
         "{repo: 'https://github.com/heliocloud/summer-school.git', branch: '2027', timeout_seconds: 90}",
     )
     pod = manifest(platform, "student1", None, monkeypatch, tmp_path)["pod"]
-    command = (
-        post_start(pod)["_exec"]["command"]
-        if "_exec" in post_start(pod)
-        else post_start(pod)["exec"]["command"]
-    )
+    hook = post_start(pod)
+    command = (hook.get("_exec") or hook["exec"])["command"]  # the client's name for exec
     assert command[:2] == ["sh", "-c"] and command[3] == "parhelion-materials"
     # the values are arguments of the script, never part of it
     assert command[4:] == [
