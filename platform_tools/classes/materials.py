@@ -298,10 +298,12 @@ _start_room: asyncio.Semaphore | None = None
 START_JOBS = 4
 
 
-def pull_at_start(home: Home, materials: list[CourseMaterials], locks: HomeLocks) -> asyncio.Task:
+def pull_at_start(
+    home: Home, materials: list[CourseMaterials], locks: HomeLocks, logger: logging.Logger = log
+) -> asyncio.Task:
     """Pull ``materials`` into ``home`` as its student in the background of a server's start
     (it does not wait: the server starts meanwhile, the files appear when the pull is done);
-    each result is logged."""
+    each result is logged to ``logger`` (the hub's own, where its admins read)."""
     global _start_room
     if _start_room is None:
         _start_room = asyncio.Semaphore(START_JOBS)
@@ -312,7 +314,9 @@ def pull_at_start(home: Home, materials: list[CourseMaterials], locks: HomeLocks
             for each in materials:
                 pulled = await pull_home(home, each, locks)
                 level = logging.INFO if pulled.ok or pulled.outcome == "busy" else logging.WARNING
-                log.log(level, "materials %s at %s's server start: %s", each.repo, home.user, pulled.line())
+                logger.log(
+                    level, "materials %s at %s's server start: %s", each.repo, home.user, pulled.line()
+                )
 
     task = asyncio.get_running_loop().create_task(run())
     _starting.add(task)  # held until done: the loop keeps only weak references to tasks

@@ -195,7 +195,7 @@ def _configure_spawner(
         # the class's materials, as an nbgitpuller link would: as the student, not waited for
         starting = [m for _, m in materials_of(config, spawner.user.name) if m.pull_on_start]
         if starting:
-            pull_at_start(home, starting, material_locks(state))
+            pull_at_start(home, starting, material_locks(state), spawner.log)
 
     c.Spawner.pre_spawn_hook = before_spawn
 

@@ -160,7 +160,7 @@ def test_the_student_finds_the_course_in_jupyterlab(platform, school, tmp_path):
         browser.get(f"{platform.url}/user/student001/lab/tree/course/")
         names = WebDriverWait(browser, 60).until(
             lambda b: (
-                {"intro.ipynb", "day2.ipynb"}
+                {"intro.ipynb", "data"}
                 <= {item.text for item in b.find_elements(By.CSS_SELECTOR, ".jp-DirListing-itemText")}
             )
         )
