@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from platform_tools.classes.materials import nbgitpuller_link
 from platform_tools.classes.roster import class_group, read_roster
 from platform_tools.config import PlatformConfig
 from platform_tools.contract.exports import csv_text
@@ -36,6 +37,7 @@ class ClassSpec:
     homes: str = "archive"
     title: str = ""
     prewarm_minutes: int = 20
+    materials: dict[str, str] | None = None  # course.materials: repo, branch, folder
 
     def group(self) -> dict[str, Any]:
         """The class's group for platform.yaml; RosterError names every bad row."""
@@ -54,6 +56,7 @@ class ClassSpec:
                 "image": self.image,
                 "homes": self.homes,
                 "prewarm_minutes": self.prewarm_minutes,
+                **({"materials": self.materials} if self.materials else {}),
             },
         )
 
@@ -76,8 +79,11 @@ def class_spend(config: PlatformConfig, ledger: Ledger, name: str, now: dt.datet
     return {member: spend.get(member, 0.0) for member in group.members}
 
 
-def describe(config: PlatformConfig, name: str, spend: dict[str, float] | None = None) -> str:
-    """`parhelion class show`: the class as platform.yaml has it, with spend when known."""
+def describe(
+    config: PlatformConfig, name: str, spend: dict[str, float] | None = None, hub_url: str | None = None
+) -> str:
+    """`parhelion class show`: the class as platform.yaml has it, with spend when known, and
+    its materials' nbgitpuller link (from ``hub_url``; without it, the path on any hub)."""
     group = class_of(config, name)
     course, budget = group.course, group.budget
     profile = config.profiles[group.profiles[0]]
@@ -101,6 +107,14 @@ def describe(config: PlatformConfig, name: str, spend: dict[str, float] | None =
         + (f", ${budget.group_usd:g} for the class" if budget.group_usd else ""),
         f"homes     {course.homes} at close",
     ]
+    materials = course.materials
+    if materials is not None:
+        lines += [
+            f"materials {materials.repo} (branch {materials.branch}) in ~/{materials.target}, pulled "
+            "at prewarm" + (" and at each server start" if materials.pull_on_start else ""),
+            f"link      {nbgitpuller_link(hub_url or '', materials)}"
+            + ("" if hub_url else "  (after the hub's address: --hub-url)"),
+        ]
     if spend is not None:
         total = sum(spend.values())
         lines.append(f"spent     ${total:.2f} in total, ${total / max(len(spend), 1):.2f} per student")

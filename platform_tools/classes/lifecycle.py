@@ -1,7 +1,8 @@
 """Before and after a class on the local platform: room for everyone, then a clean close.
 
 Prewarm creates the roster's users in the hub and their homes (with the platform's
-notebooks), so 9:00 is a login and a server start, not an account creation. Close shuts
+notebooks, and the course's materials pulled as each student), so 9:00 is a login and a
+server start, not an account creation. Close shuts
 the class: members lose access at once (platform.yaml, followed live); from those who have
 no other way in (``classes.revoke``) their tokens are revoked and their servers and Dask
 clusters stopped, and their homes are archived or deleted as the course says (members who
@@ -17,10 +18,12 @@ import datetime as dt
 import os
 import shutil
 import tarfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from platform_tools.classes.course import class_of, class_spend, report_csv
+from platform_tools.classes.materials import DEFAULT_JOBS, Home, HomeLocks, Pulled, pull_homes
 from platform_tools.classes.revoke import Revoked, losing_access, revoke_access
 from platform_tools.clients.gatewayadmin import GatewayAdmin
 from platform_tools.clients.hubadmin import HubAdmin
@@ -67,23 +70,58 @@ def make_accounts(state: StateDir, config: PlatformConfig, members: list[str]) -
     return [accounts.ensure(user) for user in members]
 
 
-async def prewarm_local(state: StateDir, name: str, notebooks: Path) -> tuple[list[str], list[str]]:
-    """Create the class's users in the hub, their accounts (system-users) and their homes;
-    (users created, homes made)."""
+@dataclass
+class Prewarmed:
+    created: list[str]  # hub users made now
+    homes: list[str]  # homes given the platform's notebooks now
+    materials: list[Pulled] = field(default_factory=list)  # the course's repository, per student
+
+
+async def prewarm_local(
+    state: StateDir,
+    name: str,
+    notebooks: Path,
+    materials_for: Collection[str] | None = None,
+    jobs: int = DEFAULT_JOBS,
+) -> Prewarmed:
+    """Create the class's users in the hub, their accounts (system-users) and their homes, and
+    pull the course's materials into each home as its student (``classes.materials``) -
+    for ``materials_for`` only when given (the students a last round missed)."""
     config = load_platform(state.platform_file)
     group = class_of(config, name)
     async with _admin(state) as admin:
         created = await admin.create_users(list(group.members))
     spawner = running_spawner(state, config)
-    owners = {
-        a.name: (a.uid, a.gid) for a in await asyncio.to_thread(make_accounts, state, config, group.members)
-    }
-    homes = []
+    accounts = {a.name: a for a in await asyncio.to_thread(make_accounts, state, config, group.members)}
+    homes, targets = [], []
     for user in group.members:
-        owner = owners.get(user_account(config, user), (None, None))
-        if provide_notebooks(user_home(config, spawner, state.homes, user), notebooks, *owner):
+        account = accounts.get(user_account(config, user))
+        owner = (account.uid, account.gid) if account else (None, None)
+        home = user_home(config, spawner, state.homes, user)
+        if provide_notebooks(home, notebooks, *owner):
             homes.append(user)
-    return created, homes
+        if account is not None:
+            targets.append(Home(user, account.home, account.uid, account.gid, account.name))
+        elif spawner != "system-users":
+            targets.append(Home(user, home))
+    pulled: list[Pulled] = []
+    materials = group.course.materials
+    if materials is not None:
+        wanted = set(group.members if materials_for is None else materials_for)
+        targets = [home for home in targets if home.user in wanted]
+        pulled = await pull_homes(targets, materials, jobs, material_locks(state))
+        reached = {home.user for home in targets}
+        pulled += [  # system-users without root: no account to pull as
+            Pulled(user, "failed", "no account to pull as yet (run prewarm as root)")
+            for user in group.members
+            if user in wanted and user not in reached
+        ]
+    return Prewarmed(created, homes, pulled)
+
+
+def material_locks(state: StateDir) -> HomeLocks:
+    """The per-home pull locks every process of the platform at ``state`` shares."""
+    return HomeLocks(state.root / "tmp" / "materials")
 
 
 def _close_home(home: Path, user: str, policy: str, archives: Path) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from platform_tools.classes.course import ClassError, ClassSpec, class_of, class_spend, describe
+from platform_tools.classes.materials import DEFAULT_JOBS
 from platform_tools.classes.passwords import PasswordIssueError, check_can_issue, issue_passwords
 from platform_tools.classes.roster import RosterError
 from platform_tools.clients.gatewayadmin import GatewayAdminError
@@ -55,6 +56,15 @@ def _quota(pairs: list[str]) -> dict[str, float]:
     return quota
 
 
+def _materials(args: argparse.Namespace) -> dict[str, str] | None:
+    if not args.materials:
+        if args.materials_branch or args.materials_folder:
+            raise ClassError("--materials-branch and --materials-folder go with --materials REPOSITORY")
+        return None
+    materials = {"repo": args.materials, "branch": args.materials_branch or "main"}
+    return materials | ({"folder": args.materials_folder} if args.materials_folder else {})
+
+
 def _create(args: argparse.Namespace) -> int:
     spec = ClassSpec(
         name=args.name,
@@ -71,6 +81,7 @@ def _create(args: argparse.Namespace) -> int:
         homes=args.homes,
         title=args.title,
         prewarm_minutes=args.prewarm_minutes,
+        materials=_materials(args),
     )
     group = spec.group()  # every bad row, before anything is written
     change = PlatformChange(groups={args.name: group})
@@ -129,8 +140,17 @@ def _show(args: argparse.Namespace) -> int:
             spend = class_spend(config, ledger, args.name, datetime.now(UTC))
         finally:
             ledger.close()
-    print(describe(config, args.name, spend))
+    print(describe(config, args.name, spend, args.hub_url or _local_hub_url(args)))
     return 0
+
+
+def _local_hub_url(args: argparse.Namespace) -> str | None:
+    """The running local platform's address, for the materials' link."""
+    from platform_tools.local.runtime import LocalRuntime
+    from platform_tools.local.statedir import StateDir
+
+    runtime = StateDir(_state_dir(args)).runtime_file
+    return LocalRuntime.load(runtime).hub_url if runtime.exists() else None
 
 
 def _release(args: argparse.Namespace):
@@ -165,9 +185,15 @@ def _prewarm(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    created, homes = asyncio.run(prewarm_local(state, args.name, NOTEBOOKS))
-    print(f"class {args.name}: {len(created)} users created in the hub, {len(homes)} homes prepared")
-    return 0
+    from platform_tools.classes.materials import summary
+
+    done = asyncio.run(prewarm_local(state, args.name, NOTEBOOKS, jobs=args.jobs))
+    print(
+        f"class {args.name}: {len(done.created)} users created in the hub, {len(done.homes)} homes prepared"
+    )
+    if load_platform(state.platform_file).groups[args.name].course.materials is not None:
+        print(summary(done.materials))
+    return 1 if any(not pulled.ok for pulled in done.materials) else 0
 
 
 def _close_kubernetes(args: argparse.Namespace) -> int:
@@ -270,6 +296,11 @@ def add_commands(commands, local_options) -> None:
     create.add_argument("--title", default="", help="the course's name")
     create.add_argument("--prewarm-minutes", type=int, default=20, help="room made this long before sessions")
     create.add_argument(
+        "--materials", metavar="REPOSITORY", help="git repository (https://...) pulled into every home"
+    )
+    create.add_argument("--materials-branch", help="its branch (default main)")
+    create.add_argument("--materials-folder", help="the folder in each home (default: the repository's name)")
+    create.add_argument(
         "--passwords",
         type=Path,
         metavar="FILE.csv",
@@ -284,6 +315,9 @@ def add_commands(commands, local_options) -> None:
     show = actions.add_parser("show", help="the class, its window and spend so far")
     local_options(show)
     show.add_argument("name")
+    show.add_argument(
+        "--hub-url", help="the hub's public address for the materials' link (default: the local platform's)"
+    )
     show.set_defaults(func=_guarded(_show))
 
     prewarm = actions.add_parser(
@@ -292,6 +326,9 @@ def add_commands(commands, local_options) -> None:
     local_options(prewarm)
     prewarm.add_argument("name")
     prewarm.add_argument("--kubernetes", action="store_true", help="scale the chart's placeholders instead")
+    prewarm.add_argument(
+        "--jobs", type=int, default=DEFAULT_JOBS, help="homes the materials are pulled into at once (local)"
+    )
     prewarm.add_argument("--stop", action="store_true", help="with --kubernetes: back to no placeholders")
     prewarm.add_argument("--namespace", default="parhelion", help="the release's namespace (--kubernetes)")
     prewarm.add_argument("--release", default="parhelion", help="the release's name (--kubernetes)")

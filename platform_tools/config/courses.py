@@ -3,7 +3,8 @@
 A class is a group like any other - members (the roster), profiles, a per-student quota, a
 budget whose period is the course window, ``group_usd`` as the class budget - plus what
 only a class has: its daily sessions (for prewarming before 9:00), the image its servers
-and Dask clusters run, what happens to homes when it closes, and whether it is still open.
+and Dask clusters run, its materials (a git repository pulled into every home,
+``config.materials``), what happens to homes when it closes, and whether it is still open.
 ``parhelion class close`` sets ``status: closed``; members of closed classes cannot log in.
 """
 
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from platform_tools.config.materials import CourseMaterials
 from platform_tools.config.models_base import Name, StrictModel
 
 SESSION_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
@@ -43,6 +45,11 @@ class CourseSettings(StrictModel):
         20, ge=0, le=240, description="Minutes before each session to make room for the whole class."
     )
     status: Literal["open", "closed"] = Field("open", description="closed: members can no longer log in.")
+    materials: CourseMaterials | None = Field(
+        None,
+        description="A git repository (and branch) pulled into every student's home at prewarm, "
+        "with nbgitpuller's merge rules (their edits kept); `class show` prints its nbgitpuller link.",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -19,9 +19,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from platform_tools.classes.materials import post_start_hook
 from platform_tools.config import PlatformConfig
 from platform_tools.config.auth import OAUTH_TYPES
 from platform_tools.config.live import LiveConfig
+from platform_tools.config.materials import materials_of
 from platform_tools.config.policy import resolve
 from platform_tools.contract import names
 from platform_tools.contract.environment import (
@@ -48,6 +50,9 @@ from platform_tools.hub.auth import (
     configure_authenticator,
 )
 from platform_tools.hub.spawn import check_spawn
+
+#: Where each user's home volume is mounted in their pod (z2jh's default user, jovyan).
+HOME_MOUNT = "/home/jovyan"
 
 
 def profile_list(config: PlatformConfig, username: str) -> list[dict]:
@@ -123,8 +128,10 @@ def gateway_addresses(release: str, proxy: str) -> dict[str, str]:
 
 
 def prepare_spawner(spawner: Any, config: PlatformConfig) -> None:
-    """Per user: metering annotations on the pod and the home claim, the claim's size."""
+    """Per user: metering annotations on the pod and the home claim, the claim's size, and
+    their classes' materials pulled at the pod's start."""
     username = spawner.user.name
+    materials_hook(spawner, config)
     _, annotations = metering_metadata(username, "server")
     spawner.extra_annotations = {**spawner.extra_annotations, **annotations}
     home_labels, home_annotations = metering_metadata(username, "home")
@@ -133,6 +140,35 @@ def prepare_spawner(spawner: Any, config: PlatformConfig) -> None:
     storage_gib = resolve(config, username).quota.storage_gib
     if storage_gib is not None:
         spawner.storage_capacity = f"{storage_gib:g}Gi"
+
+
+def materials_hook(spawner: Any, config: PlatformConfig) -> None:
+    """The user's classes' materials, pulled in their own pod at every start (a postStart
+    hook running nbgitpuller as the pod's user): on Kubernetes the home is the pod's volume,
+    so this is where materials arrive. A repository on a machine's disk (file://, a path)
+    cannot be reached from a pod and is left out, as is any class when the chart's values
+    already set a postStart hook (``singleuser.lifecycleHooks``), which is kept."""
+    wanted = []
+    for name, materials in materials_of(config, spawner.user.name):
+        if materials.local:
+            spawner.log.error(
+                "class %s: course.materials.repo %s is on one machine's disk, which pods cannot "
+                "reach: not pulled (use an https:// repository)",
+                name,
+                materials.repo,
+            )
+        else:
+            wanted.append(materials)
+    if not wanted:
+        return
+    hooks = dict(spawner.lifecycle_hooks or {})
+    if "postStart" in hooks:
+        spawner.log.warning(
+            "%s's classes' materials are not pulled at start: a postStart hook is already set",
+            spawner.user.name,
+        )
+        return
+    spawner.lifecycle_hooks = {**hooks, "postStart": post_start_hook(wanted, HOME_MOUNT)}
 
 
 def cull_timeout(service: dict, seconds: int) -> dict:
@@ -202,7 +238,7 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     c.KubeSpawner.storage_access_modes = ["ReadWriteOnce"]
     c.KubeSpawner.pvc_name_template = "claim-{user_server}"
     c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
-    c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
+    c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": HOME_MOUNT}]
     scratch = os.environ.get("PARHELION_SCRATCH_CLAIM")  # the chart's shared EFS claim, when enabled
     if scratch:
         c.KubeSpawner.volumes.append({"name": "scratch", "persistentVolumeClaim": {"claimName": scratch}})

@@ -15,9 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from platform_tools.classes.lifecycle import material_locks
+from platform_tools.classes.materials import Home, pull_at_start
 from platform_tools.config import PlatformConfig
 from platform_tools.config.auth import PASSWORD_TYPES
 from platform_tools.config.live import LiveConfig
+from platform_tools.config.materials import materials_of
 from platform_tools.contract.environment import accounting_client_environment, gateway_client_environment
 from platform_tools.contract.passwords import hub_database
 from platform_tools.contract.services import (
@@ -185,8 +188,14 @@ def _configure_spawner(
             if hasattr(spawner, "username_template"):  # a systemd unit (hub.limits): as the account
                 spawner.username_template = account.name
             await asyncio.to_thread(provide_notebooks, account.home, notebooks, account.uid, account.gid)
+            home = Home(spawner.user.name, account.home, account.uid, account.gid, account.name)
         else:
             provide_notebooks(Path(spawner.home_dir), notebooks)
+            home = Home(spawner.user.name, Path(spawner.home_dir))
+        # the class's materials, as an nbgitpuller link would: as the student, not waited for
+        starting = [m for _, m in materials_of(config, spawner.user.name) if m.pull_on_start]
+        if starting:
+            pull_at_start(home, starting, material_locks(state), spawner.log)
 
     c.Spawner.pre_spawn_hook = before_spawn
 

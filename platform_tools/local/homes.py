@@ -8,11 +8,12 @@ import shutil
 from pathlib import Path
 
 from platform_tools.config import PlatformConfig
+from platform_tools.config.materials import PLATFORM_NOTEBOOKS_FOLDER
 from platform_tools.contract.accounts import user_home
 
 log = logging.getLogger(__name__)
 
-NOTEBOOKS_FOLDER = "notebooks"
+NOTEBOOKS_FOLDER = PLATFORM_NOTEBOOKS_FOLDER  # a class's materials never take it
 
 
 def provide_notebooks(home: Path, notebooks: Path, uid: int | None = None, gid: int | None = None) -> bool:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from platform_tools.accounting.local_sources import LocalSources
 from platform_tools.accounting.sources import Sources
 from platform_tools.accounting.storage import StorageGauge, local_homes
 from platform_tools.classes.lifecycle import prewarm_local
+from platform_tools.classes.materials import PullRounds
 from platform_tools.classes.sessions import SessionScheduler
 from platform_tools.config import PlatformConfig
 from platform_tools.config.live import LiveConfig
@@ -207,8 +209,16 @@ def local_accounting(environ: Mapping[str, str] = os.environ) -> tuple[Accountin
     state = StateDir(runtime.state_dir)
     factory = AccountingFactory(Settings.local(runtime, state, environ))
 
+    rounds = PullRounds()
+
     async def prewarm(config, name: str) -> None:
-        await prewarm_local(state, name, Path(runtime.notebooks_dir))
+        """Users, homes, and the course's materials: every student at a window's first tick,
+        then only those a round missed (classes.materials.PullRounds)."""
+        group = config.groups[name]
+        window = 60.0 * group.course.prewarm_minutes
+        students = rounds.who(name, group.members, window, time.monotonic())
+        done = await prewarm_local(state, name, Path(runtime.notebooks_dir), materials_for=students)
+        rounds.record(name, done.materials)
 
     sessions = SessionScheduler(factory.live.current, prewarm)
 
