@@ -179,6 +179,7 @@ def _day(bill: BillDay | None, found: LedgerDay, fold: bool, members: set[str] |
         node_cents=to_cents(nodes),
         attributed_cents=to_cents(attributed),
     )
+    result.estimated = bill is not None and bill.estimated
     if bill is None or not bill.lines:
         result.notes.append(
             f"{found.day}: no Cost Explorer data (a day not yet processed - it lags up to 24 hours - "

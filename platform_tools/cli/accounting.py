@@ -168,7 +168,7 @@ def reconciliation_text(result: Reconciliation, first: date, last: date, group: 
     for day in result.days:
         cents = dict(day.rows)
         bill = (
-            "no data"
+            "no data "
             if day.bill_cents is None
             else f"{day.bill_cents / 100:.2f}" + ("*" if day.estimated else " ")
         )
