@@ -228,7 +228,8 @@ def test_throttling_is_retried_with_backoff_then_said():
         explorer.daily_bill(FIRST, LAST)
     assert slept == [1.0, 2.0, 4.0, 8.0]
     assert str(raised.value).startswith(
-        "Cost Explorer is throttling requests (LimitExceededException) and still was after 5 attempts over 15 s"
+        "Cost Explorer is throttling requests (LimitExceededException) and still was after 5 attempts "
+        "over 15 s"
     )
 
 
@@ -285,7 +286,9 @@ def test_a_read_only_ledger_refuses_writes(story):
     from sqlalchemy.exc import OperationalError
 
     ledger = open_read_only(f"sqlite:///{story / 'state' / 'accounting.sqlite'}")
-    with pytest.raises(OperationalError, match="readonly|read-only|query_only"):
-        with ledger.engine.begin() as connection:
-            connection.execute(text("DELETE FROM usage"))
+    with (
+        pytest.raises(OperationalError, match="readonly|read-only|query_only"),
+        ledger.engine.begin() as connection,
+    ):
+        connection.execute(text("DELETE FROM usage"))
     ledger.close()
