@@ -1,7 +1,9 @@
-"""`parhelion quota show` and `parhelion cost report`: quotas, budgets and spend in a terminal.
+"""`parhelion quota show`, `parhelion cost report` and `parhelion cost reconcile`: quotas, budgets,
+spend and the AWS bill in a terminal.
 
-Both read platform.yaml; spend comes from the ledger (``accounting.database_url``, or
-the local platform's SQLite file in its state directory).
+All read platform.yaml; spend comes from the ledger (``accounting.database_url``, or
+the local platform's SQLite file in its state directory); reconcile opens it read-only and asks
+Cost Explorer for the bill.
 """
 
 from __future__ import annotations
