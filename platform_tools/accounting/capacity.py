@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from platform_tools.accounting.quantities import pod_requests
 from platform_tools.accounting.quantities import timestamp as parse_timestamp
-from platform_tools.contract.labels import USER
+from platform_tools.contract.labels import METERED, USER
 from platform_tools.ledger.store import CLUSTER_OWNER, Observation
 from platform_tools.pricing.catalog import Node
 from platform_tools.pricing.cost import hourly_cost
@@ -33,6 +33,16 @@ PLACEHOLDER_LABELS = (
 
 def _timestamp(text: str | None, default: float) -> float:
     return parse_timestamp(text) if text else default
+
+
+def is_users(pod: dict, metered_namespace: str) -> bool:
+    """Whether the user meter charges this pod: metered, with an owner, in its namespace."""
+    meta = pod["metadata"]
+    return (
+        meta.get("namespace") == metered_namespace
+        and (meta.get("labels") or {}).get(METERED) == "true"
+        and bool((meta.get("annotations") or {}).get(USER))
+    )
 
 
 def is_placeholder(pod: dict) -> bool:
@@ -79,9 +89,8 @@ def capacity_observations(
         priced_node = priced.get(node_name)
         if priced_node is None or status.get("phase") not in ("Running", "Pending"):
             continue
-        owned = (meta.get("annotations") or {}).get(USER)
-        if owned and meta.get("namespace") == metered_namespace:
-            continue  # a user's pod: the user meter charges it
+        if is_users(pod, metered_namespace):
+            continue  # the user meter charges it
         cpu, memory = pod_requests(pod)
         kind = "placeholder" if is_placeholder(pod) else "system"
         observations.append(

@@ -22,7 +22,7 @@ from platform_tools.accounting.capacity import capacity_observations
 from platform_tools.accounting.quantities import pod_requests, quantity, timestamp
 from platform_tools.accounting.sources import SourceError
 from platform_tools.clients.kubernetes import api_client
-from platform_tools.contract.labels import KIND, SELECTOR, USER
+from platform_tools.contract.labels import KIND, METERED, SELECTOR, USER
 from platform_tools.ledger.store import Observation
 from platform_tools.pricing.catalog import Node, PriceCatalog, PriceError
 from platform_tools.pricing.cost import hourly_cost, storage_hourly_cost
@@ -180,25 +180,37 @@ class KubernetesSources:
         try:
             async with api_client(self.configuration) as api:
                 core = client.CoreV1Api(api)
-                pods = await core.list_namespaced_pod(self.namespace, label_selector=SELECTOR)
+                # every namespace's pods at once (users' pods among them: one list, not two, of
+                # what may be thousands); only this namespace's metered ones if that is forbidden
+                everywhere = await self._all_pods(core)
+                serialize = api.sanitize_for_serialization
+                if everywhere is None:
+                    listed = await core.list_namespaced_pod(self.namespace, label_selector=SELECTOR)
+                    pods = [serialize(p) for p in listed.items]
+                else:
+                    pods = [serialize(p) for p in everywhere.items]
                 nodes = await core.list_node()
                 claims = await core.list_namespaced_persistent_volume_claim(
                     self.namespace, label_selector=SELECTOR
                 )
-                everywhere = await self._all_pods(core)
-                serialize = api.sanitize_for_serialization
                 catalog = self.catalog()
                 node_objects = [serialize(n) for n in nodes.items]
                 priced = priced_nodes(node_objects, catalog)
                 self.unpriced = sorted(name for name, node in priced.items() if node.estimated)
+                metered = [
+                    p
+                    for p in pods
+                    if p["metadata"].get("namespace") == self.namespace
+                    and (p["metadata"].get("labels") or {}).get(METERED) == "true"
+                ]
                 users = observations_on(
-                    [serialize(p) for p in pods.items],
+                    metered,
                     priced,
                     [serialize(c) for c in claims.items],
                     catalog,
                     self.storage_kind,
                 )
-                all_pods = None if everywhere is None else [serialize(p) for p in everywhere.items]
+                all_pods = None if everywhere is None else pods
                 return users + capacity_observations(
                     node_objects, priced, all_pods, self.namespace, time.time()
                 )
