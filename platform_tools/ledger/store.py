@@ -31,9 +31,9 @@ from platform_tools.ledger.schema import Capacity, Event, MeterState, Notice, Us
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-#: Rows a statement upserts: 13 columns each, within the bind-parameter limit (SQLite
-#: before 3.32 allows 999; newer, and PostgreSQL, far more).
-UPSERT_CHUNK = 500 if sqlite3.sqlite_version_info >= (3, 32) else 999 // 13
+#: Rows a statement upserts: 13 columns each (14 for capacity rows), within the bind-parameter
+#: limit (SQLite before 3.32 allows 999; newer, and PostgreSQL, far more).
+UPSERT_CHUNK = 500 if sqlite3.sqlite_version_info >= (3, 32) else 999 // 14
 
 #: The owner recorded on capacity rows (nodes, placeholders, system pods): no user's. Those rows
 #: live in their own table, so no user-facing sum can count them whatever this name is.
