@@ -15,6 +15,7 @@ What remains of a node's price after users, placeholders and system pods is idle
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from platform_tools.accounting.quantities import pod_requests
@@ -23,6 +24,8 @@ from platform_tools.contract.labels import METERED, USER
 from platform_tools.ledger.store import CLUSTER_OWNER, Observation
 from platform_tools.pricing.catalog import Node
 from platform_tools.pricing.cost import hourly_cost
+
+log = logging.getLogger(__name__)
 
 #: Pod labels that mark a placeholder (label, value).
 PLACEHOLDER_LABELS = (
@@ -91,7 +94,11 @@ def capacity_observations(
             continue
         if is_users(pod, metered_namespace):
             continue  # the user meter charges it
-        cpu, memory = pod_requests(pod)
+        try:
+            cpu, memory = pod_requests(pod)
+        except ValueError as exc:  # another project's pod must never stop users' metering
+            log.warning("pod %s/%s not counted as capacity: %s", meta.get("namespace"), meta["name"], exc)
+            continue
         kind = "placeholder" if is_placeholder(pod) else "system"
         observations.append(
             Observation(
