@@ -26,6 +26,12 @@
   enableNetworkPolicy is the string "true" or "false"; aws-ebs-csi-driver's
   defaultStorageClass is {"enabled": bool}). Versions are placeholders in EKS's format.
   Add-on ARNs can be tagged, and deleting a cluster removes its add-ons.
+* Cost Explorer's cost-allocation tags: moto has no ListCostAllocationTags nor
+  UpdateCostAllocationTagsStatus. Stand-ins answer as the Cost Explorer API reference
+  documents them, for the user-defined tag keys billing "has seen" (AWS lists a key only some
+  hours after resources carry it): those named in PARHELION_STAND_IN_COST_TAGS (comma-
+  separated), Inactive until activated. Activating a key billing has not seen answers an
+  error entry for it (as AWS does: the call succeeds, with Errors).
 
 Run as a script with moto_server's arguments.
 """
@@ -97,6 +103,47 @@ def install() -> None:
     _keep_nodegroup_update_config()
     _nat_gateway_resource_type()
     _eks_addons()
+    _cost_allocation_tags()
+
+
+def _cost_allocation_tags() -> None:
+    from moto.ce.responses import CostExplorerResponse
+
+    seen = [key for key in os.environ.get("PARHELION_STAND_IN_COST_TAGS", "").split(",") if key]
+    statuses = dict.fromkeys(seen, "Inactive")
+
+    def described(key: str) -> dict:
+        updated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # CE sends ISO 8601 strings
+        return {"TagKey": key, "Type": "UserDefined", "Status": statuses[key], "LastUpdatedDate": updated}
+
+    def list_cost_allocation_tags(self) -> str:
+        keys = self._get_param("TagKeys") or sorted(statuses)
+        kind = self._get_param("Type")
+        status = self._get_param("Status")
+        tags = [
+            described(key)
+            for key in keys
+            if key in statuses and kind in (None, "UserDefined") and status in (None, statuses[key])
+        ]
+        return json.dumps({"CostAllocationTags": tags})
+
+    def update_cost_allocation_tags_status(self) -> str:
+        errors = []
+        for change in self._get_param("CostAllocationTagsStatus"):
+            if change["TagKey"] in statuses:
+                statuses[change["TagKey"]] = change["Status"]
+            else:
+                errors.append(
+                    {
+                        "TagKey": change["TagKey"],
+                        "Code": "TagKeysNotFoundException",
+                        "Message": "Tag keys not found",
+                    }
+                )
+        return json.dumps({"Errors": errors})
+
+    CostExplorerResponse.list_cost_allocation_tags = list_cost_allocation_tags
+    CostExplorerResponse.update_cost_allocation_tags_status = update_cost_allocation_tags_status
 
 
 def _nat_gateway_resource_type() -> None:

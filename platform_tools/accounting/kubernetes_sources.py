@@ -14,52 +14,21 @@ select the price. A claim is charged its provisioned capacity.
 from __future__ import annotations
 
 import logging
-import re
+import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any
 
+from platform_tools.accounting.capacity import capacity_observations
+from platform_tools.accounting.quantities import pod_requests, quantity, timestamp
 from platform_tools.accounting.sources import SourceError
 from platform_tools.clients.kubernetes import api_client
-from platform_tools.contract.labels import KIND, SELECTOR, USER
+from platform_tools.contract.labels import KIND, METERED, SELECTOR, USER
 from platform_tools.ledger.store import Observation
 from platform_tools.pricing.catalog import Node, PriceCatalog, PriceError
 from platform_tools.pricing.cost import hourly_cost, storage_hourly_cost
 
 log = logging.getLogger(__name__)
 _TOLD: set[tuple[str, str]] = set()  # unpriced nodes already logged (once per node and type)
-
-_SUFFIX = {
-    "": 1,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
-_QUANTITY = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
-
-
-def quantity(text: str | int | float) -> float:
-    """A Kubernetes resource quantity as a number: '500m' -> 0.5, '2Gi' -> 2147483648."""
-    match = _QUANTITY.match(str(text).strip())
-    if not match:
-        raise ValueError(f"not a Kubernetes quantity: {text!r}")
-    return float(match.group(1)) * _SUFFIX[match.group(2) or ""]
-
-
-def pod_requests(pod: dict) -> tuple[float, float]:
-    """(cpu cores, memory GiB) the pod requests, summed over its containers."""
-    cpu = memory = 0.0
-    for container in pod["spec"].get("containers", []):
-        requests = (container.get("resources") or {}).get("requests") or {}
-        cpu += quantity(requests.get("cpu", 0))
-        memory += quantity(requests.get("memory", 0)) / 2**30
-    return cpu, memory
 
 
 def node_of(node: dict, catalog: PriceCatalog) -> Node:
@@ -84,10 +53,6 @@ def node_of(node: dict, catalog: PriceCatalog) -> Node:
         except ValueError:
             vcpu = memory = 0.0
         return catalog.estimate(instance_type or "unknown", region, capacity_type, vcpu, memory)
-
-
-def _timestamp(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def priced_nodes(nodes: Iterable[dict], catalog: PriceCatalog) -> dict[str, Node]:
@@ -139,7 +104,7 @@ def observations_on(
                 resource_key=f"pod:{meta['namespace']}/{meta['name']}:{meta['uid']}",
                 username=user,
                 kind=meta.get("labels", {}).get(KIND, "pod"),
-                started_at=_timestamp(started),
+                started_at=timestamp(started),
                 rate_per_hour=hourly_cost(cpu, memory, node),
                 description=meta["name"] + (" (estimated price)" if node.estimated else ""),
                 cpu=cpu,
@@ -162,7 +127,7 @@ def observations_on(
                 resource_key=f"pvc:{meta['namespace']}/{meta['name']}:{meta['uid']}",
                 username=user,
                 kind="storage",
-                started_at=_timestamp(meta["creationTimestamp"]),
+                started_at=timestamp(meta["creationTimestamp"]),
                 rate_per_hour=storage_hourly_cost(size, per_gib_hour),
                 description=f"volume {meta['name']} ({size:g} GiB)",
                 storage_gib=size,
@@ -191,6 +156,23 @@ class KubernetesSources:
         self.storage_kind = storage_kind
         self.configuration = configuration
         self.unpriced: list[str] = []  # nodes of the last sample priced by size (a metric)
+        self._told_forbidden = False
+
+    async def _all_pods(self, core):
+        """Every namespace's pods (placeholders and system pods, for the capacity rows), or
+        None when the service account may not list them (a chart from before it could): the
+        nodes are still recorded, and their system pods count as idle."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        try:
+            return await core.list_pod_for_all_namespaces()
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            if not self._told_forbidden:
+                self._told_forbidden = True
+                log.warning("may not list pods in every namespace: system pods are counted as idle")
+            return None
 
     async def observe(self) -> list[Observation]:
         from kubernetes_asyncio import client
@@ -198,21 +180,39 @@ class KubernetesSources:
         try:
             async with api_client(self.configuration) as api:
                 core = client.CoreV1Api(api)
-                pods = await core.list_namespaced_pod(self.namespace, label_selector=SELECTOR)
+                # every namespace's pods at once (users' pods among them: one list, not two, of
+                # what may be thousands); only this namespace's metered ones if that is forbidden
+                everywhere = await self._all_pods(core)
+                serialize = api.sanitize_for_serialization
+                if everywhere is None:
+                    listed = await core.list_namespaced_pod(self.namespace, label_selector=SELECTOR)
+                    pods = [serialize(p) for p in listed.items]
+                else:
+                    pods = [serialize(p) for p in everywhere.items]
                 nodes = await core.list_node()
                 claims = await core.list_namespaced_persistent_volume_claim(
                     self.namespace, label_selector=SELECTOR
                 )
-                serialize = api.sanitize_for_serialization
                 catalog = self.catalog()
-                priced = priced_nodes([serialize(n) for n in nodes.items], catalog)
+                node_objects = [serialize(n) for n in nodes.items]
+                priced = priced_nodes(node_objects, catalog)
                 self.unpriced = sorted(name for name, node in priced.items() if node.estimated)
-                return observations_on(
-                    [serialize(p) for p in pods.items],
+                metered = [
+                    p
+                    for p in pods
+                    if p["metadata"].get("namespace") == self.namespace
+                    and (p["metadata"].get("labels") or {}).get(METERED) == "true"
+                ]
+                users = observations_on(
+                    metered,
                     priced,
                     [serialize(c) for c in claims.items],
                     catalog,
                     self.storage_kind,
+                )
+                all_pods = None if everywhere is None else pods
+                return users + capacity_observations(
+                    node_objects, priced, all_pods, self.namespace, time.time()
                 )
         except Exception as exc:  # the API unreachable: skip the sample, never half-record
             raise SourceError(f"kubernetes API: {exc}") from exc

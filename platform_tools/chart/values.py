@@ -96,6 +96,9 @@ class Karpenter(Closed):
     nodeRole: str  # noqa: N815
     amiAlias: str = "al2023@latest"  # noqa: N815
     rootVolumeSize: Quantity = "80Gi"  # noqa: N815
+    # on every instance, root volume and launch template Karpenter makes; parhelion.dev/cluster
+    # (the cost-allocation tag) is always there, set to clusterName unless given here
+    tags: dict[str, str] = Field(default_factory=dict)
     pools: dict[Literal["core", "users", "dask-workers"], Pool]
 
 

@@ -158,6 +158,30 @@ class UnavailablePolicy(StrictModel):
     )
 
 
+CostMetric = Literal["UnblendedCost", "AmortizedCost", "BlendedCost", "NetUnblendedCost", "NetAmortizedCost"]
+
+
+class ReconcileConfig(StrictModel):
+    """`parhelion cost reconcile` and the admin page: the ledger against the AWS bill."""
+
+    tag_key: str = Field(
+        "parhelion.dev/cluster",
+        min_length=1,
+        max_length=128,
+        description="The cost-allocation tag on the deployment's AWS resources (provision.yml and "
+        "Karpenter's EC2NodeClass apply it; it must be activated for cost allocation).",
+    )
+    tag_value: str | None = Field(
+        None, description="The tag's value for this deployment (absent: the deployment's name)."
+    )
+    metric: CostMetric = Field("UnblendedCost", description="The Cost Explorer metric the bill is read in.")
+    fold: bool = Field(
+        False,
+        description="Fold what users were not charged into their shares, in proportion (the 2i2c "
+        "rule); false: name it in buckets (placeholders, system pods, idle, storage, network, other).",
+    )
+
+
 class AccountingConfig(StrictModel):
     """The accounting service: metering, the ledger, enforcement."""
 
@@ -193,6 +217,7 @@ class AccountingConfig(StrictModel):
     defaults_budget: Budget | None = Field(
         None, description="Budget of users who are in no group with one (absent: none)."
     )
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
 
     @field_validator("storage_warn_at_percent")
     @classmethod

@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 #: SQLite's primary result codes that mean the file itself is damaged or is not a database.
 SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
-#: What is salvaged, in this order (alembic_version comes from the fresh migration).
-TABLES = ("usage", "events", "notices", "meter_state")
+#: What is salvaged, in this order (alembic_version comes from the fresh migration; a ledger
+#: from before 0003 has no capacity table, and nothing of it is copied).
+TABLES = ("usage", "events", "notices", "meter_state", "capacity")
 #: How long a database server that does not answer is waited for at start, and the backoff.
 DATABASE_WAIT_SECONDS = 300.0
 FIRST_RETRY_SECONDS = 1.0

@@ -48,6 +48,35 @@ class Usage(Base):
     __table_args__ = (Index("ix_usage_open", "ended_at", "username"),)
 
 
+class Capacity(Base):
+    """One lifetime of what the cluster runs that no user is charged for: a node (its whole
+    price), a class placeholder or a system pod (their share of their node by the cost rule).
+
+    Kept apart from ``usage`` so that no user's spend, budget, report, standing or metric can
+    ever count it: every user-facing sum reads ``usage`` only. The reconciliation with the
+    AWS bill reads both (node-hours, idle capacity). Same lifetime rules as ``Usage``.
+    """
+
+    __tablename__ = "capacity"
+    __table_args__ = (Index("ix_capacity_open", "ended_at", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resource_key: Mapped[str] = mapped_column(String(400), unique=True)
+    username: Mapped[str] = mapped_column(String(128))  # always the reserved owner
+    kind: Mapped[str] = mapped_column(String(32))  # node | placeholder | system
+    node: Mapped[str] = mapped_column(String(253), default="")
+    description: Mapped[str] = mapped_column(String(200), default="")
+    cpu: Mapped[float] = mapped_column(Float, default=0.0)
+    memory_gib: Mapped[float] = mapped_column(Float, default=0.0)
+    storage_gib: Mapped[float] = mapped_column(Float, default=0.0)
+    instance_type: Mapped[str] = mapped_column(String(64), default="")
+    capacity_type: Mapped[str] = mapped_column(String(16), default="")
+    rate_per_hour: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float] = mapped_column(Float)
+    last_seen_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 class Event(Base):
     """Something enforcement did or said, and why: a warning, a refusal, a stop.
 

@@ -26,14 +26,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from platform_tools.ledger.schema import Event, MeterState, Notice, Usage
+from platform_tools.ledger.schema import Capacity, Event, MeterState, Notice, Usage
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-#: Rows a statement upserts: 13 columns each, within the bind-parameter limit (SQLite
-#: before 3.32 allows 999; newer, and PostgreSQL, far more).
-UPSERT_CHUNK = 500 if sqlite3.sqlite_version_info >= (3, 32) else 999 // 13
+#: Rows a statement upserts: 13 columns each (14 for capacity rows), within the bind-parameter
+#: limit (SQLite before 3.32 allows 999; newer, and PostgreSQL, far more).
+UPSERT_CHUNK = 500 if sqlite3.sqlite_version_info >= (3, 32) else 999 // 14
+
+#: The owner recorded on capacity rows (nodes, placeholders, system pods): no user's. Those rows
+#: live in their own table, so no user-facing sum can count them whatever this name is.
+CLUSTER_OWNER = "(cluster)"
 
 #: The same event said again within this many seconds is counted on the first one's row.
 REPEAT_WINDOW_SECONDS = 600.0
@@ -71,6 +75,11 @@ class Observation:
     # the key an older Parhelion knew this lifetime by: its open row continues under the new
     # key (local homes were "storage:<user>:home" before they had one key per life)
     previous_key: str | None = None
+    # capacity no user is charged for (a node, a placeholder, a system pod): recorded in the
+    # ``capacity`` table, never in ``usage``. Set only by the meter's own code, never from a
+    # label a user could choose, so nothing a user runs can move out of their budget.
+    capacity: bool = False
+    node: str = ""  # the node a capacity pod runs on (a node's own name for a node)
 
 
 def make_engine(url: str) -> Engine:
@@ -90,9 +99,9 @@ def make_engine(url: str) -> Engine:
 
 
 class Ledger:
-    def __init__(self, url: str):
+    def __init__(self, url: str, engine: Engine | None = None):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = engine or make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._rekeyed: set[str] = set()  # keys whose previous key was looked for
         self._memo: dict[tuple, float] = {}  # sums cached until the next sample (``memo_spend``)
@@ -123,12 +132,14 @@ class Ledger:
         ``clock_offset`` is the meter clock's (``accounting.meterclock``), kept with the
         sample so a restarted meter goes on from the same clock."""
         with self.sessions.begin() as session:
-            self._upsert(session, running, at)
+            self._upsert(session, Usage, [obs for obs in running if not obs.capacity], at)
+            self._upsert(session, Capacity, [obs for obs in running if obs.capacity], at)
             # Lifetimes not seen now have ended; they were last seen at the previous sample.
             # Every one seen now was moved to ``at`` or later, so "open and last seen before
             # ``at``" is exactly the unseen (no list of keys: no bind-parameter limit).
-            closing = update(Usage).where(Usage.ended_at.is_(None), Usage.last_seen_at < at)
-            session.execute(closing.values(ended_at=Usage.last_seen_at))
+            for table in (Usage, Capacity):
+                closing = update(table).where(table.ended_at.is_(None), table.last_seen_at < at)
+                session.execute(closing.values(ended_at=table.last_seen_at))
             self._set_state(session, "last_sample_at", repr(at))
             if clock_offset is not None:
                 self._set_state(session, "clock_offset", repr(clock_offset))
@@ -136,10 +147,13 @@ class Ledger:
         self._memo = {}
         self._last_at = at if self._last_at is None else max(self._last_at, at)
 
-    def _upsert(self, session: Session, observations: Sequence[Observation], at: float) -> None:
+    def _upsert(self, session: Session, table, observations: Sequence[Observation], at: float) -> None:
         """Insert new lifetimes and move known ones forward, a few hundred rows a statement
         (one statement per row took 1.5 s for a 2,000-user class)."""
-        self._rekey(session, [obs for obs in observations if obs.previous_key])
+        if not observations:
+            return
+        if table is Usage:
+            self._rekey(session, [obs for obs in observations if obs.previous_key])
         dialect = session.get_bind().dialect.name
         insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
         rows = [
@@ -157,19 +171,20 @@ class Ledger:
                 started_at=obs.started_at,
                 last_seen_at=max(at, obs.started_at),
                 ended_at=None,
+                **({"node": obs.node} if table is Capacity else {}),
             )
             for obs in {obs.resource_key: obs for obs in observations}.values()
         ]
         for first in range(0, len(rows), UPSERT_CHUNK):
-            statement = insert(Usage).values(rows[first : first + UPSERT_CHUNK])
+            statement = insert(table).values(rows[first : first + UPSERT_CHUNK])
             excluded = statement.excluded
             statement = statement.on_conflict_do_update(
-                index_elements=[Usage.resource_key],
+                index_elements=[table.resource_key],
                 set_={
                     # never backwards: an old sample replayed after a newer one changes nothing
                     "last_seen_at": case(
-                        (excluded.last_seen_at > Usage.last_seen_at, excluded.last_seen_at),
-                        else_=Usage.last_seen_at,
+                        (excluded.last_seen_at > table.last_seen_at, excluded.last_seen_at),
+                        else_=table.last_seen_at,
                     ),
                     "ended_at": None,
                 },
@@ -213,12 +228,16 @@ class Ledger:
     # ---------------------------------------------------------------- spend
 
     @staticmethod
-    def _overlap_cost(start: float, end: float):
+    def _overlap_seconds(start: float, end: float, table=Usage):
+        """SQL: each row's seconds inside [start, end)."""
+        lo = case((table.started_at > start, table.started_at), else_=start)
+        hi = case((table.last_seen_at < end, table.last_seen_at), else_=end)
+        return case((hi > lo, hi - lo), else_=0.0)
+
+    @classmethod
+    def _overlap_cost(cls, start: float, end: float, table=Usage):
         """SQL: each row's cost inside [start, end)."""
-        lo = case((Usage.started_at > start, Usage.started_at), else_=start)
-        hi = case((Usage.last_seen_at < end, Usage.last_seen_at), else_=end)
-        seconds = case((hi > lo, hi - lo), else_=0.0)
-        return Usage.rate_per_hour * seconds / 3600.0
+        return table.rate_per_hour * cls._overlap_seconds(start, end, table) / 3600.0
 
     def spend(self, username: str, start: float, end: float) -> float:
         """Dollars ``username`` spent in [start, end)."""

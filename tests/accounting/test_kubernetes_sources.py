@@ -98,3 +98,40 @@ def test_a_worker_on_an_on_demand_fallback_node_is_priced_on_demand():
     on_demand = catalog.node("r6i.2xlarge", "us-west-2", "on-demand")
     assert worker.capacity_type == "on-demand"
     assert worker.rate_per_hour == pytest.approx(max(2.1 / 8, (16 + 1 / 16) / 64) * on_demand.price_per_hour)
+
+
+def test_capacity_rows_for_nodes_placeholders_and_system_pods():
+    """Every node at its price; a placeholder and a system pod at their shares by the same rule;
+    users' pods left to the user meter; a pod whose requests cannot be read is left out (it
+    must never stop users' metering)."""
+    from platform_tools.accounting.capacity import capacity_observations
+    from platform_tools.accounting.kubernetes_sources import priced_nodes
+    from platform_tools.ledger.store import CLUSTER_OWNER
+
+    catalog = PriceCatalog.load()
+    nodes = OBJECTS["nodes"]
+    priced = priced_nodes(nodes, catalog)
+    placeholder = json.loads(json.dumps(OBJECTS["pods"][0]))
+    placeholder["metadata"].update(
+        name="parhelion-placeholder-0",
+        uid="p0",
+        labels={"app.kubernetes.io/component": "placeholder"},
+        annotations={},
+    )
+    broken = json.loads(json.dumps(OBJECTS["pods"][4]))
+    broken["metadata"].update(name="odd", uid="o1")
+    broken["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "2 cores"}}
+    pods = [*OBJECTS["pods"], placeholder, broken]
+    found = capacity_observations(nodes, priced, pods, "parhelion", 1795251605.0)
+    kinds = sorted((o.kind, o.description) for o in found)
+    assert kinds == [
+        ("node", "m6i.large on-demand"),
+        ("node", "m6i.xlarge on-demand"),
+        ("node", "r6i.2xlarge spot"),
+        ("placeholder", "parhelion/parhelion-placeholder-0"),
+        ("system", "parhelion/hub-6d5c9"),
+    ]
+    assert all(o.capacity and o.username == CLUSTER_OWNER for o in found)
+    (held,) = [o for o in found if o.kind == "placeholder"]
+    server = kubernetes_observations(OBJECTS["pods"][:1], nodes, [], catalog)[0]
+    assert held.rate_per_hour == pytest.approx(server.rate_per_hour)  # same requests, same node, same rule

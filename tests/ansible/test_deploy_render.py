@@ -50,6 +50,8 @@ def test_the_inventory_renders_a_chart_that_helm_accepts(tmp_path):
     assert parse_platform(configmap["data"]["platform.yaml"]) == platform
     pools = [d for d in rendered if d["kind"] == "EC2NodeClass"]
     assert pools[0]["spec"]["role"] == "parhelion-node"  # the node role provision.yml makes
+    # what Karpenter launches carries the inventory's tags: parhelion.dev/cluster for cost allocation
+    assert pools[0]["spec"]["tags"] == inventory["parhelion_tags"]
 
 
 def test_a_bad_platform_stops_before_anything_is_applied(tmp_path):

@@ -24,7 +24,12 @@ def moto(tmp_path_factory):
     server = MotoServer(
         tmp_path_factory.mktemp("moto") / "moto.log",
         # add-ons ACTIVE as soon as made (their waits are tested in test_eks_addon.py)
-        env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "PARHELION_STAND_IN_ADDON_SECONDS": "0"},
+        # billing has seen the cluster's tag (tests/moto_extras.py): provision activates it
+        env={
+            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+            "PARHELION_STAND_IN_ADDON_SECONDS": "0",
+            "PARHELION_STAND_IN_COST_TAGS": "parhelion.dev/cluster,owner",
+        },
     )
     server.start()
     try:
@@ -166,6 +171,22 @@ def test_provision_efs_again_check_mode_then_teardown(moto, tmp_path):
     ]
     assert nodegroup["labels"] == {"parhelion.dev/pool": "core", "hub.jupyter.org/node-purpose": "core"}
     assert nodegroup["capacityType"] == "ON_DEMAND"
+    # the accounting service may read prices and the bill, and nothing else
+    policy = moto.client("iam").get_role_policy(RoleName="parhelion-accounting", PolicyName="parhelion")
+    statements = policy["PolicyDocument"]["Statement"]
+    assert {action for st in statements for action in st["Action"]} == {
+        "pricing:GetProducts",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeSpotPriceHistory",
+        "ce:GetCostAndUsage",
+    }
+    assert all(st["Effect"] == "Allow" and st["Resource"] == "*" for st in statements)
+    # the cluster's cost-allocation tag is active (budgets and `parhelion cost reconcile` filter by it)
+    tags = moto.client("ce").list_cost_allocation_tags()["CostAllocationTags"]
+    assert {t["TagKey"]: t["Status"] for t in tags} == {
+        "parhelion.dev/cluster": "Active",
+        "owner": "Inactive",
+    }
     lifecycle = moto.client("s3").get_bucket_lifecycle_configuration(Bucket="parhelion-scratch")["Rules"]
     assert lifecycle[0]["Expiration"]["Days"] == 30
 

@@ -245,6 +245,33 @@ def test_nodes_keep_pods_from_their_credentials_without_privileged_init_containe
         assert "NET_ADMIN" not in str(container.get("securityContext", {})), container["name"]
 
 
+def test_karpenters_nodes_carry_the_cost_allocation_tag(helm, chart):
+    """What Karpenter launches is tagged parhelion.dev/cluster (the cluster's name unless given),
+    with the deployment's other tags: Cost Explorer and budgets filter by it."""
+
+    def tags(*sets: str) -> dict:
+        (node_class,) = [o for o in render(helm, chart, [], *sets) if o["kind"] == "EC2NodeClass"]
+        return node_class["spec"]["tags"]
+
+    assert tags() == {"parhelion.dev/cluster": "parhelion"}
+    assert tags("karpenter.clusterName=astro", "karpenter.tags.owner=team@example.org") == {
+        "parhelion.dev/cluster": "astro",
+        "owner": "team@example.org",
+    }
+    assert tags("karpenter.tags.parhelion\\.dev/cluster=astro-prod") == {
+        "parhelion.dev/cluster": "astro-prod"
+    }
+    # the chart's ClusterRole lets the meter list every namespace's pods (capacity rows)
+    (role,) = [
+        o
+        for o in render(helm, chart)
+        if o["kind"] == "ClusterRole" and o["metadata"]["name"].startswith("parhelion-accounting")
+    ]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list", "watch"]}
+    ]
+
+
 def test_the_hubs_database_claim_names_the_charts_storage_class(helm, chart):
     """EKS's default class is gp2 (or none): the hub's claim asks for the class the chart makes."""
     objects = render(helm, chart)

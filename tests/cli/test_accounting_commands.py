@@ -82,3 +82,30 @@ def test_cost_report_bad_input(deployment):
     base = ["--config", str(config), "--state-dir", str(state)]
     assert "unknown group 'nope'" in parhelion("cost", "report", "--group", "nope", *base).stderr
     assert "is not a date" in parhelion("cost", "report", "--since", "soon", *base).stderr
+
+
+def test_cost_reconcile_says_why_it_cannot(deployment, tmp_path):
+    """As a person runs it: a bad date, and no AWS credentials, each one sentence (the answers
+    of Cost Explorer itself: tests/accounting/test_costexplorer.py); the ledger untouched."""
+    import os
+
+    config, state = deployment
+    base = ["--config", str(config), "--state-dir", str(state)]
+    before = {p.name: p.read_bytes() for p in state.iterdir()}
+    bad = parhelion("cost", "reconcile", "--since", "2026-13-01", *base)
+    assert bad.returncode == 2 and bad.stderr.strip() == "--since '2026-13-01' is not a date (YYYY-MM-DD)"
+    nowhere = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    nowhere.update(
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    denied = parhelion(
+        "cost", "reconcile", "--since", "2026-11-20", "--until", "2026-11-21", *base, env=nowhere
+    )
+    assert denied.returncode == 1, denied.stdout
+    assert denied.stderr.startswith(
+        "cannot reconcile: no AWS credentials: Cost Explorer needs the credentials"
+    )
+    assert "ce:GetCostAndUsage" in denied.stderr and "Traceback" not in denied.stderr
+    assert {p.name: p.read_bytes() for p in state.iterdir()} == before

@@ -187,3 +187,33 @@ def test_a_lifetime_known_by_an_older_key_goes_on_under_its_new_one(tmp_path):
         assert ledger.spend("ann", 0, 5000) == pytest.approx(3.0)  # 3000 s at $3.6/h, once
     finally:
         ledger.close()
+
+
+def test_capacity_rows_apart_and_read_per_day_read_only(ledger, ledger_url):
+    """Capacity rows (a node, a system pod) go to their own table with the same lifetime rules,
+    count in no user's spend, and are summed per day through a ledger that cannot write."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from platform_tools.ledger.daily import ledger_days, open_read_only
+    from platform_tools.ledger.store import CLUSTER_OWNER
+
+    node = Observation("node:n1:u1", CLUSTER_OWNER, "node", T0, 0.192, capacity=True, node="n1")
+    system = Observation(
+        "system:kube-system/coredns:u2", CLUSTER_OWNER, "system", T0, 0.01, capacity=True, node="n1"
+    )
+    ledger.record_sample(T0 + HOUR, [server(), node, system])
+    ledger.record_sample(T0 + 2 * HOUR, [server(), node])  # the system pod ended at T0 + 1 h
+    assert ledger.spend_by_user(T0, T0 + 3 * HOUR) == {"ann": pytest.approx(0.72)}
+    assert ledger.rates_by_user() == {"ann": pytest.approx(0.36)}
+
+    reader = open_read_only(ledger_url)
+    (day,) = ledger_days(reader, date(2026, 5, 28), date(2026, 5, 28))
+    # T0 is 20:26:40, so both hours are within the day
+    assert day.node_hours == pytest.approx(2.0)
+    assert day.capacity_usd == {"node": pytest.approx(0.384), "system": pytest.approx(0.01)}
+    assert day.users_compute == {"ann": pytest.approx(0.72)}
+    with pytest.raises(DBAPIError), reader.engine.begin() as connection:
+        connection.execute(text("DELETE FROM capacity"))
+    reader.close()
+    assert len(ledger_days(ledger, date(2026, 5, 28), date(2026, 5, 28))[0].capacity_usd) == 2

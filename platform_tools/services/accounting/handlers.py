@@ -11,17 +11,20 @@ import asyncio
 import json
 import logging
 import re
+from datetime import date, timedelta
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 
 from platform_tools.accounting.checks import check_cluster, check_spawn
+from platform_tools.accounting.reconcile import BUCKETS
 from platform_tools.accounting.report import all_users_rows, rows_csv, user_report
 from platform_tools.classes.course import ClassError, class_of, class_spend, report_csv
 from platform_tools.contract.services import AccountingPath
 from platform_tools.contract.tokens import token_matches
 from platform_tools.ledger.store import REPEAT_WINDOW_SECONDS
+from platform_tools.services.accounting.reconciling import Reconciler
 
 log = logging.getLogger("parhelion.accounting")
 
@@ -220,7 +223,41 @@ class AdminPageHandler(PersonHandler):
         for row in rows:
             for group in row["groups"].split():
                 groups[group] = groups.get(group, 0.0) + float(row["spent_usd"] or 0)
-        self.render("admin.html", rows=rows, groups=groups, prefix=self.accounting.prefix, sort=sort)
+        bill = await self.reconciliation()
+        self.render(
+            "admin.html",
+            rows=rows,
+            groups=groups,
+            prefix=self.accounting.prefix,
+            sort=sort,
+            bill=bill,
+            BUCKETS=BUCKETS,
+            is_admin=True,
+        )
+
+    async def reconciliation(self) -> dict:
+        """The section's form, and its answer when the admin asked (``?since=``)."""
+        asked = {name: self.get_argument(name, "") for name in ("since", "until", "group")}
+        asked["fold"] = self.get_argument("fold", "") == "1"
+        section = {"asked": asked, "result": None, "error": None}
+        if not asked["since"]:
+            return section
+        try:
+            first = date.fromisoformat(asked["since"])
+            last = (
+                date.fromisoformat(asked["until"])
+                if asked["until"]
+                else self.accounting.now().date() - timedelta(days=1)
+            )
+            reconciler = self.settings.setdefault("reconciler", Reconciler(self.accounting.ledger.url))
+            answer = await asyncio.to_thread(
+                reconciler.reconcile, self.config(), first, last, asked["fold"], asked["group"] or None
+            )
+        except ValueError as exc:
+            section["error"] = str(exc)
+            return section
+        section["result"], section["error"] = answer.result, answer.error
+        return section
 
 
 class AdminCsvHandler(PersonHandler):
