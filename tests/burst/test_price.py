@@ -96,6 +96,7 @@ def test_a_plan_over_budget_is_refused_with_its_sentence_unless_accepted():
 
 
 @pytest.mark.integration
+@pytest.mark.serial  # the pilot's rate and the run's must be measured on the same quiet machine
 def test_the_estimate_is_within_30_percent_of_the_run(aia_bucket, local_client, s3_server, priced):
     files = aia_bucket.query("aia_94")
     options = s3_server.storage_options

@@ -12,7 +12,8 @@ import pytest
 
 from platform_tools.classes.hubload import MonitorError, ProcessMonitor, process_figures
 
-pytestmark = pytest.mark.unit
+# serial: measures a process's CPU, which a test beside it would take
+pytestmark = [pytest.mark.unit, pytest.mark.serial]
 
 EXPOSITION = """\
 # HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.

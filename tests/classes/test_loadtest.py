@@ -18,7 +18,8 @@ from platform_tools.config.edit import PlatformChange, change_file
 from tests.isolation import isolated_config_text, isolated_place, isolation_unavailable
 from tests.platform import run_parhelion, running_platform
 
-pytestmark = pytest.mark.integration
+# serial: twenty students at once load the machine by themselves
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 NOTEBOOK = Path(__file__).parent / "data" / "student.ipynb"
 
 if isolation_unavailable():

@@ -26,7 +26,8 @@ from tests.rehearsal.cluster import NAMESPACE, RehearsalCluster
 from tests.rehearsal.deployment import BUCKET, Deployment, OutsideWorld, install
 from tests.rehearsal.sandbox import PidsCgroup
 
-pytestmark = pytest.mark.rehearsal
+# serial: a whole EKS-like cluster of processes, with spawn timeouts as on EKS
+pytestmark = [pytest.mark.rehearsal, pytest.mark.serial]
 AWS_INVENTORY = ANSIBLE_DIR / "inventories" / "aws-example"
 
 CORE = (
