@@ -122,6 +122,18 @@ def gateway_api(base: str, path: str) -> str:
     return _join(base, GATEWAY_PREFIX, path)
 
 
+def gateway_public_address(origin: str) -> str:
+    """Where browsers reach dask-gateway's dashboards: the hub's PUBLIC origin + the prefix.
+
+    dask-gateway makes each cluster's ``dashboard_link`` from it. It must be absolute:
+    dask-labextension 7 resolves a root-relative link under the user's own server
+    (``/user/NAME//services/...``), so the Dask panel's search never found a gateway dashboard.
+    """
+    if not origin.startswith(("http://", "https://")) or urlsplit(origin).path.strip("/"):
+        raise ValueError(f"{origin!r}: give the hub's public origin (scheme://host[:port])")
+    return origin.rstrip("/") + GATEWAY_PREFIX + "/"
+
+
 def hub_api(base: str) -> str:
     """The hub's REST API at ``base`` (the hub's public URL or its API bind URL)."""
     if urlsplit(base).path.rstrip("/").endswith(HUB_API_PATH):

@@ -1,0 +1,206 @@
+"""Dask in JupyterLab, as a person uses it: a cluster made in a notebook, its dashboard from the
+Dask panel, in headless Chromium against the real local platform (hub, gateway, JupyterLab with
+dask-labextension and jupyter-server-proxy).
+
+One platform for the module; screenshots of each step are kept as test artefacts
+(``$PARHELION_TEST_ARTIFACTS``, else the test's tmp_path), also when a step fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from platform_tools.clients.hubclient import HubUser
+from platform_tools.contract.environment import (
+    DASHBOARD_LINK_VARIABLE,
+    LAB_FACTORY_CLASS_VARIABLE,
+    LAB_FACTORY_MODULE_VARIABLE,
+)
+from platform_tools.contract.services import GATEWAY_PREFIX
+from tests.platform import headless_chromium, platform_config_text, running_platform
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+NOTEBOOK = "dask-lab.ipynb"
+# What the person types: a gateway cluster with one worker; the client becomes the kernel's
+# default, which the Dask panel's search asks for its dashboard link.
+CLUSTER_CELL = (
+    "from dask_gateway import Gateway\n"
+    "cluster = Gateway().new_cluster()\n"
+    "cluster.scale(1)\n"
+    "client = cluster.get_client()\n"
+    "client.wait_for_workers(1, timeout=120)\n"
+    "print('WORKERS', *sorted(client.scheduler_info()['workers']))\n"
+    "print('LINK', cluster.dashboard_link)\n"
+)
+LOCAL_LINK_CELL = (
+    "import os, urllib.request\n"
+    "from distributed import LocalCluster\n"
+    f"print('ENV', os.environ['{DASHBOARD_LINK_VARIABLE}'], os.environ['{LAB_FACTORY_MODULE_VARIABLE}'],"
+    f" os.environ['{LAB_FACTORY_CLASS_VARIABLE}'])\n"
+    "with LocalCluster(n_workers=1, processes=False, dashboard_address='127.0.0.1:0') as local:\n"
+    "    print('LOCAL', local.dashboard_link)\n"
+    "    port = local.dashboard_link.split('/proxy/')[1].split('/')[0]\n"
+    "    url = os.environ['JUPYTERHUB_SERVICE_URL'].rstrip('/') + f'/proxy/{port}/individual-plots.json'\n"
+    "    token = {'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']}\n"
+    "    print('PROXIED', urllib.request.urlopen(urllib.request.Request(url, headers=token)).status)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    config = platform_config_text(sample_files=4)
+    with running_platform(tmp_path_factory.mktemp("dasklab"), config) as running:
+        yield running
+
+
+@pytest.fixture
+def artefacts(tmp_path) -> Path:
+    """Where this test's screenshots go: kept by CI when PARHELION_TEST_ARTIFACTS is set."""
+    root = os.environ.get("PARHELION_TEST_ARTIFACTS")
+    where = Path(root) / "dask-lab" if root else tmp_path / "screenshots"
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+def _notebook() -> str:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(CLUSTER_CELL)]
+    return nbformat.writes(notebook)
+
+
+async def _prepare(platform) -> None:
+    """The person's server runs and their notebook is in their home (as if they had written it)."""
+    async with HubUser(platform.url, "demo", platform.password()) as user:
+        await user.login()
+        await user.start_server(profile="small")
+        await user.open_lab()
+        body = {"type": "notebook", "format": "json", "content": json.loads(_notebook())}
+        async with user.session.put(
+            f"{user.server_url}/api/contents/{NOTEBOOK}", json=body, headers=user._server_headers()
+        ) as answer:
+            assert answer.status in (200, 201), await answer.text()
+
+
+def test_a_notebooks_gateway_cluster_opens_its_workers_plot_from_the_dask_panel(platform, artefacts):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    asyncio.run(_prepare(platform))
+    browser = headless_chromium(artefacts.parent / f"chromium-{time.monotonic_ns()}")
+    step = "login"
+    try:
+        browser.get(f"{platform.url}/hub/login")
+        browser.find_element(By.ID, "username_input").send_keys("demo")
+        browser.find_element(By.ID, "password_input").send_keys(platform.password())
+        browser.find_element(By.ID, "login_submit").click()
+        WebDriverWait(browser, 30).until(lambda b: "/hub/login" not in b.current_url)
+
+        step = "notebook"  # JupyterLab opens the notebook and starts its kernel
+        browser.get(f"{platform.url}/user/demo/lab/tree/{NOTEBOOK}")
+        editor = WebDriverWait(browser, 120).until(
+            lambda b: next(
+                (
+                    e
+                    for e in b.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell .cm-content")
+                    if e.is_displayed()
+                ),
+                None,
+            )
+        )
+        WebDriverWait(browser, 120).until(  # the kernel has started (JupyterLab's status bar)
+            lambda b: "Idle" in b.find_element(By.CSS_SELECTOR, "#jp-main-statusbar").text
+        )
+        browser.save_screenshot(str(artefacts / "1-notebook.png"))
+
+        step = "run-cell"  # as a person does: into the cell, Shift+Enter
+        editor.click()
+        ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+        output = WebDriverWait(browser, 180).until(
+            lambda b: next(
+                (
+                    o.text
+                    for o in b.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
+                    if "LINK" in o.text
+                ),
+                None,
+            )
+        )
+        lines = dict(line.split(" ", 1) for line in output.splitlines() if " " in line)
+        workers, link = lines["WORKERS"].split(), lines["LINK"].strip()
+        # absolute, at the hub's public origin: dask-labextension resolves a root-relative link
+        # under the user's server
+        assert link.startswith(f"{platform.url}{GATEWAY_PREFIX}/clusters/") and link.endswith("/status"), link
+        browser.save_screenshot(str(artefacts / "2-cluster-made.png"))
+
+        step = "dask-panel"  # the Dask tab of the left sidebar, then its search (magnifier)
+        browser.find_element(By.CSS_SELECTOR, "li.lm-TabBar-tab[data-id='dask-dashboard-launcher']").click()
+        search = WebDriverWait(browser, 30).until(
+            lambda b: b.find_element(By.CSS_SELECTOR, "[title='Auto-detect dashboard URL']")
+        )
+        search.click()
+        url_input = browser.find_element(By.CSS_SELECTOR, ".dask-URLInput input")
+        WebDriverWait(browser, 60).until(lambda b: url_input.get_attribute("value"))
+        dashboard = link.removesuffix("status")  # the panel shows the dashboard's root
+        assert url_input.get_attribute("value") == dashboard
+        plot = WebDriverWait(browser, 60).until(
+            lambda b: next(
+                (
+                    button
+                    for button in b.find_elements(By.CSS_SELECTOR, ".dask-DashboardListing-item button")
+                    if button.get_attribute("value") == "Workers" and button.is_enabled()
+                ),
+                None,
+            )
+        )
+        browser.save_screenshot(str(artefacts / "3-dask-panel.png"))
+
+        step = "workers-plot"  # a JupyterLab tab with the plot, through the gateway's proxy
+        plot.click()
+        frame = WebDriverWait(browser, 30).until(
+            lambda b: b.find_element(By.CSS_SELECTOR, ".dask-DaskDashboard-widget iframe")
+        )
+        source = frame.get_attribute("src")
+        assert source.split("?")[0].rstrip("/").endswith(dashboard + "individual-workers")
+        browser.switch_to.frame(frame)
+        shown = WebDriverWait(browser, 60).until(
+            lambda b: (
+                all(w.split("://")[-1] in b.find_element(By.TAG_NAME, "body").text for w in workers)
+                and b.find_element(By.TAG_NAME, "body").text
+            )
+        )
+        browser.switch_to.default_content()
+        browser.save_screenshot(str(artefacts / "4-workers-plot.png"))
+        assert all(w.split("://")[-1] in shown for w in workers)
+    except Exception:
+        browser.switch_to.default_content()
+        browser.save_screenshot(str(artefacts / f"failed-at-{step}.png"))
+        raise
+    finally:
+        browser.quit()
+    assert (artefacts / "4-workers-plot.png").stat().st_size > 10_000
+
+
+def test_a_local_clusters_dashboard_is_served_under_the_users_server(platform):
+    """``distributed.dashboard.link`` points LocalCluster dashboards at jupyter-server-proxy under
+    the person's own server (its login guards it); the panel's "+ NEW" makes gateway clusters."""
+    from tests.platform import run_in_a_users_kernel
+
+    outputs = run_in_a_users_kernel(platform, LOCAL_LINK_CELL, timeout=120)
+    text = "\n".join(o.get("text", "") for o in outputs)
+    env = next(line for line in text.splitlines() if line.startswith("ENV ")).split()[1:]
+    assert env == ["{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status", "dask_gateway", "GatewayCluster"]
+    local = next(line for line in text.splitlines() if line.startswith("LOCAL ")).split()[1]
+    assert local.startswith("/user/demo/proxy/") and local.endswith("/status"), local
+    # jupyter-server-proxy serves it under the server, to the server's own credentials
+    assert "PROXIED 200" in text
