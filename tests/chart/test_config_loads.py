@@ -89,6 +89,7 @@ print("CONFIG " + json.dumps({
     "client_secret_set": c.OAuthenticator.client_secret == "test-client-secret",
     "platform_config_path": c.LivePlatformAccess.platform_config_path,
     "environment": {k: v for k, v in c.KubeSpawner.environment.items() if "ADDRESS" in k},
+    "dask": {k: v for k, v in c.KubeSpawner.environment.items() if k.startswith("DASK_")},
 }))
 """
 
@@ -127,6 +128,13 @@ def test_the_hub_loads_zero_to_jupyterhubs_configuration_and_parhelions(rendered
     # values, read in the hub as its own config reads them)
     assert config["environment"]["DASK_GATEWAY__ADDRESS"] == "http://proxy-public:443/services/dask-gateway"
     assert config["environment"]["PARHELION_ACCOUNTING_ADDRESS"] == "http://proxy-public:443"
+    # JupyterLab's Dask integration, as the daskhub chart configures it (braces doubled: KubeSpawner
+    # formats environment values); dashboards linked at the hub's public origin
+    dask = config["dask"]
+    assert dask["DASK_DISTRIBUTED__DASHBOARD__LINK"] == "{{JUPYTERHUB_SERVICE_PREFIX}}proxy/{{port}}/status"
+    assert dask["DASK_LABEXTENSION__FACTORY__MODULE"] == "dask_gateway"
+    assert dask["DASK_LABEXTENSION__FACTORY__CLASS"] == "GatewayCluster"
+    assert dask["DASK_GATEWAY__PUBLIC_ADDRESS"] == "https://hub.example.org/services/dask-gateway/"
 
 
 GATEWAY_PROBE = """

@@ -528,3 +528,23 @@ def test_a_proxy_origin_that_cannot_be_known_is_named():
         proxy_origin({"https": {"enabled": True, "type": "secret"}})
     with pytest.raises(ValueError, match=r"'tls' is not one of zero-to-jupyterhub's"):
         proxy_origin({"https": {"enabled": True, "type": "tls"}})
+
+
+@pytest.mark.unit
+def test_the_gateways_public_address_is_the_hubs_public_origin_plus_the_prefix():
+    """Dashboard links are absolute (dask-labextension resolves root-relative ones under the
+    user's server); a base with a path, or no scheme, is a mistake caught at configuration."""
+    assert services.gateway_public_address("https://hub.example.org") == (
+        f"https://hub.example.org{services.GATEWAY_PREFIX}/"
+    )
+    assert (
+        services.gateway_public_address("http://127.0.0.1:8000/")
+        == "http://127.0.0.1:8000/services/dask-gateway/"
+    )
+    for wrong in (
+        "hub.example.org",
+        "https://hub.example.org/services/dask-gateway",
+        "/services/dask-gateway",
+    ):
+        with pytest.raises(ValueError):
+            services.gateway_public_address(wrong)
