@@ -222,7 +222,14 @@ def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime,
     services = []
     if platform.dask_gateway.enabled:
         services.append(
-            HubService(GATEWAY_SERVICE, state.secret("gateway-api-token")[0], url=runtime.gateway_url)
+            # oauth_no_confirm: the dashboards' login (gateway/dashboards.py) asks nothing of a
+            # person already logged in to the hub
+            HubService(
+                GATEWAY_SERVICE,
+                state.secret("gateway-api-token")[0],
+                url=runtime.gateway_url,
+                oauth_no_confirm=True,
+            )
         )
     if platform.accounting.enabled:
         # External (by URL), started and restarted by `parhelion up` (services/local.py), as

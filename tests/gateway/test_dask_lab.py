@@ -56,7 +56,8 @@ LOCAL_LINK_CELL = (
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    config = platform_config_text(sample_files=4)
+    # eve: a second researcher, who must not see demo's dashboards
+    config = platform_config_text(sample_files=4, **{"members: [demo]": "members: [demo, eve]"})
     with running_platform(tmp_path_factory.mktemp("dasklab"), config) as running:
         yield running
 
@@ -204,3 +205,81 @@ def test_a_local_clusters_dashboard_is_served_under_the_users_server(platform):
     assert local.startswith("/user/demo/proxy/") and local.endswith("/status"), local
     # jupyter-server-proxy serves it under the server, to the server's own credentials
     assert "PROXIED 200" in text
+
+
+GATED_CELL = (
+    "import os, urllib.request\n"
+    "from dask_gateway import Gateway\n"
+    "cluster = Gateway().new_cluster()\n"
+    "cluster.scale(1)\n"
+    "cluster.get_client().wait_for_workers(1, timeout=120)\n"
+    "token = {'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']}\n"
+    "request = urllib.request.Request(cluster.dashboard_link, headers=token)\n"
+    "print('SERVER', urllib.request.urlopen(request).status)\n"
+    "print('LINK', cluster.dashboard_link)\n"
+)
+
+
+async def _status(session, url: str, **kwargs) -> tuple[int, str]:
+    async with session.get(url, **kwargs) as answer:
+        return answer.status, answer.headers.get("Location", "")
+
+
+def test_only_the_clusters_owner_and_hub_admins_open_its_dashboard(platform):
+    """The gate on the gateway's API (gateway/dashboards.py): the owner's browser session (the
+    hub's OAuth, silently) and their server's token get the dashboard; another user gets 403, an
+    anonymous browser is sent to the hub's login, an anonymous websocket or program gets 401; a
+    hub admin gets it; only the plots' list, which dask-labextension's server side fetches
+    without credentials, is public."""
+    import aiohttp
+
+    from platform_tools.contract.services import DashboardPath
+
+    async def scenario() -> dict:
+        seen = {}
+        async with HubUser(platform.url, "demo", platform.password()) as demo:
+            await demo.login()
+            await demo.start_server(profile="small")
+            kernel = await demo.start_kernel()
+            try:
+                outputs = await kernel.execute(GATED_CELL, timeout=180)
+                text = "".join(o.get("text", "") for o in outputs)
+                seen["server"] = "SERVER 200" in text
+                link = text.split("LINK ", 1)[1].split()[0]
+                root = link.removesuffix("status")
+                seen["owner"] = await _status(demo.session, link)
+                async with aiohttp.ClientSession() as nobody:
+                    seen["anonymous"] = await _status(nobody, link, allow_redirects=False)
+                    seen["anonymous-program"] = await _status(
+                        nobody, link, headers={"Authorization": "token nope"}
+                    )
+                    seen["plots-list"] = await _status(nobody, root + "individual-plots.json")
+                    try:
+                        async with nobody.ws_connect(root + "individual-workers/ws"):
+                            seen["anonymous-ws"] = 101
+                    except aiohttp.WSServerHandshakeError as refused:
+                        seen["anonymous-ws"] = refused.status
+                async with HubUser(platform.url, "eve", platform.password()) as eve:
+                    await eve.login()
+                    seen["other-user"] = await _status(eve.session, link)
+                async with HubUser(platform.url, "admin", platform.password("admin")) as admin:
+                    await admin.login()
+                    seen["admin"] = await _status(admin.session, link)
+                seen["cookie-path"] = [
+                    cookie["path"] for cookie in demo.session.cookie_jar if cookie.key == DashboardPath.COOKIE
+                ]
+            finally:
+                await kernel.shutdown()
+                await demo.stop_server()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["server"]  # the server's own token (dask-labextension's server side, a script)
+    assert seen["owner"][0] == 200
+    assert seen["anonymous"][0] == 302 and seen["anonymous"][1].startswith("/hub/api/oauth2/authorize?")
+    assert seen["anonymous-program"][0] == 401
+    assert seen["anonymous-ws"] == 401
+    assert seen["plots-list"][0] == 200
+    assert seen["other-user"][0] == 403
+    assert seen["admin"][0] == 200
+    assert seen["cookie-path"] == [f"{GATEWAY_PREFIX}/clusters/"]
