@@ -274,7 +274,12 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     ours = [GATEWAY_SERVICE] if config.dask_gateway.enabled else []
     if "services" in c.JupyterHub:  # the gateway's route: its traefik, named from the release
         c.JupyterHub.services = [
-            {**service, "url": service.get("url") or f"http://{names.gateway_traefik(release)}"}
+            {
+                **service,
+                "url": service.get("url") or f"http://{names.gateway_traefik(release)}",
+                # the dashboards' login (gateway/dashboards.py) asks nothing of a logged-in person
+                "oauth_no_confirm": True,
+            }
             if service.get("name") == GATEWAY_SERVICE
             else service
             for service in c.JupyterHub.services

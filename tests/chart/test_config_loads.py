@@ -82,6 +82,7 @@ print("CONFIG " + json.dumps({
     "extra_labels": dict(c.KubeSpawner.extra_labels),
     "services": sorted(s["name"] for s in c.JupyterHub.services),
     "urls": {s["name"]: s.get("url") for s in c.JupyterHub.services},
+    "no_confirm": {s["name"]: s.get("oauth_no_confirm", False) for s in c.JupyterHub.services},
     "roles": {r["name"]: sorted(r.get("scopes", [])) for r in c.JupyterHub.load_roles},
     "init_containers": [i.get("name") for i in (c.KubeSpawner.init_containers or [])],
     "authenticator": str(c.JupyterHub.authenticator_class),
@@ -111,6 +112,8 @@ def test_the_hub_loads_zero_to_jupyterhubs_configuration_and_parhelions(rendered
     services = {o["metadata"]["name"] for o in rendered if o["kind"] == "Service"}
     assert config["urls"]["accounting"] == "http://parhelion-accounting:8080"
     assert config["urls"]["dask-gateway"] == "http://traefik-parhelion-dask-gateway"
+    # the dashboards' gate logs people in through the gateway's OAuth client without a prompt
+    assert config["no_confirm"]["dask-gateway"] is True
     assert {"parhelion-accounting", "traefik-parhelion-dask-gateway"} <= services
     assert "access:services!service=dask-gateway" in config["roles"]["server"]
     assert config["init_containers"] == []  # no privileged iptables container in users' pods
