@@ -78,6 +78,10 @@ class DashboardGateMixin(LoggingConfigurable):
         self._gate_auth = app["authenticator"]
         # no decompression: bytes pass through as the scheduler sent them, encoding and all
         self._gate_http = aiohttp.ClientSession(auto_decompress=False)
+        self.add_dashboard_routes(app)
+
+    def add_dashboard_routes(self, app: web.Application) -> None:
+        """The dashboards and the gate's OAuth callback, at the contract's paths."""
         app.router.add_route("*", DashboardPath.ROUTE, self._dashboard_route)
         app.router.add_get(DashboardPath.OAUTH_CALLBACK, self._dashboard_oauth_callback)
 

@@ -23,7 +23,7 @@ from platform_tools.contract.environment import (
     LAB_FACTORY_CLASS_VARIABLE,
     LAB_FACTORY_MODULE_VARIABLE,
 )
-from platform_tools.contract.services import GATEWAY_PREFIX
+from platform_tools.contract.services import GATEWAY_PREFIX, DashboardPath
 from tests.platform import headless_chromium, platform_config_text, running_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -180,6 +180,10 @@ def test_a_notebooks_gateway_cluster_opens_its_workers_plot_from_the_dask_panel(
                 and b.find_element(By.TAG_NAME, "body").text
             )
         )
+        # served through Parhelion's gate: the browser holds its dashboard session (the hub's
+        # OAuth, done inside the plot's frame with no prompt); the plot's content came over
+        # Bokeh's websocket through it
+        assert DashboardPath.COOKIE in {cookie["name"] for cookie in browser.get_cookies()}
         browser.switch_to.default_content()
         browser.save_screenshot(str(artefacts / "4-workers-plot.png"))
         assert all(w.split("://")[-1] in shown for w in workers)
@@ -232,8 +236,6 @@ def test_only_the_clusters_owner_and_hub_admins_open_its_dashboard(platform):
     hub admin gets it; only the plots' list, which dask-labextension's server side fetches
     without credentials, is public."""
     import aiohttp
-
-    from platform_tools.contract.services import DashboardPath
 
     async def scenario() -> dict:
         seen = {}
