@@ -75,7 +75,12 @@ class DashboardGateMixin(LoggingConfigurable):
     async def setup(self, app: web.Application) -> None:
         await super().setup(app)
         self._gate_sessions, self._gate_states, self._gate_tokens = {}, {}, {}
-        self._gate_auth = app["authenticator"]
+        # dask-gateway's JupyterHub authenticator: the hub's API URL and the gateway's token (its
+        # OAuth client's secret). Under another authenticator nobody can be identified, and only
+        # the public plots' list is served: the gate fails closed.
+        self._gate_auth = app.get("authenticator")
+        if not getattr(self._gate_auth, "jupyterhub_api_url", ""):
+            self.log.warning("dashboards: not a JupyterHub authenticator; dashboards are served to nobody")
         # no decompression: bytes pass through as the scheduler sent them, encoding and all
         self._gate_http = aiohttp.ClientSession(auto_decompress=False)
         self.add_dashboard_routes(app)
@@ -120,7 +125,10 @@ class DashboardGateMixin(LoggingConfigurable):
     async def _hub_identity(self, token: str) -> Person | None:
         """Who a hub token belongs to, if its scopes reach the gateway (as dask-gateway's own
         JupyterHub authenticator requires): a token made for another service does not."""
-        url = f"{self._gate_auth.jupyterhub_api_url}/user"
+        api = getattr(self._gate_auth, "jupyterhub_api_url", "")
+        if not api:
+            return None
+        url = f"{api}/user"
         async with self._gate_http.get(url, headers={"Authorization": f"token {token}"}) as answer:
             if answer.status >= 400:
                 return None
@@ -156,6 +164,8 @@ class DashboardGateMixin(LoggingConfigurable):
     async def _dashboard_oauth_callback(self, request: web.Request) -> web.Response:
         state, code = request.query.get("state", ""), request.query.get("code", "")
         pending = self._gate_states.pop(state, None)
+        if not getattr(self._gate_auth, "jupyterhub_api_url", ""):
+            raise web.HTTPForbidden(text="Dashboards cannot be opened here.")
         if (
             not pending
             or pending[1] < time.time()

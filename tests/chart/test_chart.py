@@ -408,6 +408,15 @@ def test_dask_dashboards_are_routed_to_the_gate_on_the_gateways_api(helm, chart)
     assert "api-parhelion-dask-gateway" in _named(objects, "Service")
     assert [m["name"] for m in route["middlewares"]] == ["api-prefix-parhelion-dask-gateway"]
     assert "api-prefix-parhelion-dask-gateway" in middlewares
+    # the gateway's traefik reads only routes its label selector matches
+    traefik = _named(objects, "Deployment")["traefik-parhelion-dask-gateway"]["spec"]["template"]["spec"]
+    selector = next(
+        arg.split("=", 1)[1]
+        for arg in traefik["containers"][0]["args"]
+        if arg.startswith("--providers.kubernetescrd.labelselector=")
+    )
+    key, value = selector.split("=", 1)
+    assert routes["parhelion-dask-dashboards"]["metadata"]["labels"][key] == value
     # the gateway chart's own API route strips the same prefix for the gate's OAuth callback
     api_route = routes["api-parhelion-dask-gateway"]["spec"]["routes"][0]
     assert api_route["match"] == f"PathPrefix(`{GATEWAY_PREFIX}`)"
