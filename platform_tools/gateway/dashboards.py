@@ -64,8 +64,10 @@ class Person:
 class DashboardGateMixin(LoggingConfigurable):
     """Serve clusters' dashboards through the API server, to their owners and hub admins only."""
 
+    # Short: an admin demoted, or a person removed, keeps what their session says until it ends
+    # (their clusters are stopped when they are removed, so only an admin's view outlives it).
     dashboard_session_seconds = Integer(
-        3600, config=True, help="How long a browser's dashboard session lasts before a new (silent) login."
+        900, config=True, help="How long a browser's dashboard session lasts before a new (silent) login."
     )
 
     _gate_sessions: dict[str, Person]
@@ -118,6 +120,7 @@ class DashboardGateMixin(LoggingConfigurable):
                 return cached
             person = await self._hub_identity(token)
             if person is not None:
+                self._gate_tokens = {k: v for k, v in self._gate_tokens.items() if v.until > now}
                 self._gate_tokens[token] = person
             return person
         return None
