@@ -231,7 +231,8 @@ async def _status(session, url: str, **kwargs) -> tuple[int, str]:
 
 def test_only_the_clusters_owner_and_hub_admins_open_its_dashboard(platform):
     """The gate on the gateway's API (gateway/dashboards.py): the owner's browser session (the
-    hub's OAuth, silently) and their server's token get the dashboard; another user gets 403, an
+    hub's OAuth, silently) and their server's token get the dashboard; another user (browser or
+    token) gets 403, an
     anonymous browser is sent to the hub's login, an anonymous websocket or program gets 401; a
     hub admin gets it; only the plots' list, which dask-labextension's server side fetches
     without credentials, is public."""
@@ -264,6 +265,17 @@ def test_only_the_clusters_owner_and_hub_admins_open_its_dashboard(platform):
                 async with HubUser(platform.url, "eve", platform.password()) as eve:
                     await eve.login()
                     seen["other-user"] = await _status(eve.session, link)
+                    # and eve's own hub token, as a program of hers would send it
+                    async with eve.session.post(
+                        f"{platform.url}/hub/api/users/eve/tokens",
+                        json={"note": "dashboard attempt"},
+                        headers={"X-XSRFToken": eve._cookie("_xsrf", "/hub") or ""},
+                    ) as made:
+                        assert made.status == 201, await made.text()
+                        eve_token = (await made.json())["token"]
+                    async with aiohttp.ClientSession() as program:
+                        headers = {"Authorization": f"token {eve_token}"}
+                        seen["other-user-token"] = await _status(program, link, headers=headers)
                 async with HubUser(platform.url, "admin", platform.password("admin")) as admin:
                     await admin.login()
                     seen["admin"] = await _status(admin.session, link)
@@ -283,5 +295,6 @@ def test_only_the_clusters_owner_and_hub_admins_open_its_dashboard(platform):
     assert seen["anonymous-ws"] == 401
     assert seen["plots-list"][0] == 200
     assert seen["other-user"][0] == 403
+    assert seen["other-user-token"][0] == 403
     assert seen["admin"][0] == 200
     assert seen["cookie-path"] == [f"{GATEWAY_PREFIX}/clusters/"]
