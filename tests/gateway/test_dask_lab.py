@@ -2,17 +2,14 @@
 Dask panel, in headless Chromium against the real local platform (hub, gateway, JupyterLab with
 dask-labextension and jupyter-server-proxy).
 
-One platform for the module; screenshots of each step are kept as test artefacts
-(``$PARHELION_TEST_ARTIFACTS``, else the test's tmp_path), also when a step fails.
+One platform for the module; screenshots of each step are kept (``keep_screenshot``:
+dask-lab-*.png among make test's artefacts), also of the step that failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import time
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -24,7 +21,7 @@ from platform_tools.contract.environment import (
     LAB_FACTORY_MODULE_VARIABLE,
 )
 from platform_tools.contract.services import GATEWAY_PREFIX, DashboardPath
-from tests.platform import headless_chromium, platform_config_text, running_platform
+from tests.platform import headless_chromium, keep_screenshot, platform_config_text, running_platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -62,15 +59,6 @@ def platform(tmp_path_factory):
         yield running
 
 
-@pytest.fixture
-def artefacts(tmp_path) -> Path:
-    """Where this test's screenshots go: kept by CI when PARHELION_TEST_ARTIFACTS is set."""
-    root = os.environ.get("PARHELION_TEST_ARTIFACTS")
-    where = Path(root) / "dask-lab" if root else tmp_path / "screenshots"
-    where.mkdir(parents=True, exist_ok=True)
-    return where
-
-
 def _notebook() -> str:
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -91,14 +79,14 @@ async def _prepare(platform) -> None:
             assert answer.status in (200, 201), await answer.text()
 
 
-def test_a_notebooks_gateway_cluster_opens_its_workers_plot_from_the_dask_panel(platform, artefacts):
+def test_a_notebooks_gateway_cluster_opens_its_workers_plot_from_the_dask_panel(platform, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.wait import WebDriverWait
 
     asyncio.run(_prepare(platform))
-    browser = headless_chromium(artefacts.parent / f"chromium-{time.monotonic_ns()}")
+    browser = headless_chromium(tmp_path / "chromium")
     step = "login"
     try:
         browser.get(f"{platform.url}/hub/login")
@@ -122,7 +110,7 @@ def test_a_notebooks_gateway_cluster_opens_its_workers_plot_from_the_dask_panel(
         WebDriverWait(browser, 120).until(  # the kernel has started (JupyterLab's status bar)
             lambda b: "Idle" in b.find_element(By.CSS_SELECTOR, "#jp-main-statusbar").text
         )
-        browser.save_screenshot(str(artefacts / "1-notebook.png"))
+        keep_screenshot(browser, "dask-lab-1-notebook", tmp_path)
 
         step = "run-cell"  # as a person does: into the cell, Shift+Enter
         editor.click()
@@ -142,7 +130,7 @@ def test_a_notebooks_gateway_cluster_opens_its_workers_plot_from_the_dask_panel(
         # absolute, at the hub's public origin: dask-labextension resolves a root-relative link
         # under the user's server
         assert link.startswith(f"{platform.url}{GATEWAY_PREFIX}/clusters/") and link.endswith("/status"), link
-        browser.save_screenshot(str(artefacts / "2-cluster-made.png"))
+        keep_screenshot(browser, "dask-lab-2-cluster-made", tmp_path)
 
         step = "dask-panel"  # the Dask tab of the left sidebar, then its search (magnifier)
         browser.find_element(By.CSS_SELECTOR, "li.lm-TabBar-tab[data-id='dask-dashboard-launcher']").click()
@@ -164,7 +152,7 @@ def test_a_notebooks_gateway_cluster_opens_its_workers_plot_from_the_dask_panel(
                 None,
             )
         )
-        browser.save_screenshot(str(artefacts / "3-dask-panel.png"))
+        keep_screenshot(browser, "dask-lab-3-dask-panel", tmp_path)
 
         step = "workers-plot"  # a JupyterLab tab with the plot, through the gateway's proxy
         plot.click()
@@ -185,15 +173,15 @@ def test_a_notebooks_gateway_cluster_opens_its_workers_plot_from_the_dask_panel(
         # Bokeh's websocket through it
         assert DashboardPath.COOKIE in {cookie["name"] for cookie in browser.get_cookies()}
         browser.switch_to.default_content()
-        browser.save_screenshot(str(artefacts / "4-workers-plot.png"))
+        shot = keep_screenshot(browser, "dask-lab-4-workers-plot", tmp_path)
         assert all(w.split("://")[-1] in shown for w in workers)
     except Exception:
         browser.switch_to.default_content()
-        browser.save_screenshot(str(artefacts / f"failed-at-{step}.png"))
+        keep_screenshot(browser, f"dask-lab-failed-at-{step}", tmp_path)
         raise
     finally:
         browser.quit()
-    assert (artefacts / "4-workers-plot.png").stat().st_size > 10_000
+    assert shot.stat().st_size > 10_000
 
 
 def test_a_local_clusters_dashboard_is_served_under_the_users_server(platform):
