@@ -100,6 +100,29 @@ def gateway_client_environment(address: str, proxy_address: str, public_address:
     }
 
 
+# dask's configuration for JupyterLab's Dask integration, as environment (the daskhub chart and
+# Pangeo's images set the same variables). A LocalCluster's dashboard is served by
+# jupyter-server-proxy under the user's own server, behind the server's login, instead of a
+# port of the node nobody can reach: dask formats the link with the environment, and
+# JUPYTERHUB_SERVICE_PREFIX is the server's ``/user/NAME/``.
+DASHBOARD_LINK_VARIABLE = "DASK_DISTRIBUTED__DASHBOARD__LINK"
+SERVER_PROXY_DASHBOARD_LINK = "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
+LAB_FACTORY_MODULE_VARIABLE = "DASK_LABEXTENSION__FACTORY__MODULE"
+LAB_FACTORY_CLASS_VARIABLE = "DASK_LABEXTENSION__FACTORY__CLASS"
+
+
+def dask_lab_environment(gateway: bool) -> dict[str, str]:
+    """dask config for servers: dashboards through the server's proxy, and, with a gateway,
+    the Dask panel's "+ NEW" making a gateway cluster (as the user: the gateway's per-user
+    limits and budget checks apply to it as to a notebook's) instead of a LocalCluster inside
+    the Jupyter server's own process."""
+    env = {DASHBOARD_LINK_VARIABLE: SERVER_PROXY_DASHBOARD_LINK}
+    if gateway:
+        env[LAB_FACTORY_MODULE_VARIABLE] = "dask_gateway"
+        env[LAB_FACTORY_CLASS_VARIABLE] = "GatewayCluster"
+    return env
+
+
 def accounting_client_environment(origin: str) -> dict[str, str]:
     """Where kernels ask the accounting service about their user's spend and budget."""
     return {ACCOUNTING_ADDRESS_VARIABLE: origin}

@@ -104,6 +104,39 @@ class GatewayPath:
     ROOM_ROUTE = "/api/v1/parhelion/clusters/{cluster_name}/room"
 
 
+class DashboardPath:
+    """Clusters' dashboards, behind Parhelion's gate on the gateway's API (relative to the
+    gateway's prefix, which both of dask-gateway's proxies strip before the API sees a path).
+
+    The gateway's proxies would serve ``/clusters/NAME/`` straight from the scheduler to anyone
+    who knows the name; Parhelion's gate (gateway/dashboards.py) serves it only to the cluster's
+    owner and hub admins, identified by the hub (its OAuth login for browsers, a hub token for
+    programs). The hub registers the gateway's OAuth client with the callback below
+    (``/services/dask-gateway/oauth_callback``, JupyterHub's default for a service with a URL)
+    and the gateway's API token as its secret.
+    """
+
+    ROUTE = "/clusters/{cluster_name}/{tail:.*}"
+    OAUTH_CALLBACK = "/oauth_callback"
+    # The browser's session with the gate, sent only to dashboards.
+    COOKIE = "parhelion-dask-dashboard"
+    STATE_COOKIE = "parhelion-dask-dashboard-state"
+    # What dask-labextension's server side fetches without the person's credentials to tell a
+    # dashboard from another page: the list of the plots' paths, the same for every cluster.
+    PUBLIC_FILES = frozenset({"individual-plots.json"})
+
+    @staticmethod
+    def dashboard(cluster_name: str, tail: str = "") -> str:
+        return f"/clusters/{quote(cluster_name, safe='')}/{tail.lstrip('/')}"
+
+
+GATEWAY_OAUTH_CLIENT = f"service-{GATEWAY_SERVICE}"
+# Where the browser is sent to log in to the gate (the hub's OAuth endpoints, on the same origin
+# as the dashboards), and where the gate exchanges the code (the hub's API, from the gateway).
+HUB_OAUTH_AUTHORIZE = "/hub/api/oauth2/authorize"
+HUB_OAUTH_TOKEN = "/oauth2/token"  # under the hub's API URL
+
+
 def _join(base: str, prefix: str, path: str) -> str:
     if not base:
         raise ValueError("no base URL given")
@@ -120,6 +153,18 @@ def accounting_api(base: str, path: str) -> str:
 def gateway_api(base: str, path: str) -> str:
     """The URL of a gateway route (``GatewayPath``) at ``base``, the gateway proxy's origin."""
     return _join(base, GATEWAY_PREFIX, path)
+
+
+def gateway_public_address(origin: str) -> str:
+    """Where browsers reach dask-gateway's dashboards: the hub's PUBLIC origin + the prefix.
+
+    dask-gateway makes each cluster's ``dashboard_link`` from it. It must be absolute:
+    dask-labextension 7 resolves a root-relative link under the user's own server
+    (``/user/NAME//services/...``), so the Dask panel's search never found a gateway dashboard.
+    """
+    if not origin.startswith(("http://", "https://")) or urlsplit(origin).path.strip("/"):
+        raise ValueError(f"{origin!r}: give the hub's public origin (scheme://host[:port])")
+    return origin.rstrip("/") + GATEWAY_PREFIX + "/"
 
 
 def hub_api(base: str) -> str:

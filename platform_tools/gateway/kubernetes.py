@@ -42,6 +42,7 @@ from platform_tools.config.configmap import (
 from platform_tools.config.models import DaskGatewayConfig
 from platform_tools.contract.labels import DASK_WORKERS_POOL, USERS_POOL, metering_metadata
 from platform_tools.contract.services import GATEWAY_SERVICE
+from platform_tools.gateway.dashboards import DashboardGateMixin
 from platform_tools.gateway.limits import AggregateLimitsMixin, ClusterUsage
 from platform_tools.gateway.options import GIB, size_fields
 
@@ -121,8 +122,9 @@ class PodIndex:
         return list(self._pods)
 
 
-class ParhelionKubeBackend(AggregateLimitsMixin, KubeBackend):
-    """The kubernetes backend with Parhelion's aggregate limits.
+class ParhelionKubeBackend(DashboardGateMixin, AggregateLimitsMixin, KubeBackend):
+    """The kubernetes backend with Parhelion's aggregate limits and dashboard gate (the chart
+    routes ``/clusters/`` to this API server: gateway/dashboards.py).
 
     Clusters live in DaskCluster objects; the backend's informer has each one's replicas
     (the target worker count), and a pod informer of its namespace the pods that exist:

@@ -56,6 +56,7 @@ from platform_tools.config.live import LiveConfig
 from platform_tools.config.policy import resolve
 from platform_tools.contract.services import AccountingPath, GatewayPath, accounting_api
 from platform_tools.contract.tokens import authorization, token_matches
+from platform_tools.gateway.dashboards import DashboardGateMixin
 from platform_tools.gateway.groups import ProcessGroupsMixin
 from platform_tools.gateway.systemusers import SystemUsersMixin
 
@@ -406,14 +407,18 @@ class AggregateLimitsMixin(LoggingConfigurable):
         return web.json_response({"stopped": stopped})
 
 
-class ParhelionLocalBackend(AggregateLimitsMixin, ProcessGroupsMixin, UnsafeLocalBackend):
+class ParhelionLocalBackend(DashboardGateMixin, AggregateLimitsMixin, ProcessGroupsMixin, UnsafeLocalBackend):
     """Clusters run as the gateway's own OS user, with Parhelion's aggregate limits; each
-    process limited and stopped whole (``gateway.groups``)."""
+    process limited and stopped whole (``gateway.groups``); dashboards for their owners only
+    (``gateway.dashboards``)."""
 
 
-class ParhelionSystemUsersBackend(SystemUsersMixin, AggregateLimitsMixin, ProcessGroupsMixin, LocalBackend):
+class ParhelionSystemUsersBackend(
+    DashboardGateMixin, SystemUsersMixin, AggregateLimitsMixin, ProcessGroupsMixin, LocalBackend
+):
     """Clusters run as each user's own account (``gateway.systemusers``), with Parhelion's
-    aggregate limits; each process limited and stopped whole (``gateway.groups``)."""
+    aggregate limits; each process limited and stopped whole (``gateway.groups``); dashboards
+    for their owners only (``gateway.dashboards``)."""
 
 
 def _worker_alive(worker: Any) -> bool:

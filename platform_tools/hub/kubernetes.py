@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from platform_tools.classes.materials import post_start_hook
 from platform_tools.config import PlatformConfig
@@ -30,6 +31,7 @@ from platform_tools.contract.environment import (
     ACCOUNTING_ADDRESS_VARIABLE,
     accounting_client_environment,
     archive_environment,
+    dask_lab_environment,
     default_archive,
     gateway_client_environment,
 )
@@ -40,6 +42,7 @@ from platform_tools.contract.services import (
     GATEWAY_SERVICE,
     accounting_api,
     accounting_service,
+    gateway_public_address,
     hub_roles,
     merge_roles,
 )
@@ -86,7 +89,7 @@ def profile_list(config: PlatformConfig, username: str) -> list[dict]:
 def user_environment(config: PlatformConfig, gateway: dict[str, str], proxy: str) -> dict[str, str]:
     """What servers (and, through the gateway, their Dask pods) need in their environment;
     ``proxy`` is where they reach the hub's proxy inside the cluster (``names.proxy_origin``)."""
-    env = {}
+    env = dask_lab_environment(gateway=config.dask_gateway.enabled)
     archive = default_archive(config)
     if archive is not None:
         env |= archive_environment(archive)
@@ -114,16 +117,27 @@ def zero_to_jupyterhub_proxy() -> dict:
     return get_config("proxy", {}) or {}
 
 
-def gateway_addresses(release: str, proxy: str) -> dict[str, str]:
+def public_origin(config: PlatformConfig) -> str:
+    """The hub's public origin, from the identity provider's callback URL (a Kubernetes hub
+    always logs in through one); empty if there is none."""
+    callback = getattr(config.hub.auth, "callback_url", "")
+    if not callback:
+        return ""
+    parts = urlsplit(callback)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def gateway_addresses(release: str, proxy: str, origin: str = "") -> dict[str, str]:
     """Where users reach dask-gateway: through the hub's proxy at ``proxy`` (its in-cluster
     origin), as in a daskhub; its traefik for the scheduler connections, named from the
-    release (each overridable by the environment)."""
+    release; dashboards at the hub's public ``origin`` (each overridable by the environment)."""
+    public = gateway_public_address(origin) if origin else f"{GATEWAY_PREFIX}/"
     return {
         "address": os.environ.get("PARHELION_GATEWAY_ADDRESS", f"{proxy}{GATEWAY_PREFIX}"),
         "proxy": os.environ.get(
             "PARHELION_GATEWAY_PROXY_ADDRESS", f"gateway://{names.gateway_traefik(release)}:80"
         ),
-        "public": os.environ.get("PARHELION_GATEWAY_PUBLIC_ADDRESS", f"{GATEWAY_PREFIX}/"),
+        "public": os.environ.get("PARHELION_GATEWAY_PUBLIC_ADDRESS", public),
     }
 
 
@@ -227,7 +241,7 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     merge_into(c.KubeSpawner, "node_selector", USERS_POOL)
     merge_into(c.KubeSpawner, "extra_labels", metering_metadata("", "server")[0])
     proxy = names.proxy_origin(zero_to_jupyterhub_proxy())
-    environment = user_environment(config, gateway_addresses(release, proxy), proxy)
+    environment = user_environment(config, gateway_addresses(release, proxy, public_origin(config)), proxy)
     merge_into(c.KubeSpawner, "environment", {k: literal(v) for k, v in environment.items()})
     c.KubeSpawner.uid = 1000
     c.KubeSpawner.gid = 1000
@@ -260,7 +274,12 @@ def configure_kubernetes_hub(c: Any, live: LiveConfig | None = None) -> None:
     ours = [GATEWAY_SERVICE] if config.dask_gateway.enabled else []
     if "services" in c.JupyterHub:  # the gateway's route: its traefik, named from the release
         c.JupyterHub.services = [
-            {**service, "url": service.get("url") or f"http://{names.gateway_traefik(release)}"}
+            {
+                **service,
+                "url": service.get("url") or f"http://{names.gateway_traefik(release)}",
+                # the dashboards' login (gateway/dashboards.py) asks nothing of a logged-in person
+                "oauth_no_confirm": True,
+            }
             if service.get("name") == GATEWAY_SERVICE
             else service
             for service in c.JupyterHub.services

@@ -21,15 +21,19 @@ from platform_tools.config import PlatformConfig
 from platform_tools.config.auth import PASSWORD_TYPES
 from platform_tools.config.live import LiveConfig
 from platform_tools.config.materials import materials_of
-from platform_tools.contract.environment import accounting_client_environment, gateway_client_environment
+from platform_tools.contract.environment import (
+    accounting_client_environment,
+    dask_lab_environment,
+    gateway_client_environment,
+)
 from platform_tools.contract.passwords import hub_database
 from platform_tools.contract.services import (
     ADMIN_SERVICE,
     CULLER_SERVICE,
-    GATEWAY_PREFIX,
     GATEWAY_SERVICE,
     HubService,
     accounting_service,
+    gateway_public_address,
     hub_roles,
 )
 from platform_tools.hub.auth import (
@@ -141,12 +145,13 @@ def _configure_spawner(
 
     environment = {"PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
     environment.update(user_data_environment(platform, runtime, state))
+    environment.update(dask_lab_environment(gateway=platform.dask_gateway.enabled))
     if platform.dask_gateway.enabled:
         environment.update(
             gateway_client_environment(
                 address=runtime.gateway_public_url,
                 proxy_address=runtime.gateway_scheduler_address,
-                public_address=f"{GATEWAY_PREFIX}/",
+                public_address=gateway_public_address(runtime.hub_url),
             )
         )
     if platform.accounting.enabled:  # through the hub's proxy, as a browser reaches it
@@ -217,7 +222,14 @@ def _configure_services(c: Any, platform: PlatformConfig, runtime: LocalRuntime,
     services = []
     if platform.dask_gateway.enabled:
         services.append(
-            HubService(GATEWAY_SERVICE, state.secret("gateway-api-token")[0], url=runtime.gateway_url)
+            # oauth_no_confirm: the dashboards' login (gateway/dashboards.py) asks nothing of a
+            # person already logged in to the hub
+            HubService(
+                GATEWAY_SERVICE,
+                state.secret("gateway-api-token")[0],
+                url=runtime.gateway_url,
+                oauth_no_confirm=True,
+            )
         )
     if platform.accounting.enabled:
         # External (by URL), started and restarted by `parhelion up` (services/local.py), as

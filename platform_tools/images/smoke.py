@@ -7,7 +7,8 @@ back from memory (and as a sunpy Map in helio); a Dask LocalCluster computing; a
 versions that must agree across images (dask, distributed, dask-gateway with the gateway
 server's, jupyterhub with the hub's) equal to those expected; in the notebook images, that
 JupyterLab finds Parhelion's extension (the wheel's prebuilt ``@parhelion/lab``) enabled and
-the server extension behind it enabled and loadable. Prints one line per check and
+the server extension behind it enabled and loadable, and that JupyterLab starts with the Dask
+panel (dask-labextension) and jupyter-server-proxy loaded and answering. Prints one line per check and
 exits 1 if any failed.
 """
 
@@ -137,6 +138,62 @@ def check_lab(image: str) -> str:
     return f"{' '.join(line.split()[:2])} enabled; server extension platform_tools.lab enabled"
 
 
+def check_dask_lab(image: str) -> str:
+    """JupyterLab starts with the Dask panel and jupyter-server-proxy: the lab page lists the
+    panel's extension, its server extension lists clusters, and the server's proxy reaches a
+    port of the server (itself), as a LocalCluster's dashboard link does."""
+    import os
+    import socket
+    import tempfile
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = os.urandom(16).hex()
+    with tempfile.TemporaryDirectory() as root:
+        env = {**os.environ, "JUPYTER_RUNTIME_DIR": root, "JUPYTER_CONFIG_DIR": os.path.join(root, "config")}
+        argv = [sys.executable, "-m", "jupyterlab", f"--port={port}", "--ip=127.0.0.1", "--no-browser"]
+        argv += [f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}"]
+        argv += ["--allow-root"] if os.geteuid() == 0 else []
+        log = open(os.path.join(root, "lab.log"), "w+")  # noqa: SIM115 (closed below, read on failure)
+        server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+
+        def get(path: str) -> str:
+            request = urllib.request.Request(base + path, headers={"Authorization": f"token {token}"})
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.read().decode()
+
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    get("/api/status")
+                    break
+                except OSError as exc:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        raise AssertionError(f"JupyterLab did not start: {log.read()[-2000:]}") from exc
+                    time.sleep(0.5)
+            page = get("/lab")
+            assert '"dask-labextension"' in page, "the lab page lists no Dask panel"
+            clusters = json.loads(get("/dask/clusters"))
+            assert clusters == [], clusters
+            proxied = json.loads(get(f"/proxy/{port}/api/status"))
+            assert "started" in proxied, proxied
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            log.close()
+    return "JupyterLab with the Dask panel; its clusters API and jupyter-server-proxy answer"
+
+
 def check_versions(expected: dict[str, str]) -> str:
     found = {}
     wrong = []
@@ -157,6 +214,7 @@ def run(image: str, expected: dict[str, str]) -> int:
     if image != "hub":
         checks += [("fits", lambda: check_fits(image)), ("dask", lambda: check_dask(image))]
         checks.append(("lab", lambda: check_lab(image)))
+        checks.append(("dask-lab", lambda: check_dask_lab(image)))
     checks.append(("versions", lambda: check_versions(expected)))
     failed = 0
     for name, check in checks:

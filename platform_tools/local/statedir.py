@@ -19,7 +19,8 @@
 Deleting the folder resets the platform; nothing outside it is written.
 
 Everything in it is the platform's OS user's alone: the ledger holds everyone's spend and the
-names of their Dask clusters (which guard the dashboards), the logs hold URLs and names,
+names of their Dask clusters (the gateway's own addresses; dashboards are served to their
+owners only, gateway/dashboards.py), the logs hold URLs and names,
 platform.yaml who is who. So directories are 0700 and files 0600 (``PRIVATE_UMASK`` for what
 the platform's services create). With ``local.spawner: system-users`` the root and ``gateway/``
 are 0711 instead: dask-gateway runs each user's scheduler as that user in a directory of theirs

@@ -388,6 +388,42 @@ def test_the_gateway_and_hub_values_name_what_the_chart_renders(helm, chart):
     assert subject == [{"kind": "ServiceAccount", "name": account, "namespace": "parhelion"}]
 
 
+def test_dask_dashboards_are_routed_to_the_gate_on_the_gateways_api(helm, chart):
+    """Every dashboard path goes to the gateway's API server (Parhelion's gate) ahead of the
+    per-cluster routes dask-gateway's controller makes straight to schedulers: the route names
+    the API Service and the prefix middleware the dask-gateway chart really renders, under the
+    prefix the contract's paths sit under; without the gateway there is no route."""
+    from platform_tools.contract.services import GATEWAY_PREFIX
+
+    objects = render(helm, chart)
+    routes = {o["metadata"]["name"]: o for o in objects if o["kind"] == "IngressRoute"}
+    middlewares = {o["metadata"]["name"] for o in objects if o["kind"] == "Middleware"}
+    route = routes["parhelion-dask-dashboards"]["spec"]["routes"][0]
+    assert route["match"] == f"PathPrefix(`{GATEWAY_PREFIX}/clusters/`)"
+    # the controller's rules are PathPrefix(`.../clusters/NAMESPACE.NAME/`): Traefik would rank
+    # them by length above ours without an explicit priority
+    assert route["priority"] > len(f"PathPrefix(`{GATEWAY_PREFIX}/clusters/{'n' * 63}.{'c' * 63}/`)")
+    assert [s["name"] for s in route["services"]] == ["api-parhelion-dask-gateway"]
+    assert route["services"][0]["port"] == 8000
+    assert "api-parhelion-dask-gateway" in _named(objects, "Service")
+    assert [m["name"] for m in route["middlewares"]] == ["api-prefix-parhelion-dask-gateway"]
+    assert "api-prefix-parhelion-dask-gateway" in middlewares
+    # the gateway's traefik reads only routes its label selector matches
+    traefik = _named(objects, "Deployment")["traefik-parhelion-dask-gateway"]["spec"]["template"]["spec"]
+    selector = next(
+        arg.split("=", 1)[1]
+        for arg in traefik["containers"][0]["args"]
+        if arg.startswith("--providers.kubernetescrd.labelselector=")
+    )
+    key, value = selector.split("=", 1)
+    assert routes["parhelion-dask-dashboards"]["metadata"]["labels"][key] == value
+    # the gateway chart's own API route strips the same prefix for the gate's OAuth callback
+    api_route = routes["api-parhelion-dask-gateway"]["spec"]["routes"][0]
+    assert api_route["match"] == f"PathPrefix(`{GATEWAY_PREFIX}`)"
+    without = render(helm, chart, [], "dask-gateway.enabled=false")
+    assert not [o for o in without if o["kind"] == "IngressRoute"]
+
+
 def test_without_the_gateway_its_role_is_not_rendered(helm, chart):
     objects = render(helm, chart, [], "dask-gateway.enabled=false")
     assert "parhelion-gateway-platform" not in _named(objects, "Role")

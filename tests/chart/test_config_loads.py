@@ -82,6 +82,7 @@ print("CONFIG " + json.dumps({
     "extra_labels": dict(c.KubeSpawner.extra_labels),
     "services": sorted(s["name"] for s in c.JupyterHub.services),
     "urls": {s["name"]: s.get("url") for s in c.JupyterHub.services},
+    "no_confirm": {s["name"]: s.get("oauth_no_confirm", False) for s in c.JupyterHub.services},
     "roles": {r["name"]: sorted(r.get("scopes", [])) for r in c.JupyterHub.load_roles},
     "init_containers": [i.get("name") for i in (c.KubeSpawner.init_containers or [])],
     "authenticator": str(c.JupyterHub.authenticator_class),
@@ -89,6 +90,7 @@ print("CONFIG " + json.dumps({
     "client_secret_set": c.OAuthenticator.client_secret == "test-client-secret",
     "platform_config_path": c.LivePlatformAccess.platform_config_path,
     "environment": {k: v for k, v in c.KubeSpawner.environment.items() if "ADDRESS" in k},
+    "dask": {k: v for k, v in c.KubeSpawner.environment.items() if k.startswith("DASK_")},
 }))
 """
 
@@ -110,6 +112,8 @@ def test_the_hub_loads_zero_to_jupyterhubs_configuration_and_parhelions(rendered
     services = {o["metadata"]["name"] for o in rendered if o["kind"] == "Service"}
     assert config["urls"]["accounting"] == "http://parhelion-accounting:8080"
     assert config["urls"]["dask-gateway"] == "http://traefik-parhelion-dask-gateway"
+    # the dashboards' gate logs people in through the gateway's OAuth client without a prompt
+    assert config["no_confirm"]["dask-gateway"] is True
     assert {"parhelion-accounting", "traefik-parhelion-dask-gateway"} <= services
     assert "access:services!service=dask-gateway" in config["roles"]["server"]
     assert config["init_containers"] == []  # no privileged iptables container in users' pods
@@ -127,6 +131,13 @@ def test_the_hub_loads_zero_to_jupyterhubs_configuration_and_parhelions(rendered
     # values, read in the hub as its own config reads them)
     assert config["environment"]["DASK_GATEWAY__ADDRESS"] == "http://proxy-public:443/services/dask-gateway"
     assert config["environment"]["PARHELION_ACCOUNTING_ADDRESS"] == "http://proxy-public:443"
+    # JupyterLab's Dask integration, as the daskhub chart configures it (braces doubled: KubeSpawner
+    # formats environment values); dashboards linked at the hub's public origin
+    dask = config["dask"]
+    assert dask["DASK_DISTRIBUTED__DASHBOARD__LINK"] == "{{JUPYTERHUB_SERVICE_PREFIX}}proxy/{{port}}/status"
+    assert dask["DASK_LABEXTENSION__FACTORY__MODULE"] == "dask_gateway"
+    assert dask["DASK_LABEXTENSION__FACTORY__CLASS"] == "GatewayCluster"
+    assert dask["DASK_GATEWAY__PUBLIC_ADDRESS"] == "https://hub.example.org/services/dask-gateway/"
 
 
 GATEWAY_PROBE = """

@@ -32,7 +32,13 @@ from tornado.web import ErrorHandler
 from platform_tools.accounting.enforcer import Actions
 from platform_tools.config.live import LiveConfig
 from platform_tools.contract import labels, names, services, tokens
-from platform_tools.contract.services import AccountingPath, GatewayPath, accounting_api, gateway_api
+from platform_tools.contract.services import (
+    AccountingPath,
+    DashboardPath,
+    GatewayPath,
+    accounting_api,
+    gateway_api,
+)
 from platform_tools.gateway.limits import AggregateLimitsMixin, ClusterRefused
 from platform_tools.hub.spawn import SpawnRefused, check_spawn
 from platform_tools.ledger.store import Ledger, Observation
@@ -480,6 +486,32 @@ def test_the_gateways_routes_serve_the_paths_its_callers_build(method, path, rou
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("method", "path", "route"),
+    [
+        ("GET", DashboardPath.dashboard("parhelion.0a1b2c", "status"), "_dashboard_route"),
+        ("GET", DashboardPath.dashboard("0a1b2c", "individual-workers/ws"), "_dashboard_route"),
+        ("POST", DashboardPath.dashboard("0a1b2c", "individual-plots.json"), "_dashboard_route"),
+        ("GET", DashboardPath.OAUTH_CALLBACK, "_dashboard_oauth_callback"),
+    ],
+)
+def test_the_dashboard_gate_serves_the_paths_the_contract_builds(method, path, route):
+    """dask-gateway's clients link dashboards at ``PREFIX/clusters/NAME/``; its proxies strip the
+    prefix; the hub sends the gate's OAuth logins to ``PREFIX/oauth_callback``. The gate's
+    routes resolve each of them (Kubernetes cluster names carry their namespace and a dot)."""
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from platform_tools.gateway.dashboards import DashboardGateMixin
+
+    app = web.Application()
+    DashboardGateMixin().add_dashboard_routes(app)
+    match = asyncio.run(app.router.resolve(make_mocked_request(method, path, app=app)))
+    assert match.http_exception is None, f"{method} {path}: {match.http_exception}"
+    assert match.handler.__name__ == route
+
+
+@pytest.mark.unit
 def test_a_prefixed_accounting_url_is_refused_at_configuration():
     from traitlets import TraitError
 
@@ -528,3 +560,23 @@ def test_a_proxy_origin_that_cannot_be_known_is_named():
         proxy_origin({"https": {"enabled": True, "type": "secret"}})
     with pytest.raises(ValueError, match=r"'tls' is not one of zero-to-jupyterhub's"):
         proxy_origin({"https": {"enabled": True, "type": "tls"}})
+
+
+@pytest.mark.unit
+def test_the_gateways_public_address_is_the_hubs_public_origin_plus_the_prefix():
+    """Dashboard links are absolute (dask-labextension resolves root-relative ones under the
+    user's server); a base with a path, or no scheme, is a mistake caught at configuration."""
+    assert services.gateway_public_address("https://hub.example.org") == (
+        f"https://hub.example.org{services.GATEWAY_PREFIX}/"
+    )
+    assert (
+        services.gateway_public_address("http://127.0.0.1:8000/")
+        == "http://127.0.0.1:8000/services/dask-gateway/"
+    )
+    for wrong in (
+        "hub.example.org",
+        "https://hub.example.org/services/dask-gateway",
+        "/services/dask-gateway",
+    ):
+        with pytest.raises(ValueError):
+            services.gateway_public_address(wrong)

@@ -139,6 +139,29 @@ def test_servers_get_the_archive_and_the_gateway_with_no_arguments(platform, mon
     assert env["PARHELION_ACCOUNTING_ADDRESS"] == "http://proxy-public"
 
 
+def test_servers_get_jupyterlabs_dask_settings_as_the_daskhub_chart_sets_them(
+    platform, monkeypatch, tmp_path
+):
+    """The dashboard link template reaches the pod with its braces (KubeSpawner formats every
+    value), so dask fills in the server's prefix; the Dask panel's + NEW makes gateway clusters;
+    gateway dashboards are linked at the hub's public origin (the identity provider's callback
+    host), which dask-labextension needs (it resolves a root-relative link under the server)."""
+    pod = manifest(platform, "demo", "small", monkeypatch, tmp_path)["pod"]
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["DASK_DISTRIBUTED__DASHBOARD__LINK"] == "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
+    assert env["DASK_LABEXTENSION__FACTORY__MODULE"] == "dask_gateway"
+    assert env["DASK_LABEXTENSION__FACTORY__CLASS"] == "GatewayCluster"
+    origin = platform.hub.auth.callback_url.split("/hub/")[0]
+    assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == f"{origin}/services/dask-gateway/"
+    without = platform.model_copy(
+        update={"dask_gateway": platform.dask_gateway.model_copy(update={"enabled": False})}
+    )
+    pod = manifest(without, "demo", "small", monkeypatch, tmp_path)["pod"]
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert "DASK_LABEXTENSION__FACTORY__MODULE" not in env  # + NEW: upstream's LocalCluster
+    assert env["DASK_DISTRIBUTED__DASHBOARD__LINK"] == "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
+
+
 def test_json_in_the_environment_reaches_the_pod_unchanged(platform, monkeypatch, tmp_path):
     """KubeSpawner expands environment values as str.format templates: fsspec's options for an
     anonymous archive (JSON, with braces) once made every spawn fail with KeyError '"anon"' on EKS, where the

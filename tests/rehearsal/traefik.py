@@ -10,7 +10,8 @@ creates for each cluster), as traefik's Kubernetes CRD provider does, and routes
 * a TLS connection by its ClientHello's server name to the IngressRouteTCP whose
   ``HostSNI(...)`` matches, passed through untouched (``tls.passthrough``: the Dask scheduler
   ends TLS, as it does behind the real traefik);
-* plain HTTP by the longest matching ``PathPrefix(...)`` of an IngressRoute, with its
+* plain HTTP by the matching ``PathPrefix(...)`` of an IngressRoute with the highest priority
+  (traefik's: the route's ``priority``, by default its rule's length), with its
   stripPrefix / stripPrefixRegex middlewares applied to the path; each request is routed on its
   own (the upstream is asked to close after answering, so a client's next request comes on a
   new connection; WebSocket upgrades keep theirs);
@@ -163,12 +164,10 @@ class TraefikStandIn:
                 continue
             for route in spec.get("routes") or []:
                 prefix = re.search(r"PathPrefix\(`([^`]*)`\)", route.get("match", ""))
-                if (
-                    prefix
-                    and path.startswith(prefix.group(1))
-                    and (not best or len(prefix.group(1)) > best[0])
-                ):
-                    best = (len(prefix.group(1)), route, route_set["metadata"]["namespace"])
+                # traefik's rank: the route's priority, by default the length of its rule
+                rank = route.get("priority") or len(route.get("match", ""))
+                if prefix and path.startswith(prefix.group(1)) and (not best or rank > best[0]):
+                    best = (rank, route, route_set["metadata"]["namespace"])
         if not best:
             writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nNot Found")
             await writer.drain()
