@@ -156,12 +156,24 @@ def prepare_spawner(spawner: Any, config: PlatformConfig) -> None:
         spawner.storage_capacity = f"{storage_gib:g}Gi"
 
 
+#: The spawner's own lifecycle hooks (the chart's), as they were before materials_hook ran.
+_CHART_HOOKS = "_parhelion_chart_lifecycle_hooks"
+
+
 def materials_hook(spawner: Any, config: PlatformConfig) -> None:
     """The user's classes' materials, pulled in their own pod at every start (a postStart
     hook running nbgitpuller as the pod's user): on Kubernetes the home is the pod's volume,
     so this is where materials arrive. A repository on a machine's disk (file://, a path)
     cannot be reached from a pod and is left out, as is any class when the chart's values
     already set a postStart hook (``singleuser.lifecycleHooks``), which is kept."""
+    # JupyterHub keeps one spawner per user for the hub's life: the hooks it was configured
+    # with (the chart's) are remembered at its first start, and every start recomputes from
+    # them, so a hook this function set before is never taken for the chart's own.
+    chart_hooks = getattr(spawner, _CHART_HOOKS, None)
+    if chart_hooks is None:
+        chart_hooks = dict(spawner.lifecycle_hooks or {})
+        setattr(spawner, _CHART_HOOKS, chart_hooks)
+    spawner.lifecycle_hooks = dict(chart_hooks)
     wanted = []
     for name, materials in materials_of(config, spawner.user.name):
         if materials.local:
@@ -175,7 +187,7 @@ def materials_hook(spawner: Any, config: PlatformConfig) -> None:
             wanted.append(materials)
     if not wanted:
         return
-    hooks = dict(spawner.lifecycle_hooks or {})
+    hooks = dict(chart_hooks)
     if "postStart" in hooks:
         spawner.log.warning(
             "%s's classes' materials are not pulled at start: a postStart hook is already set",

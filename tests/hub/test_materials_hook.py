@@ -109,3 +109,48 @@ def test_the_hooks_command_pulls_and_never_fails_the_pod(tmp_path):
     assert done.returncode == 0
     log = (tmp_path / "parhelion-materials.log").read_text()
     assert f"parhelion: https://127.0.0.1:9/nobody/course.git (main) not pulled into {home}/course" in log
+
+
+def test_the_hook_follows_platform_yaml_at_each_start_of_the_same_spawner(example_text):
+    """JupyterHub keeps one spawner per user for the hub's life: the hook set at the first
+    start must not be taken for the chart's own at the next one (a closed class, a new branch)."""
+    import logging
+    from types import SimpleNamespace
+
+    from platform_tools.hub.kubernetes import materials_hook
+
+    first = platform_with(
+        example_text, "{repo: 'https://github.com/heliocloud/summer-school.git', branch: '2027'}"
+    )
+    moved = platform_with(
+        example_text, "{repo: 'https://github.com/heliocloud/summer-school.git', branch: '2028'}"
+    )
+    spawner = SimpleNamespace(
+        user=SimpleNamespace(name="student1"), lifecycle_hooks={}, log=logging.getLogger("test")
+    )
+    materials_hook(spawner, first)
+    assert spawner.lifecycle_hooks["postStart"]["exec"]["command"][5] == "2027"
+    materials_hook(spawner, moved)  # the instructor moved the class to the 2028 branch
+    assert spawner.lifecycle_hooks["postStart"]["exec"]["command"][5] == "2028"
+    closed = platform_with(
+        example_text,
+        "{repo: 'https://github.com/heliocloud/summer-school.git', branch: '2028'}\n      status: closed",
+    )
+    materials_hook(spawner, closed)  # the class closed: its repository is no longer pulled
+    assert "postStart" not in spawner.lifecycle_hooks
+
+
+def test_the_charts_own_hook_is_still_kept(example_text):
+    import logging
+    from types import SimpleNamespace
+
+    from platform_tools.hub.kubernetes import materials_hook
+
+    platform = platform_with(example_text, "{repo: 'https://github.com/heliocloud/summer-school.git'}")
+    own = {"exec": {"command": ["sh", "-c", "echo chart"]}}
+    spawner = SimpleNamespace(
+        user=SimpleNamespace(name="student1"), lifecycle_hooks={"postStart": own}, log=logging.getLogger("t")
+    )
+    materials_hook(spawner, platform)
+    materials_hook(spawner, platform)
+    assert spawner.lifecycle_hooks["postStart"] == own
