@@ -194,6 +194,21 @@ def check_dask_lab(image: str) -> str:
     return "JupyterLab with the Dask panel; its clusters API and jupyter-server-proxy answer"
 
 
+def check_materials() -> str:
+    """What a class's materials need in a notebook image: the pod's postStart hook runs
+    ``timeout ... gitpuller`` (nbgitpuller), which runs ``git``."""
+    import shutil
+    from pathlib import Path
+
+    missing = [tool for tool in ("git", "timeout") if shutil.which(tool) is None]
+    gitpuller = shutil.which("gitpuller") or (Path(sys.executable).parent / "gitpuller")
+    if not Path(gitpuller).exists():
+        missing.append("gitpuller")
+    assert not missing, f"not on the PATH: {', '.join(missing)} (class materials cannot be pulled)"
+    version = subprocess.run(["git", "--version"], capture_output=True, text=True, check=True).stdout
+    return f"{version.strip()}, timeout and gitpuller found"
+
+
 def check_versions(expected: dict[str, str]) -> str:
     found = {}
     wrong = []
@@ -215,6 +230,7 @@ def run(image: str, expected: dict[str, str]) -> int:
         checks += [("fits", lambda: check_fits(image)), ("dask", lambda: check_dask(image))]
         checks.append(("lab", lambda: check_lab(image)))
         checks.append(("dask-lab", lambda: check_dask_lab(image)))
+        checks.append(("materials", check_materials))
     checks.append(("versions", lambda: check_versions(expected)))
     failed = 0
     for name, check in checks:

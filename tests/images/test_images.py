@@ -134,3 +134,13 @@ def test_the_example_platform_runs_dask_on_a_parhelion_image():
 
     platform = load_platform(REPO_ROOT / "hub_config" / "platform.local.yaml")
     assert platform.dask_image == IMAGES.reference("helio")
+
+
+def test_the_notebook_image_has_git_for_class_materials():
+    """nbgitpuller (the materials' postStart hook on Kubernetes, and nbgitpuller links) runs
+    the git command: debian:bookworm-slim has none, so the base image must install it."""
+    import re
+
+    text = (IMAGES_DIR / "base" / "Dockerfile").read_text()
+    installs = re.findall(r"apt-get install[^&]*", text.replace("\\\n", " "))
+    assert any(re.search(r"(^|\s)git(\s|$)", line) for line in installs), installs
