@@ -160,7 +160,11 @@ def test_provision_efs_again_check_mode_then_teardown(moto, tmp_path):
     assert "serviceAccountRoleArn" not in vpc_cni  # the node role's AmazonEKS_CNI_Policy
     ebs = addon(moto, "aws-ebs-csi-driver")
     assert ebs["status"] == "ACTIVE" and ebs["configurationValues"] == {
-        "defaultStorageClass": {"enabled": True}
+        "defaultStorageClass": {"enabled": True},
+        # home volumes carry the cost-allocation tag Cost Explorer's bill is filtered by
+        "controller": {
+            "extraVolumeTags": {"parhelion.dev/cluster": "parhelion", "owner": "platform-team@example.org"}
+        },
     }
     assert ebs["serviceAccountRoleArn"] == assert_irsa_role(
         moto, "parhelion-ebs-csi", "kube-system:ebs-csi-controller-sa", "AmazonEBSCSIDriverPolicy"
