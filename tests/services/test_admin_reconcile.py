@@ -103,3 +103,42 @@ def test_the_section_says_why_it_could_not(story):  # noqa: F811
     assert "bill-days" not in render(
         {"asked": {"since": "", "until": "", "group": "", "fold": False}, "result": None, "error": None}
     )
+
+
+def test_reconciliations_waiting_on_cost_explorer_leave_the_services_threads_free(tmp_path):
+    """A dozen admin requests while Cost Explorer is slow (throttled: backoff) must not take
+    the default executor's threads, in which the meter, the enforcer and spawn checks run."""
+    import asyncio
+    import time
+
+    from platform_tools.clients.costexplorer import CostExplorerError
+    from tests.platform import REPO_ROOT as ROOT
+
+    config = load_platform(ROOT / "hub_config" / "platform.local.yaml")
+    (tmp_path / "ledger.sqlite").write_bytes(b"")
+
+    def slow_explorer(_config):
+        time.sleep(0.3)  # Cost Explorer's backoff, as a blocking call
+        raise CostExplorerError("throttled")
+
+    reconciler = Reconciler(f"sqlite:///{tmp_path / 'ledger.sqlite'}", slow_explorer)
+
+    async def scene() -> float:
+        asked = [
+            asyncio.ensure_future(
+                reconciler.run(config, date(2026, 11, day), date(2026, 11, 28), False, None)
+            )
+            for day in range(1, 13)
+        ]
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await asyncio.to_thread(lambda: None)  # the meter's sample, the enforcer's pass
+        waited = time.monotonic() - started
+        answers = await asyncio.gather(*asked)
+        assert all(answer.error == "throttled" for answer in answers)
+        return waited
+
+    try:
+        assert asyncio.run(scene()) < 0.25
+    finally:
+        reconciler.close()

@@ -250,9 +250,7 @@ class AdminPageHandler(PersonHandler):
                 else self.accounting.now().date() - timedelta(days=1)
             )
             reconciler = self.settings.setdefault("reconciler", Reconciler(self.accounting.ledger.url))
-            answer = await asyncio.to_thread(
-                reconciler.reconcile, self.config(), first, last, asked["fold"], asked["group"] or None
-            )
+            answer = await reconciler.run(self.config(), first, last, asked["fold"], asked["group"] or None)
         except ValueError as exc:
             section["error"] = str(exc)
             return section

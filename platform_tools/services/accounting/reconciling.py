@@ -8,9 +8,11 @@ a reconciliation never writes it, whatever happens.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -47,6 +49,18 @@ class Reconciler:
         self._answers: dict[tuple, Answer] = {}
         self._lock = threading.Lock()
         self._ledger: Ledger | None = None
+        # One thread of its own: a reconciliation waits on Cost Explorer (and its backoff, up
+        # to a quarter of a minute when throttled); in asyncio's default executor, a few
+        # admins' requests queued on the lock would hold every thread the meter's samples, the
+        # enforcer's pass and the hub's spawn checks run in.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile")
+
+    async def run(
+        self, config: PlatformConfig, first: date, last: date, fold: bool, group: str | None
+    ) -> Answer:
+        """``reconcile`` in the reconciler's own thread, never in the loop's default executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.reconcile, config, first, last, fold, group)
 
     def ledger(self) -> Ledger:
         if self._ledger is None:
@@ -88,5 +102,6 @@ class Reconciler:
             return answer
 
     def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
         if self._ledger is not None:
             self._ledger.close()
