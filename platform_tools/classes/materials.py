@@ -339,12 +339,25 @@ POST_START_SCRIPT = (
 )
 
 
-def post_start_hook(materials: list[CourseMaterials], home: str) -> dict:
+#: Of the spawner's start_timeout, what the postStart hook leaves for the image, the volume
+#: and jupyterhub-singleuser itself.
+START_MARGIN_SECONDS = 60
+
+
+def post_start_hook(materials: list[CourseMaterials], home: str, start_timeout: float | None = None) -> dict:
     """KubeSpawner's ``lifecycle_hooks["postStart"]``: the materials pulled into ``home`` in
-    the student's pod, as z2jh documents for nbgitpuller, at every start of their server."""
+    the student's pod, as z2jh documents for nbgitpuller, at every start of their server.
+
+    Kubernetes does not call the container running until its postStart hook returns, so the
+    hook's pulls together are held under the spawner's ``start_timeout`` (less a margin): a
+    repository that hangs must cost the student their materials, never their server."""
+    budget = None
+    if start_timeout is not None and materials:
+        budget = max(10, int((start_timeout - START_MARGIN_SECONDS) // len(materials)))
     arguments: list[str] = []
     for each in materials:
         protocol = "file" if each.local else "https"
         target = f"{home.rstrip('/')}/{each.target}"
-        arguments += [each.repo, each.branch, target, str(each.timeout_seconds), protocol]
+        seconds = each.timeout_seconds if budget is None else min(each.timeout_seconds, budget)
+        arguments += [each.repo, each.branch, target, str(seconds), protocol]
     return {"exec": {"command": ["sh", "-c", POST_START_SCRIPT, "parhelion-materials", *arguments]}}

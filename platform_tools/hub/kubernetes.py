@@ -194,7 +194,8 @@ def materials_hook(spawner: Any, config: PlatformConfig) -> None:
             spawner.user.name,
         )
         return
-    spawner.lifecycle_hooks = {**hooks, "postStart": post_start_hook(wanted, HOME_MOUNT)}
+    start_timeout = getattr(spawner, "start_timeout", None)
+    spawner.lifecycle_hooks = {**hooks, "postStart": post_start_hook(wanted, HOME_MOUNT, start_timeout)}
 
 
 def cull_timeout(service: dict, seconds: int) -> dict:

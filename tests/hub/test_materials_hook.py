@@ -66,7 +66,7 @@ def test_a_students_pod_pulls_the_materials_at_start(example_text, monkeypatch, 
         "https://github.com/heliocloud/summer-school.git",
         "2027",
         "/home/jovyan/summer-school",
-        "90",
+        "10",  # held under KubeSpawner's start_timeout (its default 60 s, less 60 s; at least 10)
         "https",
     ]
     assert "github.com" not in command[2]
