@@ -200,6 +200,12 @@ async def _run(home: Home, materials: CourseMaterials, python: str, started: flo
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), materials.timeout_seconds)
+    except asyncio.CancelledError:
+        # a prewarm stopped (Ctrl-C) or the hub shutting down: the pull is in a session of
+        # its own, so nothing else would stop it, and the home's lock is released meanwhile
+        _stop(process.pid)
+        await process.wait()
+        raise
     except TimeoutError:
         _stop(process.pid)
         await process.wait()

@@ -245,3 +245,33 @@ def test_a_pull_never_runs_as_root(course, tmp_path):
     [refused] = pull([Home("root", tmp_path, 0, 0, "root")], CourseMaterials(repo=str(course.bare)))
     assert refused.outcome == "failed" and "never runs as root" in refused.detail
     assert not (tmp_path / "course").exists()
+
+
+def test_a_pull_cancelled_stops_with_its_children(tmp_path):
+    """A prewarm stopped with Ctrl-C (asyncio.run cancels its tasks) or a hub shutting down
+    must not leave pulls running in their own sessions after the home's lock is released."""
+    from platform_tools.classes.materials import pull_home
+
+    hanging = tmp_path / "python"
+    hanging.write_text(
+        f"#!/bin/sh\necho $$ > {tmp_path}/pid\nsleep 300 &\necho $! > {tmp_path}/child\nwait\n"
+    )
+    hanging.chmod(0o755)
+    materials = CourseMaterials(repo="https://git.example.org/a/course")
+
+    async def scene() -> None:
+        task = asyncio.ensure_future(pull_home(Home("ann", tmp_path), materials, python=str(hanging)))
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "child").exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scene())
+    for name in ("pid", "child"):
+        pid = int((tmp_path / name).read_text())
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(pid), name
