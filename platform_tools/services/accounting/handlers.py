@@ -238,7 +238,13 @@ class AdminPageHandler(PersonHandler):
     async def reconciliation(self) -> dict:
         """The section's form, and its answer when the admin asked (``?since=``)."""
         asked = {name: self.get_argument(name, "") for name in ("since", "until", "group")}
-        asked["fold"] = self.get_argument("fold", "") == "1"
+        # the rule in force (accounting.reconcile.fold) until the admin's form says otherwise:
+        # an unticked box sends nothing, so only a submitted form (since=) can turn it off
+        asked["fold"] = (
+            self.get_argument("fold", "") == "1"
+            if asked["since"]
+            else self.config().accounting.reconcile.fold
+        )
         section = {"asked": asked, "result": None, "error": None}
         if not asked["since"]:
             return section
