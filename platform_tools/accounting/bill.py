@@ -17,9 +17,9 @@ from platform_tools.config.models import PlatformConfig
 from platform_tools.ledger.daily import ledger_days
 from platform_tools.ledger.store import Ledger
 
-#: Read this once in the Billing console, or let provision.yml's aws_cost_tags role do it.
+#: Read this once in the Billing console, or let provision.yml's aws_budgets role do it.
 ACTIVATE = (
-    "activate it for cost allocation once: provision.yml does (role aws_cost_tags, "
+    "activate it for cost allocation once: provision.yml does (role aws_budgets, "
     "ce:UpdateCostAllocationTagsStatus), or Billing > Cost allocation tags, or "
     "`aws ce update-cost-allocation-tags-status --cost-allocation-tags-status TagKey={key},Status=Active`; "
     "costs are tagged from activation on (it takes up to 24 hours), never before"

@@ -142,3 +142,13 @@ def test_without_nodes_recorded_compute_left_is_unmetered():
     assert dict(day.rows)[UNMETERED] == 341 and dict(day.rows)[IDLE] == 0
     assert sum(c for _, c in day.rows) == day.bill_cents == 461
     assert "recorded no nodes" in day.notes[0]
+
+
+def test_the_missing_tag_message_names_a_role_that_exists():
+    import re
+
+    from platform_tools.accounting.bill import ACTIVATE
+    from tests.platform import REPO_ROOT
+
+    named = re.search(r"role (\w+)", ACTIVATE).group(1)
+    assert (REPO_ROOT / "ansible" / "roles" / named / "tasks").is_dir(), named
