@@ -140,6 +140,11 @@ def git_environment(home: Home, materials: CourseMaterials) -> dict[str, str]:
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_ALLOW_PROTOCOL": "file" if materials.local else "https",
         "GIT_CEILING_DIRECTORIES": str(home.path),
+        # hooks in the student's own clone would run in every pull (prewarm's and each start's)
+        # and could hold a pull slot for the whole timeout: none run
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "core.hooksPath",
+        "GIT_CONFIG_VALUE_0": "/dev/null",
     }
 
 

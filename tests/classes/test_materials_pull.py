@@ -275,3 +275,21 @@ def test_a_pull_cancelled_stops_with_its_children(tmp_path):
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not alive(pid), name
+
+
+def test_hooks_in_the_students_clone_never_run(course, tmp_path):
+    """A student owns their clone, .git/hooks included: a hook they plant must not run in the
+    next pull (prewarm's or a start's), where it could hold a pull slot for the timeout."""
+    materials = CourseMaterials(repo=str(course.bare), folder="course")
+    home = Home("ann", tmp_path / "ann")
+    home.path.mkdir()
+    pull([home], materials)
+    ran = tmp_path / "hook-ran"
+    for name in ("post-merge", "post-checkout", "pre-merge-commit", "pre-commit", "reference-transaction"):
+        hook = home.path / "course" / ".git" / "hooks" / name
+        hook.write_text(f"#!/bin/sh\necho {name} >> {ran}\n")
+        hook.chmod(0o755)
+    course.push("day 2", {"day2.ipynb": notebook("# Day 2")})
+    [again] = pull([home], materials)
+    assert again.outcome == "updated" and (home.path / "course" / "day2.ipynb").exists()
+    assert not ran.exists(), ran.read_text()
