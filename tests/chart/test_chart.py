@@ -261,14 +261,16 @@ def test_karpenters_nodes_carry_the_cost_allocation_tag(helm, chart):
     assert tags("karpenter.tags.parhelion\\.dev/cluster=astro-prod") == {
         "parhelion.dev/cluster": "astro-prod"
     }
-    # the chart's ClusterRole lets the meter list every namespace's pods (capacity rows)
+    # the chart's ClusterRole lets the meter list every namespace's pods (capacity rows): list
+    # only, no get or watch of other namespaces' pod specs
     (role,) = [
         o
         for o in render(helm, chart)
         if o["kind"] == "ClusterRole" and o["metadata"]["name"].startswith("parhelion-accounting")
     ]
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list", "watch"]}
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     ]
 
 
