@@ -400,7 +400,7 @@ def test_a_killed_hub_is_restarted_and_finds_the_running_server(local_platform):
     def answers() -> bool:
         try:
             return platform.get("/hub/health") == 200  # through the new hub's proxy
-        except urllib.error.URLError:
+        except OSError:  # refused (URLError), or reset while the restarted proxy takes over
             return False
 
     while platform.runtime["pids"]["jupyterhub"] == old_hub or not answers():
