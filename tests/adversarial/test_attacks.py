@@ -94,6 +94,17 @@ def accounting_paths(victim: str) -> list[tuple[str, str]]:
     return [(method, ACCOUNTING_PREFIX + path) for method, path in other]
 
 
+@pytest.fixture(autouse=True)
+def no_dask_process_left(platform):
+    """Each test counts live Dask processes against a quota: it starts, and leaves the next one,
+    with none. A cluster's shutdown returns before its scheduler has exited (with Bokeh's
+    dashboard that takes a moment), and one still exiting is no longer one of the user's
+    clusters, so a count that included it would blame the quota for it."""
+    wait_until(lambda: not dask_processes(platform), 60, "the Dask processes of earlier tests gone")
+    yield
+    wait_until(lambda: not dask_processes(platform), 60, "this test's Dask processes gone")
+
+
 def test_another_users_spend_quotas_and_reports_are_refused(platform):
     """mallory, with her login cookie and with her own token, asks for demo's spend, every
     user's spend, the admin pages, quota changes and a class's cost report: 403 every time,
